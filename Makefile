@@ -1,0 +1,93 @@
+# undersmtpd - plain Makefile (no autotools).
+#
+# Targets: all (default), test/check (every test), unit, blackbox, asan,
+# install, demo, lint-man, clean.  CC=clang works as well as gcc.
+
+PREFIX    ?= /usr/local
+SBINDIR   ?= $(PREFIX)/sbin
+MANDIR    ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+VERSION   := 0.1.0
+
+CC        ?= cc
+PKGS      := libpcre2-8 libconfuse libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+
+OPT       ?= -O2
+WARN      := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
+             -Wshadow -Wpointer-arith -Wcast-qual -Wsign-compare -Wformat=2
+HARDEN    := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+CFLAGS    ?= -g
+ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
+             $(OPT) $(WARN) $(HARDEN) $(CFLAGS) $(PKG_CFLAGS) \
+             -DUNDERSMTPD_VERSION='"$(VERSION)"' \
+             -DDEFAULT_CONF='"$(SYSCONFDIR)/undersmtpd.conf"'
+LDFLAGS   ?=
+ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now $(LDFLAGS)
+
+BUILD     ?= build
+# The message's path through the program, in order (see README "Architecture").
+SRCS := src/util.c src/log.c src/buf.c src/conf.c src/addr.c \
+        src/aliases.c src/route.c src/smtpd_parse.c src/smtpd_data.c \
+        src/envelope.c src/pipe.c src/launcher.c src/smtpd.c
+MAIN := src/main.c
+OBJS := $(SRCS:src/%.c=$(BUILD)/%.o)
+BIN  := $(BUILD)/undersmtpd
+
+UNIT_TESTS := util conf addr aliases route smtpd_parse smtpd_data pipe
+UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/test_%)
+PROGS      := $(BUILD)/recorder
+
+PYTEST ?= /usr/bin/python3 -m pytest
+
+.PHONY: all test check unit blackbox asan install demo lint-man clean
+
+all: $(BIN) $(PROGS)
+
+$(BUILD):
+	mkdir -p $(BUILD)
+
+$(BUILD)/%.o: src/%.c src/*.h | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BIN): $(OBJS) $(BUILD)/main.o
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/recorder: tests/progs/recorder.c | $(BUILD)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+
+$(BUILD)/test_%: tests/unit/test_%.c $(OBJS)
+	$(CC) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; (cd tests/unit && ../../$$t); done
+
+blackbox: all
+	UNDERSMTPD=$(CURDIR)/$(BIN) RECORDER=$(CURDIR)/$(BUILD)/recorder \
+	  $(PYTEST) -q tests/blackbox
+
+test check: unit blackbox
+
+# Sanitizer build: the whole suite again under ASan + UBSan (-O1: FORTIFY needs it).
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 \
+	  CFLAGS="-g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  LDFLAGS="-fsanitize=address,undefined" test
+
+demo: all
+	sh demo/run.sh
+
+lint-man:
+	mandoc -Tlint -W warning man/*.[58]
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/undersmtpd
+	install -m 0644 man/undersmtpd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/undersmtpd.conf.5 man/undersmtpd-aliases.5 $(DESTDIR)$(MANDIR)/man5/
+	test -e $(DESTDIR)$(SYSCONFDIR)/undersmtpd.conf || \
+	  install -D -m 0644 undersmtpd.conf $(DESTDIR)$(SYSCONFDIR)/undersmtpd.conf
+
+clean:
+	rm -rf build build-asan build-clang

@@ -1,0 +1,798 @@
+/*
+ * conf.c - the configuration schema (SPEC section 3) and its validation.
+ *
+ * The option table below is the contract's list of keys.  Values that need
+ * checking are checked by libconfuse validate callbacks while the file is
+ * parsed, so each error carries the line it is on; they record the error and
+ * let parsing go on, so one run reports every semantic error (libconfuse
+ * itself stops at the first *syntax* error).  After a clean parse the values
+ * are copied into a struct conf and the cfg_t is freed.
+ */
+#include "conf.h"
+#include "log.h"
+
+#include <confuse.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "addr.h"
+
+/*
+ * libconfuse callbacks carry no user pointer, so the diagnostics sink of the
+ * parse in progress lives here for the duration of one conf_load() call.
+ */
+static struct diag *parse_diag;
+
+static void
+conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (parse_diag != NULL)
+		diag_error(parse_diag, cfg->filename ? cfg->filename : "(config)",
+		    cfg->line, "%s", msg);
+}
+
+/* Validators: report with file:line and return 0 so parsing continues. */
+
+static void
+bad_value(cfg_t *cfg, cfg_opt_t *opt, const char *value, const char *why)
+{
+	cfg_error(cfg, "%s: bad value '%s': %s", opt->name, value, why);
+}
+
+static int
+validate_size(cfg_t *cfg, cfg_opt_t *opt)
+{
+	uint64_t v;
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (s != NULL && parse_size(s, &v) < 0)
+		bad_value(cfg, opt, s, "expected a size such as 512k, 25M or 1G");
+	return 0;
+}
+
+static int
+validate_duration(cfg_t *cfg, cfg_opt_t *opt)
+{
+	long v;
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (s != NULL && (parse_duration(s, &v) < 0 || v == 0))
+		bad_value(cfg, opt, s, "expected a duration such as 30s, 5m, 1h or 5d");
+	return 0;
+}
+
+static int
+validate_positive(cfg_t *cfg, cfg_opt_t *opt)
+{
+	long v = cfg_opt_getnint(opt, 0);
+
+	if (v < 1 || v > 1000000) {
+		char text[32];
+
+		snprintf(text, sizeof(text), "%ld", v);
+		bad_value(cfg, opt, text, "expected a number from 1 to 1000000");
+	}
+	return 0;
+}
+
+static int
+validate_nonnegative(cfg_t *cfg, cfg_opt_t *opt)
+{
+	long v = cfg_opt_getnint(opt, 0);
+
+	if (v < 0 || v > 1000000) {
+		char text[32];
+
+		snprintf(text, sizeof(text), "%ld", v);
+		bad_value(cfg, opt, text, "expected a number from 0 to 1000000");
+	}
+	return 0;
+}
+
+static int
+validate_port(cfg_t *cfg, cfg_opt_t *opt)
+{
+	long v = cfg_opt_getnint(opt, 0);
+
+	if (v < 1 || v > 65535) {
+		char text[32];
+
+		snprintf(text, sizeof(text), "%ld", v);
+		bad_value(cfg, opt, text, "expected a port from 1 to 65535");
+	}
+	return 0;
+}
+
+static int
+validate_cidrs(cfg_t *cfg, cfg_opt_t *opt)
+{
+	struct cidr c;
+	unsigned i = cfg_opt_size(opt);
+
+	/* Called once per element as the list grows: check the newest one. */
+	if (i > 0 && cidr_parse(cfg_opt_getnstr(opt, i - 1), &c) < 0)
+		bad_value(cfg, opt, cfg_opt_getnstr(opt, i - 1),
+		    "expected a network such as 192.0.2.0/24 or 2001:db8::/32");
+	return 0;
+}
+
+/* listen_split - "host:port", "[v6]:port", optionally followed by " proxy". */
+static int
+listen_ok(const char *s)
+{
+	const char *colon;
+	char *end;
+	long port;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (close == NULL || close[1] != ':')
+			return 0;
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL || colon == s)
+			return 0;
+	}
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || port < 1 || port > 65535)
+		return 0;
+	return *end == '\0' || strcmp(end, " proxy") == 0;
+}
+
+static int
+validate_listen(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned i = cfg_opt_size(opt);
+
+	if (i > 0 && !listen_ok(cfg_opt_getnstr(opt, i - 1)))
+		bad_value(cfg, opt, cfg_opt_getnstr(opt, i - 1),
+		    "expected host:port or [v6 address]:port, optionally followed by ' proxy'");
+	return 0;
+}
+
+static int
+validate_domains(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned i = cfg_opt_size(opt);
+
+	if (i > 0 && !addr_domain_valid(cfg_opt_getnstr(opt, i - 1), 0))
+		bad_value(cfg, opt, cfg_opt_getnstr(opt, i - 1), "not a domain name");
+	return 0;
+}
+
+static int
+validate_address(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+	struct addr a;
+
+	if (s != NULL && (addr_parse_plain(s, &a) < 0 || a.domain[0] == '\0'))
+		bad_value(cfg, opt, s, "expected an address such as user@example.com");
+	return 0;
+}
+
+static int
+validate_delimiter(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (s == NULL)
+		return 0;
+	for (const char *p = s; *p; p++)
+		if (!strchr("+-_=.#~", *p))
+			bad_value(cfg, opt, s, "use characters from \"+-_=.#~\"");
+	if (strlen(s) > 8)
+		bad_value(cfg, opt, s, "at most 8 characters");
+	return 0;
+}
+
+static int
+validate_choice(cfg_t *cfg, cfg_opt_t *opt, const char *const *choices)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+	char want[128] = "";
+
+	if (s == NULL)
+		return 0;
+	for (size_t i = 0; choices[i]; i++) {
+		if (strcmp(s, choices[i]) == 0)
+			return 0;
+		strncat(want, i ? " | " : "", sizeof(want) - strlen(want) - 1);
+		strncat(want, choices[i], sizeof(want) - strlen(want) - 1);
+	}
+	bad_value(cfg, opt, s, want);
+	return 0;
+}
+
+static const char *const policy_names[] = {"sync", "queue", "sync-then-queue", NULL};
+static const char *const unknown_names[] = {"reject", "relay", NULL};
+static const char *const tls_names[] = {"none", "may", "starttls", "tls", NULL};
+
+static int
+validate_policy(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	validate_choice(cfg, opt, policy_names);
+	/* The queue-backed policies need the spool; say so rather than pretend. */
+	if (s != NULL && strcmp(s, "sync") != 0 &&
+	    (strcmp(s, "queue") == 0 || strcmp(s, "sync-then-queue") == 0))
+		cfg_error(cfg, "%s: policy '%s' needs the spool and queue runner, "
+		    "which this version does not have yet; use sync", opt->name, s);
+	return 0;
+}
+
+static int
+validate_unknown_local(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return validate_choice(cfg, opt, unknown_names);
+}
+
+static int
+validate_tls(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return validate_choice(cfg, opt, tls_names);
+}
+
+static int
+validate_tempfail(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned n = cfg_opt_size(opt);
+
+	if (n > CONF_MAX_TEMPFAIL)
+		cfg_error(cfg, "%s: at most %d exit statuses", opt->name, CONF_MAX_TEMPFAIL);
+	else if (n > 0) {
+		long v = cfg_opt_getnint(opt, n - 1);
+
+		if (v < 1 || v > 255)
+			cfg_error(cfg, "%s: bad exit status %ld (1 to 255)", opt->name, v);
+	}
+	return 0;
+}
+
+static int
+validate_user(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (s != NULL && (s[0] == '\0' || strlen(s) > 32 || strchr(s, ':')))
+		bad_value(cfg, opt, s, "expected a user name");
+	return 0;
+}
+
+static int
+validate_absolute_path(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (s != NULL && s[0] != '/')
+		bad_value(cfg, opt, s, "expected an absolute path");
+	return 0;
+}
+
+static int
+validate_path(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (s != NULL && (s[0] != '/' || strstr(s, "::") || strstr(s, ":.")))
+		bad_value(cfg, opt, s, "expected absolute directories separated by ':'");
+	return 0;
+}
+
+#define PIPE_KEYS(defaults)                                                   \
+	CFG_STR("user", NULL, CFGF_NODEFAULT),                                  \
+	CFG_STR("timeout", defaults ? "5m" : NULL, defaults ? 0 : CFGF_NODEFAULT), \
+	CFG_STR("path", defaults ? "/usr/local/bin:/usr/bin:/bin" : NULL,       \
+	    defaults ? 0 : CFGF_NODEFAULT),                                     \
+	CFG_STR("policy", defaults ? "sync" : NULL, defaults ? 0 : CFGF_NODEFAULT), \
+	CFG_INT_LIST("tempfail", NULL, CFGF_NODEFAULT),                         \
+	CFG_INT("max_concurrency", 0, defaults ? 0 : CFGF_NODEFAULT)
+
+static cfg_opt_t pipe_opts[] = { PIPE_KEYS(1), CFG_END() };
+static cfg_opt_t alias_opts[] = { PIPE_KEYS(0), CFG_END() };
+
+static cfg_opt_t smarthost_opts[] = {
+	CFG_STR("host", NULL, CFGF_NODEFAULT),
+	CFG_INT("port", 0, CFGF_NODEFAULT),
+	CFG_STR("tls", "starttls", 0),
+	CFG_BOOL("tls_verify", cfg_true, 0),
+	CFG_STR("ca_file", "/etc/ssl/certs/ca-certificates.crt", 0),
+	CFG_STR("auth_user", NULL, CFGF_NODEFAULT),
+	CFG_STR("auth_password_file", NULL, CFGF_NODEFAULT),
+	CFG_BOOL("auth_plaintext", cfg_false, 0),
+	CFG_STR("rewrite_sender", NULL, CFGF_NODEFAULT),
+	CFG_END()
+};
+
+static cfg_opt_t queue_opts[] = {
+	CFG_STR("retry_min", "1m", 0),
+	CFG_STR("retry_max", "1h", 0),
+	CFG_STR("lifetime", "5d", 0),
+	CFG_STR("run_interval", "1m", 0),
+	CFG_BOOL("run_after_accept", cfg_true, 0),
+	CFG_END()
+};
+
+static cfg_opt_t tls_opts[] = {
+	CFG_STR("cert_file", NULL, CFGF_NODEFAULT),
+	CFG_STR("key_file", NULL, CFGF_NODEFAULT),
+	CFG_STR("auth_users_file", NULL, CFGF_NODEFAULT),
+	CFG_END()
+};
+
+static cfg_opt_t top_opts[] = {
+	CFG_STR("hostname", NULL, CFGF_NODEFAULT),
+	CFG_STR_LIST("listen", "{\"127.0.0.1:25\", \"[::1]:25\"}", 0),
+	CFG_STR("aliases", "/etc/aliases", 0),
+	CFG_STR_LIST("local_domains", NULL, CFGF_NODEFAULT),
+	CFG_STR("spool_dir", "/var/spool/undersmtpd", 0),
+	CFG_STR("user", "mail", 0),
+	CFG_STR_LIST("relay_networks", "{\"127.0.0.0/8\", \"::1/128\"}", 0),
+	CFG_STR("recipient_delimiter", "+", 0),
+	CFG_STR("min_free_space", "100M", 0),
+	CFG_STR("log_file", NULL, CFGF_NODEFAULT),
+	CFG_STR("max_message_size", "25M", 0),
+	CFG_INT("max_recipients", 100, 0),
+	CFG_INT("max_connections", 100, 0),
+	CFG_INT("max_connections_per_ip", 10, 0),
+	CFG_STR("timeout", "5m", 0),
+	CFG_INT("max_errors", 20, 0),
+	CFG_INT("max_hops", 100, 0),
+	CFG_STR("unknown_local", "reject", 0),
+	CFG_STR("postmaster", NULL, CFGF_NODEFAULT),
+	CFG_SEC("pipe", pipe_opts, 0),
+	CFG_SEC("alias", alias_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_SEC("smarthost", smarthost_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_SEC("queue", queue_opts, 0),
+	CFG_SEC("tls", tls_opts, 0),
+	CFG_END()
+};
+
+static const struct {
+	const char *name;
+	cfg_validate_callback_t fn;
+} validators[] = {
+	{"listen", validate_listen},
+	{"local_domains", validate_domains},
+	{"spool_dir", validate_absolute_path},
+	{"aliases", validate_absolute_path},
+	{"log_file", validate_absolute_path},
+	{"user", validate_user},
+	{"relay_networks", validate_cidrs},
+	{"recipient_delimiter", validate_delimiter},
+	{"min_free_space", validate_size},
+	{"max_message_size", validate_size},
+	{"max_recipients", validate_positive},
+	{"max_connections", validate_positive},
+	{"max_connections_per_ip", validate_positive},
+	{"timeout", validate_duration},
+	{"max_errors", validate_positive},
+	{"max_hops", validate_positive},
+	{"unknown_local", validate_unknown_local},
+	{"postmaster", validate_address},
+	{"pipe|user", validate_user},
+	{"pipe|timeout", validate_duration},
+	{"pipe|path", validate_path},
+	{"pipe|policy", validate_policy},
+	{"pipe|tempfail", validate_tempfail},
+	{"pipe|max_concurrency", validate_nonnegative},
+	{"alias|user", validate_user},
+	{"alias|timeout", validate_duration},
+	{"alias|path", validate_path},
+	{"alias|policy", validate_policy},
+	{"alias|tempfail", validate_tempfail},
+	{"alias|max_concurrency", validate_nonnegative},
+	{"smarthost|port", validate_port},
+	{"smarthost|tls", validate_tls},
+	{"smarthost|ca_file", validate_absolute_path},
+	{"smarthost|auth_password_file", validate_absolute_path},
+	{"smarthost|rewrite_sender", validate_address},
+	{"queue|retry_min", validate_duration},
+	{"queue|retry_max", validate_duration},
+	{"queue|lifetime", validate_duration},
+	{"queue|run_interval", validate_duration},
+	{"tls|cert_file", validate_absolute_path},
+	{"tls|key_file", validate_absolute_path},
+	{"tls|auth_users_file", validate_absolute_path},
+};
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static long
+duration_of(cfg_t *sec, const char *key, long fallback)
+{
+	long v;
+	const char *s = cfg_getstr(sec, key);
+
+	return s && parse_duration(s, &v) == 0 ? v : fallback;
+}
+
+static uint64_t
+size_of(cfg_t *sec, const char *key)
+{
+	uint64_t v = 0;
+	const char *s = cfg_getstr(sec, key);
+
+	if (s != NULL)
+		parse_size(s, &v);
+	return v;
+}
+
+static enum pipe_policy
+policy_of(const char *s)
+{
+	if (s && strcmp(s, "queue") == 0)
+		return POLICY_QUEUE;
+	if (s && strcmp(s, "sync-then-queue") == 0)
+		return POLICY_SYNC_THEN_QUEUE;
+	return POLICY_SYNC;
+}
+
+const char *
+conf_policy_name(enum pipe_policy p)
+{
+	return policy_names[p];
+}
+
+/* copy_pipe - settings present in sec override those already in p. */
+static void
+copy_pipe(cfg_t *sec, struct pipe_conf *p)
+{
+	cfg_opt_t *opt;
+
+	if ((opt = cfg_getopt(sec, "user")) && opt->nvalues)
+		p->user = xstrdup(cfg_getstr(sec, "user"));
+	if ((opt = cfg_getopt(sec, "timeout")) && opt->nvalues)
+		p->timeout = duration_of(sec, "timeout", 300);
+	if ((opt = cfg_getopt(sec, "path")) && opt->nvalues)
+		p->path = xstrdup(cfg_getstr(sec, "path"));
+	if ((opt = cfg_getopt(sec, "policy")) && opt->nvalues)
+		p->policy = policy_of(cfg_getstr(sec, "policy"));
+	if ((opt = cfg_getopt(sec, "tempfail")) && opt->nvalues) {
+		p->ntempfail = 0;
+		for (unsigned i = 0; i < opt->nvalues && i < CONF_MAX_TEMPFAIL; i++)
+			p->tempfail[p->ntempfail++] = (int)cfg_getnint(sec, "tempfail", i);
+	}
+	if ((opt = cfg_getopt(sec, "max_concurrency")) && opt->nvalues)
+		p->max_concurrency = cfg_getint(sec, "max_concurrency");
+}
+
+static char **
+copy_list(cfg_t *cfg, const char *key, size_t *n, int lower)
+{
+	size_t count = cfg_size(cfg, key);
+	char **v = xcalloc(count + 1, sizeof(*v));
+
+	for (size_t i = 0; i < count; i++) {
+		v[i] = xstrdup(cfg_getnstr(cfg, key, (unsigned)i));
+		if (lower)
+			str_lower(v[i]);
+	}
+	*n = count;
+	return v;
+}
+
+static void
+strip_trailing_dots(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(v[i]);
+
+		while (len > 1 && v[i][len - 1] == '.')
+			v[i][--len] = '\0';
+	}
+}
+
+static void
+fill_defaults_hostname(struct conf *c)
+{
+	char host[256];
+
+	if (c->hostname != NULL)
+		return;
+	if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
+		str_copy(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	c->hostname = xstrdup(host);
+}
+
+static void
+copy_smarthost(cfg_t *sec, struct smarthost_conf *s)
+{
+	const char *tls = cfg_getstr(sec, "tls");
+
+	s->name = xstrdup(cfg_title(sec));
+	s->host = dup_or_null(cfg_getstr(sec, "host"));
+	s->tls = TLSMODE_STARTTLS;
+	for (int i = 0; tls_names[i]; i++)
+		if (strcmp(tls, tls_names[i]) == 0)
+			s->tls = (enum tls_mode)i;
+	s->port = cfg_getopt(sec, "port")->nvalues ? cfg_getint(sec, "port")
+	    : (s->tls == TLSMODE_IMPLICIT ? 465 : 25);
+	s->tls_verify = cfg_getbool(sec, "tls_verify");
+	s->ca_file = dup_or_null(cfg_getstr(sec, "ca_file"));
+	s->auth_user = dup_or_null(cfg_getstr(sec, "auth_user"));
+	s->auth_password_file = dup_or_null(cfg_getstr(sec, "auth_password_file"));
+	s->rewrite_sender = dup_or_null(cfg_getstr(sec, "rewrite_sender"));
+}
+
+/* check_semantics - rules that span several keys; errors name the file. */
+static void
+check_semantics(const struct conf *c, struct diag *d, const char *file)
+{
+	for (size_t i = 0; i < c->nsmarthosts; i++) {
+		const struct smarthost_conf *s = &c->smarthosts[i];
+
+		if (s->host == NULL)
+			diag_error(d, file, 0, "smarthost \"%s\": host is not set", s->name);
+		if ((s->auth_user == NULL) != (s->auth_password_file == NULL))
+			diag_error(d, file, 0, "smarthost \"%s\": auth_user and "
+			    "auth_password_file go together", s->name);
+	}
+	if (c->queue.retry_min > c->queue.retry_max)
+		diag_error(d, file, 0, "queue: retry_min is longer than retry_max");
+	if ((c->tls.cert_file == NULL) != (c->tls.key_file == NULL))
+		diag_error(d, file, 0, "tls: cert_file and key_file go together");
+	if (c->tls.auth_users_file != NULL && c->tls.cert_file == NULL)
+		diag_error(d, file, 0, "tls: auth_users_file needs cert_file and key_file "
+		    "(AUTH is offered only over TLS)");
+}
+
+static struct conf *
+conf_build(cfg_t *cfg)
+{
+	struct conf *c = xcalloc(1, sizeof(*c));
+	cfg_t *pipe = cfg_getsec(cfg, "pipe");
+	cfg_t *queue = cfg_getsec(cfg, "queue");
+	cfg_t *tls = cfg_getsec(cfg, "tls");
+	size_t nrelay;
+	char **relay;
+
+	c->hostname = dup_or_null(cfg_getstr(cfg, "hostname"));
+	fill_defaults_hostname(c);
+	c->listen = copy_list(cfg, "listen", &c->nlisten, 0);
+	c->aliases = xstrdup(cfg_getstr(cfg, "aliases"));
+	if (cfg_size(cfg, "local_domains") > 0) {
+		c->local_domains = copy_list(cfg, "local_domains", &c->nlocal_domains, 1);
+	} else {
+		c->local_domains = xcalloc(3, sizeof(char *));
+		c->local_domains[0] = xstrdup(c->hostname);
+		str_lower(c->local_domains[0]);
+		c->local_domains[1] = xstrdup("localhost");
+		c->nlocal_domains = 2;
+	}
+	strip_trailing_dots(c->local_domains, c->nlocal_domains);
+	c->spool_dir = xstrdup(cfg_getstr(cfg, "spool_dir"));
+	c->user = xstrdup(cfg_getstr(cfg, "user"));
+	relay = copy_list(cfg, "relay_networks", &nrelay, 0);
+	c->relay_networks = xcalloc(nrelay + 1, sizeof(struct cidr));
+	for (size_t i = 0; i < nrelay; i++) {
+		if (cidr_parse(relay[i], &c->relay_networks[c->nrelay_networks]) == 0)
+			c->nrelay_networks++;
+		free(relay[i]);
+	}
+	free(relay);
+	c->recipient_delimiter = xstrdup(cfg_getstr(cfg, "recipient_delimiter"));
+	c->min_free_space = size_of(cfg, "min_free_space");
+	c->log_file = dup_or_null(cfg_getstr(cfg, "log_file"));
+	c->max_message_size = size_of(cfg, "max_message_size");
+	c->max_recipients = cfg_getint(cfg, "max_recipients");
+	c->max_connections = cfg_getint(cfg, "max_connections");
+	c->max_connections_per_ip = cfg_getint(cfg, "max_connections_per_ip");
+	c->timeout = duration_of(cfg, "timeout", 300);
+	c->max_errors = cfg_getint(cfg, "max_errors");
+	c->max_hops = cfg_getint(cfg, "max_hops");
+	c->unknown_local = strcmp(cfg_getstr(cfg, "unknown_local"), "relay") == 0
+	    ? UNKNOWN_RELAY : UNKNOWN_REJECT;
+	c->postmaster = dup_or_null(cfg_getstr(cfg, "postmaster"));
+
+	/*
+	 * The tempfail default is set here: libconfuse cannot parse a list
+	 * default inside a section while it is parsing the file.
+	 */
+	c->pipe.timeout = 300;
+	c->pipe.path = NULL;
+	c->pipe.tempfail[0] = 75;    /* EX_TEMPFAIL */
+	c->pipe.tempfail[1] = 71;    /* EX_OSERR */
+	c->pipe.tempfail[2] = 74;    /* EX_IOERR */
+	c->pipe.ntempfail = 3;
+	copy_pipe(pipe, &c->pipe);
+	c->nalias_overrides = cfg_size(cfg, "alias");
+	c->alias_overrides = xcalloc(c->nalias_overrides + 1, sizeof(struct alias_conf));
+	for (size_t i = 0; i < c->nalias_overrides; i++) {
+		cfg_t *sec = cfg_getnsec(cfg, "alias", (unsigned)i);
+		struct alias_conf *a = &c->alias_overrides[i];
+
+		a->name = xstrdup(cfg_title(sec));
+		str_lower(a->name);
+		a->pipe = c->pipe;
+		a->pipe.user = dup_or_null(c->pipe.user);
+		a->pipe.path = xstrdup(c->pipe.path);
+		{
+			char *u = a->pipe.user, *p = a->pipe.path;
+			cfg_opt_t *o;
+
+			copy_pipe(sec, &a->pipe);
+			/* copy_pipe replaced them with fresh copies when set. */
+			if ((o = cfg_getopt(sec, "user")) && o->nvalues)
+				free(u);
+			if ((o = cfg_getopt(sec, "path")) && o->nvalues)
+				free(p);
+		}
+	}
+	c->nsmarthosts = cfg_size(cfg, "smarthost");
+	c->smarthosts = xcalloc(c->nsmarthosts + 1, sizeof(struct smarthost_conf));
+	for (size_t i = 0; i < c->nsmarthosts; i++)
+		copy_smarthost(cfg_getnsec(cfg, "smarthost", (unsigned)i), &c->smarthosts[i]);
+	c->queue.retry_min = duration_of(queue, "retry_min", 60);
+	c->queue.retry_max = duration_of(queue, "retry_max", 3600);
+	c->queue.lifetime = duration_of(queue, "lifetime", 5 * 86400);
+	c->queue.run_interval = duration_of(queue, "run_interval", 60);
+	c->queue.run_after_accept = cfg_getbool(queue, "run_after_accept");
+	c->tls.cert_file = dup_or_null(cfg_getstr(tls, "cert_file"));
+	c->tls.key_file = dup_or_null(cfg_getstr(tls, "key_file"));
+	c->tls.auth_users_file = dup_or_null(cfg_getstr(tls, "auth_users_file"));
+	return c;
+}
+
+struct conf *
+conf_load(const char *path, int missing_ok, struct diag *d)
+{
+	cfg_t *cfg = cfg_init(top_opts, CFGF_NONE);
+	struct conf *c = NULL;
+	int errors_before = d->errors;
+	int rc = CFG_SUCCESS;
+
+	if (cfg == NULL) {
+		diag_error(d, path ? path : "(config)", 0, "cannot initialise libconfuse");
+		return NULL;
+	}
+	cfg_set_error_function(cfg, conf_errfunc);
+	for (size_t i = 0; i < ARRAY_LEN(validators); i++)
+		cfg_set_validate_func(cfg, validators[i].name, validators[i].fn);
+	parse_diag = d;
+	if (path != NULL) {
+		struct stat st;
+
+		if (stat(path, &st) < 0 && errno == ENOENT && missing_ok) {
+			path = NULL;
+		} else {
+			FILE *fp = fopen(path, "r");
+
+			if (fp == NULL) {
+				diag_error(d, path, 0, "cannot open: %s", strerror(errno));
+				rc = CFG_FILE_ERROR;
+			} else {
+				rc = cfg_parse_fp(cfg, fp);
+				fclose(fp);
+			}
+		}
+	}
+	if (path == NULL)
+		rc = cfg_parse_buf(cfg, "");
+	/* Validators normally run at parse time; these are defaults no file set. */
+	if (rc == CFG_SUCCESS && d->errors == errors_before) {
+		c = conf_build(cfg);
+		c->file = dup_or_null(path);
+		check_semantics(c, d, path ? path : "(defaults)");
+		if (d->errors != errors_before) {
+			conf_free(c);
+			c = NULL;
+		}
+	} else if (rc != CFG_SUCCESS && d->errors == errors_before) {
+		diag_error(d, path ? path : "(config)", 0, "cannot parse");
+	}
+	parse_diag = NULL;
+	cfg_free(cfg);
+	return c;
+}
+
+static void
+free_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void
+conf_free(struct conf *c)
+{
+	if (c == NULL)
+		return;
+	free(c->file);
+	free(c->hostname);
+	free_list(c->listen, c->nlisten);
+	free(c->aliases);
+	free_list(c->local_domains, c->nlocal_domains);
+	free(c->spool_dir);
+	free(c->user);
+	free(c->relay_networks);
+	free(c->recipient_delimiter);
+	free(c->log_file);
+	free(c->postmaster);
+	free(c->pipe.user);
+	free(c->pipe.path);
+	for (size_t i = 0; i < c->nalias_overrides; i++) {
+		free(c->alias_overrides[i].name);
+		free(c->alias_overrides[i].pipe.user);
+		free(c->alias_overrides[i].pipe.path);
+	}
+	free(c->alias_overrides);
+	for (size_t i = 0; i < c->nsmarthosts; i++) {
+		struct smarthost_conf *s = &c->smarthosts[i];
+
+		free(s->name);
+		free(s->host);
+		free(s->ca_file);
+		free(s->auth_user);
+		free(s->auth_password_file);
+		free(s->rewrite_sender);
+	}
+	free(c->smarthosts);
+	free(c->tls.cert_file);
+	free(c->tls.key_file);
+	free(c->tls.auth_users_file);
+	free(c);
+}
+
+const struct pipe_conf *
+conf_pipe_for(const struct conf *c, const char *alias)
+{
+	for (size_t i = 0; alias != NULL && i < c->nalias_overrides; i++)
+		if (str_casecmp_ascii(c->alias_overrides[i].name, alias) == 0)
+			return &c->alias_overrides[i].pipe;
+	return &c->pipe;
+}
+
+int
+conf_is_local_domain(const struct conf *c, const char *domain)
+{
+	size_t len = strlen(domain);
+
+	while (len > 1 && domain[len - 1] == '.')
+		len--;
+	for (size_t i = 0; i < c->nlocal_domains; i++) {
+		const char *ld = c->local_domains[i];
+		size_t k = 0;
+
+		if (strlen(ld) != len)
+			continue;
+		for (; k < len; k++) {
+			char a = domain[k];
+
+			if (a >= 'A' && a <= 'Z')
+				a = (char)(a - 'A' + 'a');
+			if (a != ld[k])
+				break;
+		}
+		if (k == len)
+			return 1;
+	}
+	return 0;
+}
+
+int
+conf_relay_allowed(const struct conf *c, int family, const unsigned char addr[16])
+{
+	for (size_t i = 0; i < c->nrelay_networks; i++)
+		if (cidr_match(&c->relay_networks[i], family, addr))
+			return 1;
+	return 0;
+}

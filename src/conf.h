@@ -1,0 +1,111 @@
+/*
+ * conf.h - undersmtpd.conf (libconfuse) -> one immutable struct conf.
+ *
+ * conf_load() parses the file against a declarative option table, validates
+ * every value (sizes, durations, CIDRs, addresses, enumerations), reports
+ * each problem as "file:line: message" through a struct diag, and returns a
+ * fully built struct conf or nothing (STYLE habit 19).  A missing *default*
+ * configuration file means built-in defaults.  The struct is never changed
+ * after conf_load(); a reload builds a new one and swaps.
+ */
+#ifndef CONF_H
+#define CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util.h"
+
+enum pipe_policy { POLICY_SYNC, POLICY_QUEUE, POLICY_SYNC_THEN_QUEUE };
+enum unknown_local { UNKNOWN_REJECT, UNKNOWN_RELAY };
+enum tls_mode { TLSMODE_NONE, TLSMODE_MAY, TLSMODE_STARTTLS, TLSMODE_IMPLICIT };
+
+#define CONF_MAX_TEMPFAIL 32
+
+/* Pipe settings: the global section, and per-alias overrides of it. */
+struct pipe_conf {
+	char *user;               /* NULL: default (nobody as root, else self) */
+	long timeout;             /* seconds */
+	char *path;
+	enum pipe_policy policy;
+	int tempfail[CONF_MAX_TEMPFAIL];
+	size_t ntempfail;
+	long max_concurrency;     /* 0: no limit */
+};
+
+struct alias_conf {
+	char *name;               /* the alias name this block overrides */
+	struct pipe_conf pipe;    /* filled from the global pipe section first */
+};
+
+struct smarthost_conf {
+	char *name;
+	char *host;
+	long port;
+	enum tls_mode tls;
+	int tls_verify;
+	char *ca_file;
+	char *auth_user;
+	char *auth_password_file;
+	char *rewrite_sender;
+};
+
+struct queue_conf {
+	long retry_min, retry_max, lifetime, run_interval;
+	int run_after_accept;
+};
+
+struct tls_server_conf {
+	char *cert_file, *key_file, *auth_users_file;
+};
+
+struct conf {
+	char *file;               /* where it came from, or NULL for defaults */
+	char *hostname;
+	char **listen;
+	size_t nlisten;
+	char *aliases;
+	char **local_domains;     /* lower case, no trailing dot */
+	size_t nlocal_domains;
+	char *spool_dir;
+	char *user;
+	struct cidr *relay_networks;
+	size_t nrelay_networks;
+	char *recipient_delimiter;
+	uint64_t min_free_space;
+	char *log_file;
+	uint64_t max_message_size;
+	long max_recipients;
+	long max_connections;
+	long max_connections_per_ip;
+	long timeout;             /* seconds, per command */
+	long max_errors;          /* then 421 */
+	long max_hops;            /* Received: headers allowed */
+	enum unknown_local unknown_local;
+	char *postmaster;
+	struct pipe_conf pipe;
+	struct alias_conf *alias_overrides;
+	size_t nalias_overrides;
+	struct smarthost_conf *smarthosts;
+	size_t nsmarthosts;
+	struct queue_conf queue;
+	struct tls_server_conf tls;
+};
+
+/*
+ * conf_load - read path (NULL: the built-in defaults only).  When
+ * missing_ok is set and the file does not exist, defaults are used.
+ * Returns the configuration, or NULL after reporting through d.
+ */
+struct conf *conf_load(const char *path, int missing_ok, struct diag *d);
+void conf_free(struct conf *c);
+
+/* conf_pipe_for - the pipe settings for an alias name (overrides applied). */
+const struct pipe_conf *conf_pipe_for(const struct conf *c, const char *alias);
+/* conf_is_local_domain - domain (any case, optional trailing dot) is ours. */
+int conf_is_local_domain(const struct conf *c, const char *domain);
+int conf_relay_allowed(const struct conf *c, int family, const unsigned char addr[16]);
+const char *conf_policy_name(enum pipe_policy p);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * envelope.h - one mail transaction: sender, recipients and their routes,
+ * the message file, our Received: header, the queue id and DELIVERY_ID.
+ *
+ * Shared by every way mail comes in (SMTP now, sendmail mode later).  The
+ * message is streamed to a file in spool_dir/tmp as it arrives (memory stays
+ * flat whatever the size), preceded by the headers the program must see:
+ * Return-Path:, Delivered-To: and our Received: (SPEC 7).  The file is
+ * removed when the transaction ends, whatever its outcome.
+ */
+#ifndef ENVELOPE_H
+#define ENVELOPE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "addr.h"
+#include "conf.h"
+#include "route.h"
+#include "smtpd_data.h"
+#include "smtpd_parse.h"
+
+#define QUEUE_ID_LEN 12
+
+struct envelope_rcpt {
+	struct addr addr;
+	char text[ADDR_PATH_MAX + 1];   /* as the client wrote it, normalised */
+	int pipe;                       /* delivered by the transaction's pipe run */
+};
+
+struct envelope {
+	char id[QUEUE_ID_LEN + 1];
+	struct addr sender;
+	char sender_text[ADDR_PATH_MAX + 1];
+	struct mail_params params;
+	struct envelope_rcpt *rcpts;
+	size_t nrcpts, cap;
+	struct route_result *pipe_route;  /* the one program run, or NULL */
+	int msg_fd;                       /* -1 until DATA */
+	char msg_path[4096];
+	size_t body_offset;               /* where the client's message starts */
+	void *md;                         /* EVP_MD_CTX * over the client's message */
+	unsigned char digest[32];
+};
+
+/* The session's facts that go into Received: and the program's environment. */
+struct envelope_client {
+	const char *helo;
+	const char *addr_text;     /* "192.0.2.1" */
+	const char *proto;         /* SMTP, ESMTP, ... */
+};
+
+void envelope_init(struct envelope *e);
+void envelope_reset(struct envelope *e);   /* RSET / end of transaction */
+int envelope_new_id(struct envelope *e);
+void envelope_add_rcpt(struct envelope *e, const struct addr *a, int pipe);
+/*
+ * envelope_open_message - create the message file and write the leading
+ * headers.  Returns 0, or -1 with errno (logged by the caller).
+ */
+int envelope_open_message(struct envelope *e, const struct conf *c,
+    const struct envelope_client *cl);
+/* envelope_sink - the DATA reader's sink into the message file. */
+struct data_sink envelope_sink(struct envelope *e);
+/* envelope_finish_message - close the digest; 0, or -1 with errno. */
+int envelope_finish_message(struct envelope *e);
+/* envelope_delivery_id - hex digest of recipient + message (SPEC 7). */
+void envelope_delivery_id(const struct envelope *e, const char *rcpt,
+    char *out, size_t outsize);
+/* envelope_open_readonly - a fresh read-only fd on the message, at offset 0. */
+int envelope_open_readonly(const struct envelope *e);
+
+
+
+/*
+ * envelope_prepare_dirs - spool_dir and spool_dir/tmp exist, mode 0700,
+ * owned by uid/gid (chown only when we are root).  0, or -1 with errno and
+ * the failing path in why.
+ */
+int envelope_prepare_dirs(const struct conf *c, uid_t uid, gid_t gid,
+    char *why, size_t whysize);
+#endif

@@ -1,0 +1,154 @@
+/*
+ * log.c - syslog / log file / stderr logging.  See log.h.
+ *
+ * Each line goes out in one write(2) so concurrent sessions appending to the
+ * same log_file never interleave within a line.
+ */
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct {
+	char ident[32];
+	int flags;
+	int fd;           /* log_file, or -1 */
+	int debug;
+} logger = {"undersmtpd", LOG_TO_STDERR, -1, 0};
+
+int
+log_open(const char *ident, int flags, const char *log_file, int debug)
+{
+	int fd = -1;
+
+	if (log_file != NULL && (flags & LOG_TO_FILE)) {
+		fd = open(log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (fd < 0)
+			return -1;
+	}
+	if (logger.fd >= 0)
+		close(logger.fd);
+	str_copy(logger.ident, sizeof(logger.ident), ident);
+	logger.flags = flags;
+	logger.fd = fd;
+	logger.debug = debug;
+	if (flags & LOG_TO_SYSLOG)
+		openlog(logger.ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+	return 0;
+}
+
+void
+log_close(void)
+{
+	if (logger.fd >= 0)
+		close(logger.fd);
+	logger.fd = -1;
+	if (logger.flags & LOG_TO_SYSLOG)
+		closelog();
+}
+
+int
+log_stderr_allowed(void)
+{
+	return (logger.flags & LOG_TO_STDERR) != 0;
+}
+
+static void
+write_line(int fd, const char *prefix, const char *msg)
+{
+	char line[2048];
+	int n = snprintf(line, sizeof(line), "%s%s\n", prefix, msg);
+
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	/* A failing log write has nowhere to be reported; ignore it on purpose. */
+	if (write(fd, line, (size_t)n) < 0)
+		return;
+}
+
+static void
+vlog(int priority, const char *fmt, va_list ap, int with_errno, int saved)
+{
+	char msg[1536];
+	size_t len;
+
+	if (priority == LOG_DEBUG && !logger.debug)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	len = strlen(msg);
+	if (with_errno)
+		snprintf(msg + len, sizeof(msg) - len, ": %s", strerror(saved));
+	/* Log text never carries control characters (client data may be in it). */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 32 || *p == 127)
+			*p = '?';
+	if (logger.flags & LOG_TO_SYSLOG)
+		syslog(priority, "%s", msg);
+	if (logger.fd >= 0) {
+		char prefix[128], stamp[32];
+		time_t t = time(NULL);
+		struct tm tm;
+
+		localtime_r(&t, &tm);
+		strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
+		snprintf(prefix, sizeof(prefix), "%s %s[%ld]: ", stamp,
+		    logger.ident, (long)getpid());
+		write_line(logger.fd, prefix, msg);
+	}
+	if (logger.flags & LOG_TO_STDERR) {
+		char prefix[64];
+
+		snprintf(prefix, sizeof(prefix), "%s: ", logger.ident);
+		write_line(STDERR_FILENO, prefix, msg);
+	}
+}
+
+#define LOGFN(name, prio, with_errno)                         \
+	void name(const char *fmt, ...)                        \
+	{                                                      \
+		int saved = errno;                             \
+		va_list ap;                                    \
+		va_start(ap, fmt);                             \
+		vlog(prio, fmt, ap, with_errno, saved);        \
+		va_end(ap);                                    \
+		errno = saved;                                 \
+	}
+
+LOGFN(log_warn, LOG_WARNING, 1)
+LOGFN(log_warnx, LOG_WARNING, 0)
+LOGFN(log_info, LOG_INFO, 0)
+LOGFN(log_debug, LOG_DEBUG, 0)
+
+void
+fatal(const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_CRIT, fmt, ap, 1, saved);
+	va_end(ap);
+	exit(75);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_CRIT, fmt, ap, 0, 0);
+	va_end(ap);
+	exit(75);
+}

@@ -1,0 +1,37 @@
+/*
+ * log.h - the one place where undersmtpd writes diagnostics.
+ *
+ * Destinations: syslog (facility mail, the default), a log_file, and standard
+ * error with -v outside inetd mode.  In inetd mode fd 2 is the client's
+ * socket, so log_open() must be told never to use it.  log_warn() appends
+ * strerror(errno) and keeps errno; log_warnx() does not (STYLE habit 14).
+ * fatal()/fatalx() are for setup and broken invariants only.
+ *
+ * The logger's settings are process state set once at start-up (and again
+ * when a reload names another log_file); nothing else in the program is.
+ */
+#ifndef LOG_H
+#define LOG_H
+
+#include <stdarg.h>
+
+enum log_dest_flags {
+	LOG_TO_SYSLOG = 1,
+	LOG_TO_FILE = 2,
+	LOG_TO_STDERR = 4,
+};
+
+/* log_open - returns 0, or -1 with errno when log_file cannot be opened. */
+int log_open(const char *ident, int flags, const char *log_file, int debug);
+void log_close(void);
+/* log_stderr_allowed - 0 once log_open() was told fd 2 is not ours. */
+int log_stderr_allowed(void);
+
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

@@ -1,0 +1,493 @@
+/*
+ * main.c - the command line: choose the mode, load the configuration and
+ * the aliases, set up privileges, and run the mode.  Nothing else.
+ *
+ * Modes of this version: one SMTP session on stdin/stdout (inetd, xinetd,
+ * tcpserver, systemd Accept=yes), --route, --check-config.
+ */
+#define _GNU_SOURCE   /* setresuid(2) and friends: the only safe way to drop all three ids */
+#include "aliases.h"
+#include "conf.h"
+#include "envelope.h"
+#include "launcher.h"
+#include "log.h"
+#include "route.h"
+#include "smtpd.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <libgen.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define EX_USAGE 64
+#define EX_UNAVAILABLE 69
+#define EX_SOFTWARE 70
+#define EX_TEMPFAIL 75
+#define EX_CONFIG 78
+
+enum mode { MODE_INETD, MODE_ROUTE, MODE_CHECK, MODE_HELP, MODE_VERSION,
+	MODE_UNAVAILABLE };
+
+struct options {
+	enum mode mode;
+	const char *conf_file;
+	int conf_explicit;
+	const char *aliases_file;
+	int verbose;
+	const char *unavailable;
+};
+
+/* Set by SIGTERM; read by the session between commands (SPEC 6). */
+static volatile sig_atomic_t terminate_flag;
+static volatile int terminate_seen;
+
+static void
+on_sigterm(int sig)
+{
+	(void)sig;
+	terminate_flag = 1;
+	terminate_seen = 1;
+}
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: undersmtpd [-v] [-C file] [-a file]        one SMTP session on stdin/stdout\n"
+	    "       undersmtpd [-C file] [-a file] --route address...\n"
+	    "       undersmtpd [-C file] [-a file] --check-config\n"
+	    "       undersmtpd -h | --help | --version\n");
+}
+
+static void
+report_stderr(void *ctx, const char *file, int line, const char *msg)
+{
+	(void)ctx;
+	if (line > 0)
+		fprintf(stderr, "%s:%d: %s\n", file, line, msg);
+	else
+		fprintf(stderr, "%s: %s\n", file, msg);
+}
+
+static void
+report_log(void *ctx, const char *file, int line, const char *msg)
+{
+	(void)ctx;
+	log_warnx("%s:%d: %s", file, line, msg);
+}
+
+static int
+parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{"route", no_argument, NULL, 'R'},
+		{"check-config", no_argument, NULL, 'K'},
+		{"daemon", no_argument, NULL, 'd'},
+		{"flush", no_argument, NULL, 'q'},
+		{"queue", no_argument, NULL, 'Q'},
+		{"sendmail", no_argument, NULL, 'S'},
+		{"hold", required_argument, NULL, 'Q'},
+		{"release", required_argument, NULL, 'Q'},
+		{"requeue", required_argument, NULL, 'Q'},
+		{"bounce", required_argument, NULL, 'Q'},
+		{"delete", required_argument, NULL, 'Q'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *base = strrchr(argv[0], '/');
+	int c;
+
+	base = base ? base + 1 : argv[0];
+	memset(o, 0, sizeof(*o));
+	o->conf_file = DEFAULT_CONF;
+	if (strcmp(base, "sendmail") == 0 || strcmp(base, "mailq") == 0 ||
+	    strcmp(base, "newaliases") == 0) {
+		o->mode = MODE_UNAVAILABLE;
+		o->unavailable = "sendmail compatibility (sendmail, mailq, newaliases)";
+		return 0;
+	}
+	while ((c = getopt_long(argc, argv, "+C:a:vhdq", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'C':
+			o->conf_file = optarg;
+			o->conf_explicit = 1;
+			break;
+		case 'a':
+			o->aliases_file = optarg;
+			break;
+		case 'v':
+			o->verbose = 1;
+			break;
+		case 'h':
+			o->mode = MODE_HELP;
+			break;
+		case 'V':
+			o->mode = MODE_VERSION;
+			break;
+		case 'R':
+			o->mode = MODE_ROUTE;
+			break;
+		case 'K':
+			o->mode = MODE_CHECK;
+			break;
+		case 'd':
+			o->mode = MODE_UNAVAILABLE;
+			o->unavailable = "the standalone daemon (-d)";
+			break;
+		case 'q':
+			o->mode = MODE_UNAVAILABLE;
+			o->unavailable = "the queue (-q, --queue and the operator commands)";
+			break;
+		case 'Q':
+			o->mode = MODE_UNAVAILABLE;
+			o->unavailable = "the queue (-q, --queue and the operator commands)";
+			break;
+		case 'S':
+			o->mode = MODE_UNAVAILABLE;
+			o->unavailable = "sendmail compatibility (--sendmail)";
+			break;
+		default:
+			return -1;
+		}
+	}
+	if (o->mode == MODE_ROUTE && optind >= argc) {
+		fprintf(stderr, "undersmtpd: --route needs at least one address\n");
+		return -1;
+	}
+	if (o->mode != MODE_ROUTE && o->mode != MODE_UNAVAILABLE && optind < argc) {
+		fprintf(stderr, "undersmtpd: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+static struct conf *
+load_conf(const struct options *o, struct diag *d)
+{
+	struct conf *c = conf_load(o->conf_file, !o->conf_explicit, d);
+
+	if (c != NULL && o->aliases_file != NULL) {
+		/* -a overrides the file's `aliases` (SPEC 2); set before any use. */
+		free(c->aliases);
+		c->aliases = xstrdup(o->aliases_file);
+	}
+	return c;
+}
+
+/* spool_user - the account sessions run as when started as root. */
+static int
+spool_user(const struct conf *c, struct passwd *out, char *buf, size_t bufsize)
+{
+	struct passwd *pw = NULL;
+
+	if (getpwnam_r(c->user, out, buf, bufsize, &pw) != 0 || pw == NULL)
+		return -1;
+	return 0;
+}
+
+static uid_t
+trusted_uid_for(const struct conf *c)
+{
+	struct passwd pw;
+	char buf[4096];
+
+	if (geteuid() == 0 && spool_user(c, &pw, buf, sizeof(buf)) == 0)
+		return pw.pw_uid;
+	return geteuid();
+}
+
+static int
+run_check(const struct options *o)
+{
+	struct diag d = {report_stderr, NULL, 0};
+	struct conf *c = load_conf(o, &d);
+	struct aliases *a;
+
+	if (c == NULL)
+		return 1;
+	a = aliases_load(c->aliases, trusted_uid_for(c), &d);
+	if (a != NULL) {
+		for (size_t i = 0; i < a->nfiles; i++)
+			if (!a->files[i].trusted && a->untrusted_pipes > 0)
+				diag_error(&d, a->files[i].path, 0, "names programs but is not "
+				    "owned by root or %s, or is writable by group or others: its "
+				    "pipe aliases are refused (451)", c->user);
+		if (d.errors == 0)
+			printf("%s: configuration OK (%zu aliases, %zu regex aliases)\n",
+			    c->file ? c->file : "built-in defaults", a->nliteral, a->nregex);
+	}
+	aliases_free(a);
+	conf_free(c);
+	return d.errors ? 1 : 0;
+}
+
+static int
+run_route(const struct options *o, int argc, char **argv)
+{
+	struct diag d = {report_stderr, NULL, 0};
+	struct conf *c = load_conf(o, &d);
+	struct aliases *a;
+	int rc = 0;
+
+	if (c == NULL)
+		return EX_CONFIG;
+	a = aliases_load(c->aliases, trusted_uid_for(c), &d);
+	if (a == NULL)
+		fprintf(stderr, "undersmtpd: %s: aliases unavailable; local recipients "
+		    "get a temporary failure\n", c->aliases);
+	for (int i = optind; i < argc; i++) {
+		char text[ADDR_PATH_MAX + 3];
+		size_t len = strlen(argv[i]);
+		struct addr ad;
+		struct route_result *r = xmalloc(sizeof(*r));
+		int err;
+
+		/* <address> is accepted too, as a client would write it. */
+		if (len >= 2 && argv[i][0] == '<' && argv[i][len - 1] == '>')
+			str_copy(text, sizeof(text), argv[i] + 1), text[len - 2] = '\0';
+		else
+			str_copy(text, sizeof(text), argv[i]);
+		err = addr_parse_plain(text, &ad);
+		if (err != ADDR_OK) {
+			printf("%s: rejected 501 5.1.3 %s\n", argv[i], addr_strerror(err));
+			rc = 1;
+			free(r);
+			continue;
+		}
+		/* As a local client (loopback) would be routed. */
+		route_address(c, a, &ad, 1, r);
+		if (r->code == 250)
+			printf("%s: %s\n", r->address, r->why);
+		else {
+			printf("%s: rejected %d %s %s%s%s\n", r->address, r->code, r->status,
+			    r->text, r->why[0] && strcmp(r->why, r->text) ? " -- " : "",
+			    r->why[0] && strcmp(r->why, r->text) ? r->why : "");
+			rc = 1;
+		}
+		free(r);
+	}
+	aliases_free(a);
+	conf_free(c);
+	return rc;
+}
+
+/*
+ * client_identity - from getpeername() only; ucspi variables only when
+ * stdin is not a socket at all (SPEC 2); otherwise a local client.
+ */
+static void
+client_identity(struct smtpd_env *env)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	const char *proto, *ip;
+
+	env->client_family = AF_INET;
+	memset(env->client_ip, 0, sizeof(env->client_ip));
+	if (getpeername(0, (struct sockaddr *)&ss, &len) == 0) {
+		if (sockaddr_to_ip((struct sockaddr *)&ss, &env->client_family,
+		    env->client_ip) == 0) {
+			ip_to_text(env->client_family, env->client_ip, env->client_text,
+			    sizeof(env->client_text));
+			return;
+		}
+	} else if (errno == ENOTSOCK) {
+		proto = getenv("PROTO");
+		ip = proto ? getenv(strcmp(proto, "TCP6") == 0 ? "TCP6REMOTEIP"
+		    : "TCPREMOTEIP") : NULL;
+		if (ip == NULL && proto)
+			ip = getenv("TCPREMOTEIP");
+		if (ip != NULL && ip_parse(ip, &env->client_family, env->client_ip) == 0) {
+			ip_to_text(env->client_family, env->client_ip, env->client_text,
+			    sizeof(env->client_text));
+			return;
+		}
+	}
+	/* A pipe, a Unix socket, or no ucspi variables: a local client. */
+	env->client_family = AF_INET;
+	env->client_ip[0] = 127;
+	env->client_ip[3] = 1;
+	str_copy(env->client_text, sizeof(env->client_text), "127.0.0.1");
+}
+
+/* say - an SMTP reply straight to the client, before any session exists. */
+static void
+say(const char *line)
+{
+	if (write_all(1, line, strlen(line)) < 0)
+		log_warn("write to client");
+}
+
+static int
+drop_privileges(const struct passwd *pw)
+{
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+
+	if (setgroups(1, &pw->pw_gid) < 0 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
+		return -1;
+	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 ||
+	    ru != pw->pw_uid || eu != pw->pw_uid || su != pw->pw_uid ||
+	    rg != pw->pw_gid || eg != pw->pw_gid || sg != pw->pw_gid) {
+		errno = EPERM;
+		return -1;
+	}
+	return 0;
+}
+
+/* become_launcher - the root parent keeps nothing of the client's socket. */
+static int
+become_launcher(int sock, pid_t session, uid_t spool_uid)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int status = 0;
+
+	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) {
+		log_warn("launcher: redirect to /dev/null");
+		kill(session, SIGTERM);
+	}
+	if (null > 2)
+		close(null);
+	launcher_serve(sock, spool_uid);
+	close(sock);
+	while (waitpid(session, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE;
+}
+
+static int
+run_inetd(const struct options *o)
+{
+	struct diag d = {report_log, NULL, 0};
+	struct smtpd_env env;
+	struct conf *c;
+	struct sigaction sa;
+	char why[4200];
+
+	/* fd 2 is the client's socket here: never log to it (SPEC 2, 10). */
+	log_open("undersmtpd", LOG_TO_SYSLOG, NULL, o->verbose);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = on_sigterm;
+	sigaction(SIGTERM, &sa, NULL);
+	c = load_conf(o, &d);
+	if (c == NULL) {
+		log_warnx("configuration %s has errors: refusing the session", o->conf_file);
+		say("421 4.3.0 Local configuration error; try again later\r\n");
+		return EX_CONFIG;
+	}
+	if (c->log_file && log_open("undersmtpd", LOG_TO_FILE, c->log_file, o->verbose) < 0) {
+		log_open("undersmtpd", LOG_TO_SYSLOG, NULL, o->verbose);
+		log_warn("open log_file %s", c->log_file);
+	}
+	memset(&env, 0, sizeof(env));
+	env.conf = c;
+	env.in_fd = 0;
+	env.out_fd = 1;
+	env.launcher_fd = -1;
+	env.terminate = &terminate_seen;
+	client_identity(&env);
+	if (geteuid() == 0) {
+		struct passwd pw;
+		char pwbuf[4096];
+		int sv[2];
+		pid_t pid;
+
+		if (spool_user(c, &pw, pwbuf, sizeof(pwbuf)) < 0 || pw.pw_uid == 0) {
+			log_warnx("user \"%s\" does not exist or is root: refusing to run "
+			    "sessions as root", c->user);
+			say("421 4.3.0 Local configuration error; try again later\r\n");
+			return EX_CONFIG;
+		}
+		if (envelope_prepare_dirs(c, pw.pw_uid, pw.pw_gid, why, sizeof(why)) < 0) {
+			log_warn("spool: %s", why);
+			say("421 4.3.0 Local error: spool unavailable; try again later\r\n");
+			return EX_TEMPFAIL;
+		}
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+			log_warn("socketpair for the pipe launcher");
+			say("421 4.3.0 Local error; try again later\r\n");
+			return EX_TEMPFAIL;
+		}
+		pid = fork();
+		if (pid < 0) {
+			log_warn("fork the session");
+			say("421 4.3.0 Local error; try again later\r\n");
+			return EX_TEMPFAIL;
+		}
+		if (pid > 0) {
+			close(sv[1]);
+			return become_launcher(sv[0], pid, pw.pw_uid);
+		}
+		close(sv[0]);
+		if (drop_privileges(&pw) < 0) {
+			log_warn("drop privileges to %s", c->user);
+			say("421 4.3.0 Local error; try again later\r\n");
+			_exit(EX_TEMPFAIL);
+		}
+		env.running_as_root = 1;
+		env.launcher_fd = sv[1];
+		env.trusted_uid = pw.pw_uid;
+	} else {
+		env.trusted_uid = geteuid();
+		if (envelope_prepare_dirs(c, geteuid(), getegid(), why, sizeof(why)) < 0) {
+			log_warn("spool: %s", why);
+			say("421 4.3.0 Local error: spool unavailable; try again later\r\n");
+			return EX_TEMPFAIL;
+		}
+	}
+	env.session_uid = geteuid();
+	env.aliases = aliases_load(c->aliases, env.trusted_uid, &d);
+	if (env.aliases == NULL)
+		log_warnx("aliases %s has errors: local recipients get 451 until it is "
+		    "fixed", c->aliases);
+	smtpd_session(&env);
+	aliases_free(env.aliases);
+	conf_free(c);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options o;
+
+	if (parse_options(argc, argv, &o) < 0) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	switch (o.mode) {
+	case MODE_HELP:
+		usage(stdout);
+		return 0;
+	case MODE_VERSION:
+		printf("undersmtpd %s\n", UNDERSMTPD_VERSION);
+		return 0;
+	case MODE_CHECK:
+		return run_check(&o);
+	case MODE_ROUTE:
+		return run_route(&o, argc, argv);
+	case MODE_UNAVAILABLE:
+		fprintf(stderr, "undersmtpd: %s is not available in this version\n",
+		    o.unavailable);
+		return EX_UNAVAILABLE;
+	case MODE_INETD:
+		break;
+	}
+	return run_inetd(&o);
+}

@@ -1,0 +1,442 @@
+/*
+ * pipe.c - program delivery.  See pipe.h.
+ *
+ * The child's set-up order matters: signals reset and unblocked, new
+ * session, fds 0-2 in place and everything else closed, supplementary groups
+ * dropped, then gid, then uid (verified), then the working directory, the
+ * umask and execve.  A failure before execve travels back to us as an errno
+ * over a close-on-exec pipe, so "could not start" is told apart from an exit
+ * status (Postfix pipe_command.c makes the same distinction).
+ */
+#define _GNU_SOURCE
+#include "pipe.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The exit status table: SPEC 7, after Postfix global/sys_exits.c. */
+static const struct sysexit_row {
+	int status;
+	const char *name;
+	int code;
+	const char *dsn;
+	const char *text;
+} sysexit_table[] = {
+	{64, "EX_USAGE", 554, "5.3.0", "command line usage error"},
+	{65, "EX_DATAERR", 550, "5.6.0", "data format error"},
+	{66, "EX_NOINPUT", 554, "5.3.0", "cannot open input"},
+	{67, "EX_NOUSER", 550, "5.1.1", "user unknown"},
+	{68, "EX_NOHOST", 550, "5.1.2", "host name unknown"},
+	{69, "EX_UNAVAILABLE", 554, "5.3.0", "service unavailable"},
+	{70, "EX_SOFTWARE", 554, "5.3.0", "internal software error"},
+	{71, "EX_OSERR", 451, "4.3.0", "system error"},
+	{72, "EX_OSFILE", 554, "5.3.0", "critical OS file missing"},
+	{73, "EX_CANTCREAT", 550, "5.2.0", "cannot create output file"},
+	{74, "EX_IOERR", 451, "4.3.0", "input/output error"},
+	{75, "EX_TEMPFAIL", 451, "4.3.0", "temporary failure"},
+	{76, "EX_PROTOCOL", 554, "5.5.0", "remote error in protocol"},
+	{77, "EX_NOPERM", 550, "5.7.0", "permission denied"},
+	{78, "EX_CONFIG", 550, "5.3.5", "configuration error"},
+};
+
+static const struct sysexit_row *
+sysexit_find(int status)
+{
+	for (size_t i = 0; i < ARRAY_LEN(sysexit_table); i++)
+		if (sysexit_table[i].status == status)
+			return &sysexit_table[i];
+	return NULL;
+}
+
+/* child_fail - report errno to the parent and die without cleanup. */
+static void __attribute__((noreturn))
+child_fail(int errfd, int err)
+{
+	ssize_t n = write(errfd, &err, sizeof(err));
+
+	(void)n;
+	_exit(127);
+}
+
+static void
+child_close_from(int lowfd)
+{
+	struct rlimit rl;
+	rlim_t max = 1024;
+
+#ifdef __linux__
+	if (close_range((unsigned)lowfd, ~0U, 0) == 0)
+		return;
+#endif
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		max = rl.rlim_cur > 65536 ? 65536 : rl.rlim_cur;
+	for (int fd = lowfd; (rlim_t)fd < max; fd++)
+		close(fd);
+}
+
+static void __attribute__((noreturn))
+child_exec(const struct pipe_request *req, int outfd, int errfd)
+{
+	sigset_t none;
+	int err = 0;
+
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (setsid() < 0)
+		child_fail(errfd, errno);
+	/* Move the error pipe out of the way of 0-2 first. */
+	if (errfd < 3) {
+		int moved = fcntl(errfd, F_DUPFD_CLOEXEC, 3);
+
+		if (moved < 0)
+			child_fail(errfd, errno);
+		errfd = moved;
+	}
+	if (outfd < 3) {
+		int moved = fcntl(outfd, F_DUPFD_CLOEXEC, 3);
+
+		if (moved < 0)
+			child_fail(errfd, errno);
+		outfd = moved;
+	}
+	if (dup2(req->stdin_fd, 0) < 0 || dup2(outfd, 1) < 0 || dup2(outfd, 2) < 0)
+		child_fail(errfd, errno);
+	if (dup2(errfd, 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0)
+		child_fail(errfd, errno);
+	errfd = 3;
+	child_close_from(4);
+	if (req->change_user) {
+		uid_t ru, eu, su;
+		gid_t rg, eg, sg;
+
+		if (setgroups(0, NULL) < 0 ||
+		    setresgid(req->gid, req->gid, req->gid) < 0 ||
+		    setresuid(req->uid, req->uid, req->uid) < 0)
+			child_fail(errfd, errno);
+		if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 ||
+		    ru != req->uid || eu != req->uid || su != req->uid ||
+		    rg != req->gid || eg != req->gid || sg != req->gid)
+			child_fail(errfd, EPERM);
+	}
+	if (chdir(req->home ? req->home : "/") < 0 && chdir("/") < 0)
+		child_fail(errfd, errno);
+	umask(077);
+	if (strchr(req->argv[0], '/') != NULL) {
+		execve(req->argv[0], req->argv, req->envp);
+		child_fail(errfd, errno);
+	}
+	/* Search our own path, not the caller's PATH (execvp would use it). */
+	for (const char *dir = req->path; dir && *dir; ) {
+		const char *end = strchr(dir, ':');
+		size_t len = end ? (size_t)(end - dir) : strlen(dir);
+		char full[4096];
+
+		if (len > 0 && len + strlen(req->argv[0]) + 2 < sizeof(full)) {
+			memcpy(full, dir, len);
+			full[len] = '/';
+			strcpy(full + len + 1, req->argv[0]);
+			execve(full, req->argv, req->envp);
+			/* Remember why it failed, but a later directory may have it. */
+			if (errno != ENOENT && errno != ENOTDIR)
+				err = errno;
+		}
+		dir = end ? end + 1 : NULL;
+	}
+	child_fail(errfd, err ? err : ENOENT);
+}
+
+/* keep_output - the first non-empty line, printable, CR/LF removed, capped. */
+static void
+keep_output(struct pipe_result *res, const char *p, size_t n, int *done)
+{
+	size_t o = strlen(res->output);
+
+	res->output_bytes += n;
+	for (size_t i = 0; i < n && !*done; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '\n' || c == '\r') {
+			if (o > 0)
+				*done = 1;
+			continue;
+		}
+		if (o >= PIPE_OUTPUT_MAX) {
+			*done = 1;
+			break;
+		}
+		if (o == 0 && (c == ' ' || c == '\t'))
+			continue;
+		res->output[o++] = (c >= 32 && c < 127) ? (char)c : '?';
+		res->output[o] = '\0';
+	}
+}
+
+static int
+reap(pid_t pid, int *status, int block)
+{
+	for (;;) {
+		pid_t r = waitpid(pid, status, block ? 0 : WNOHANG);
+
+		if (r == pid)
+			return 1;
+		if (r == 0)
+			return 0;
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* kill_group - SIGTERM the process group, SIGKILL it after the grace. */
+static void
+kill_group(pid_t pid, int *status)
+{
+	int64_t until;
+
+	kill(-pid, SIGTERM);
+	until = now_ms() + PIPE_GRACE_MS;
+	while (now_ms() < until) {
+		if (reap(pid, status, 0) != 0)
+			break;
+		sleep_ms(20);
+	}
+	kill(-pid, SIGKILL);
+	if (reap(pid, status, 0) == 0)
+		reap(pid, status, 1);
+}
+
+int
+pipe_run(const struct pipe_request *req, struct pipe_result *res)
+{
+	int out[2], errp[2], status = 0, exited = 0, done_line = 0;
+	int64_t deadline = now_ms() + req->timeout * 1000, stop_reading = 0;
+	pid_t pid;
+	ssize_t n;
+	int child_errno = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (pipe2(out, O_CLOEXEC) < 0) {
+		res->outcome = PIPE_START_FAILED;
+		res->err = errno;
+		return 0;
+	}
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		res->outcome = PIPE_START_FAILED;
+		res->err = errno;
+		close(out[0]);
+		close(out[1]);
+		return 0;
+	}
+	pid = fork();
+	if (pid < 0) {
+		res->outcome = PIPE_START_FAILED;
+		res->err = errno;
+		close(out[0]);
+		close(out[1]);
+		close(errp[0]);
+		close(errp[1]);
+		return 0;
+	}
+	if (pid == 0) {
+		close(out[0]);
+		close(errp[0]);
+		child_exec(req, out[1], errp[1]);
+	}
+	close(out[1]);
+	close(errp[1]);
+	/* EOF here means execve succeeded (the write end was close-on-exec). */
+	do
+		n = read(errp[0], &child_errno, sizeof(child_errno));
+	while (n < 0 && errno == EINTR);
+	close(errp[0]);
+	if (n == (ssize_t)sizeof(child_errno)) {
+		close(out[0]);
+		reap(pid, &status, 1);
+		res->outcome = PIPE_START_FAILED;
+		res->err = child_errno;
+		return 0;
+	}
+	for (;;) {
+		struct pollfd pfd = {.fd = out[0], .events = POLLIN};
+		int64_t now = now_ms();
+		char buf[4096];
+		int rc;
+
+		if (now >= deadline) {
+			close(out[0]);
+			kill_group(pid, &status);
+			res->outcome = PIPE_TIMEDOUT;
+			return 0;
+		}
+		if (stop_reading && now >= stop_reading)
+			break;   /* a descendant holds the pipe open: stop waiting for it */
+		rc = poll(&pfd, 1, exited ? 50 : 100);
+		if (rc > 0) {
+			n = read(out[0], buf, sizeof(buf));
+			if (n > 0) {
+				keep_output(res, buf, (size_t)n, &done_line);
+				continue;
+			}
+			if (n == 0 || (errno != EINTR && errno != EAGAIN))
+				break;
+		}
+		if (!exited && reap(pid, &status, 0) == 1) {
+			exited = 1;
+			stop_reading = now_ms() + PIPE_GRACE_MS / 2;
+		}
+	}
+	close(out[0]);
+	/* Output closed: the program is exiting; wait for it within the deadline. */
+	for (long pause = 1; !exited; pause = pause < 50 ? pause * 2 : 50) {
+		int r = reap(pid, &status, 0);
+
+		if (r != 0) {
+			exited = 1;
+			break;
+		}
+		if (now_ms() >= deadline) {
+			kill_group(pid, &status);
+			res->outcome = PIPE_TIMEDOUT;
+			return 0;
+		}
+		sleep_ms(pause);
+	}
+	if (WIFSIGNALED(status)) {
+		res->outcome = PIPE_SIGNALED;
+		res->status = WTERMSIG(status);
+	} else {
+		res->outcome = PIPE_EXITED;
+		res->status = WEXITSTATUS(status);
+	}
+	return 0;
+}
+
+void
+pipe_describe(const struct pipe_result *res, char *buf, size_t size)
+{
+	const struct sysexit_row *row;
+
+	switch (res->outcome) {
+	case PIPE_EXITED:
+		row = sysexit_find(res->status);
+		if (row)
+			snprintf(buf, size, "exit %d (%s)", res->status, row->name);
+		else
+			snprintf(buf, size, "exit %d", res->status);
+		break;
+	case PIPE_SIGNALED:
+		snprintf(buf, size, "killed by signal %d", res->status);
+		break;
+	case PIPE_TIMEDOUT:
+		snprintf(buf, size, "timed out");
+		break;
+	case PIPE_START_FAILED:
+		snprintf(buf, size, "could not be started: %s", strerror(res->err));
+		break;
+	}
+}
+
+/* dsn_from_output - "4.x.y text" / "5.x.y text" at the start of the output. */
+static int
+dsn_from_output(const char *out, char dsn[8])
+{
+	size_t i = 0;
+
+	if ((out[0] != '4' && out[0] != '5') || out[1] != '.')
+		return 0;
+	for (i = 2; out[i] >= '0' && out[i] <= '9' && i < 5; i++)
+		;
+	if (i == 2 || out[i] != '.')
+		return 0;
+	{
+		size_t j = i + 1, k;
+
+		for (k = j; out[k] >= '0' && out[k] <= '9' && k < j + 3; k++)
+			;
+		if (k == j || (out[k] != ' ' && out[k] != '\0') || k >= 8)
+			return 0;
+		memcpy(dsn, out, k);
+		dsn[k] = '\0';
+	}
+	return 1;
+}
+
+void
+pipe_reply(const struct pipe_result *res, const int *tempfail, size_t ntempfail,
+    int via_shell, struct smtp_reply *reply)
+{
+	char how[128], dsn[8];
+	const struct sysexit_row *row = NULL;
+	int code;
+	const char *status, *text;
+
+	pipe_describe(res, how, sizeof(how));
+	if (res->outcome == PIPE_EXITED && res->status == 0) {
+		smtp_set_reply(reply, 250, "2.0.0", "delivered to command");
+		goto append_output;
+	}
+	code = 451;
+	status = "4.3.0";
+	text = "temporary failure";
+	if (res->outcome == PIPE_EXITED) {
+		int temp = 0;
+
+		for (size_t i = 0; i < ntempfail; i++)
+			if (tempfail[i] == res->status)
+				temp = 1;
+		if (via_shell && (res->status == 126 || res->status == 127)) {
+			temp = 1;
+			text = "the shell could not run the command";
+		}
+		row = sysexit_find(res->status);
+		if (!temp && row != NULL) {
+			code = row->code;
+			status = row->dsn;
+			text = row->text;
+		} else if (!temp) {
+			code = 554;
+			status = "5.3.0";
+			text = "unknown failure";
+		}
+	} else if (res->outcome == PIPE_START_FAILED) {
+		text = "command could not be started";
+	} else if (res->outcome == PIPE_TIMEDOUT) {
+		text = "command timed out";
+	} else {
+		text = "command was killed";
+	}
+	smtp_set_reply(reply, code, status, text);
+	/* Postfix-style: an enhanced status code in the output decides it. */
+	if (dsn_from_output(res->output, dsn)) {
+		reply->code = dsn[0] == (char)('0' + code / 100) ? code
+		    : (dsn[0] == '4' ? 451 : 550);
+		str_copy(reply->status, sizeof(reply->status), dsn);
+	}
+	smtp_reply_append(reply, ": ", how);
+append_output:
+	if (res->output[0])
+		smtp_reply_append(reply, ": ", res->output);
+}

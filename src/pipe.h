@@ -1,0 +1,61 @@
+/*
+ * pipe.h - run one program for a pipe alias, and turn its outcome into an
+ * SMTP reply (SPEC section 7).
+ *
+ * pipe_run() forks the program in its own session and process group, as
+ * another user when asked, with only fds 0-2 (stdin a read-only file holding
+ * the finished message; stdout and stderr one pipe we read, bounded), default
+ * signals and exactly the environment it is given.  It waits no longer than
+ * the timeout, then kills the whole process group.  pipe_reply() holds the
+ * one table from exit status to reply (STYLE habit 11).
+ */
+#ifndef PIPE_H
+#define PIPE_H
+
+#include <sys/types.h>
+
+#include "smtpd_parse.h"
+
+#define PIPE_OUTPUT_MAX 200       /* the kept, sanitised first line */
+#define PIPE_GRACE_MS 2000        /* SIGTERM -> SIGKILL; exit -> stop reading */
+
+struct pipe_request {
+	char *const *argv;            /* argv[0] without '/' is searched in path */
+	char *const *envp;
+	const char *path;             /* search path for argv[0] */
+	const char *home;             /* working directory of the program */
+	int change_user;              /* switch to uid/gid (we are root) */
+	uid_t uid;
+	gid_t gid;
+	long timeout;                 /* seconds */
+	int stdin_fd;
+};
+
+enum pipe_outcome {
+	PIPE_EXITED,                  /* status holds the exit status */
+	PIPE_SIGNALED,                /* status holds the signal */
+	PIPE_TIMEDOUT,
+	PIPE_START_FAILED,            /* err holds errno (fork, exec, setuid...) */
+};
+
+struct pipe_result {
+	enum pipe_outcome outcome;
+	int status;
+	int err;
+	unsigned long long output_bytes;
+	char output[PIPE_OUTPUT_MAX + 1];   /* first non-empty line, printable */
+};
+
+/* pipe_run - always fills res; returns 0 (the outcome says what happened). */
+int pipe_run(const struct pipe_request *req, struct pipe_result *res);
+/*
+ * pipe_reply - the SMTP reply for a result.  tempfail: extra exit statuses
+ * that mean "try again" (pipe.tempfail); via_shell: 126/127 mean the shell
+ * could not start the command.
+ */
+void pipe_reply(const struct pipe_result *res, const int *tempfail,
+    size_t ntempfail, int via_shell, struct smtp_reply *reply);
+/* pipe_describe - "exit 75 (EX_TEMPFAIL)", "signal 9", "timed out"... */
+void pipe_describe(const struct pipe_result *res, char *buf, size_t size);
+
+#endif

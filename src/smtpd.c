@@ -1,0 +1,887 @@
+/*
+ * smtpd.c - the SMTP server session: an explicit state machine driven by a
+ * command table, one reply function, the DATA phase and program delivery.
+ *
+ * Session vs transaction (STYLE habit 4): struct session lives as long as the
+ * connection; struct envelope (envelope.h) is the transaction, reset by RSET
+ * and after every reply to DATA.  Every reply goes through reply(), which adds
+ * the enhanced status code (RFC 2034), writes CRLF, logs 4xx/5xx with the
+ * command that caused them and counts errors toward max_errors.
+ */
+#include "smtpd.h"
+#include "addr.h"
+#include "buf.h"
+#include "envelope.h"
+#include "launcher.h"
+#include "log.h"
+#include "pipe.h"
+#include "route.h"
+#include "smtpd_data.h"
+#include "smtpd_parse.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#define JUNK_COMMAND_LIMIT 100   /* NOOP/RSET/VRFY/HELP before they count as errors */
+#define HELO_MAX 255
+
+enum smtp_state {
+	STATE_GREETED,   /* 220 sent, no HELO/EHLO yet */
+	STATE_READY,     /* HELO/EHLO done, no transaction */
+	STATE_MAIL,      /* MAIL accepted */
+	STATE_RCPT,      /* at least one RCPT accepted */
+	STATE_QUIT,      /* closing */
+};
+
+#define IN(s) (1u << (s))
+#define ANY_STATE (IN(STATE_GREETED) | IN(STATE_READY) | IN(STATE_MAIL) | IN(STATE_RCPT))
+
+struct session {
+	struct smtpd_env *env;
+	const struct conf *conf;
+	enum smtp_state state;
+	struct reader in;
+	struct writer out;
+	struct envelope tx;
+	char helo[HELO_MAX + 1];
+	int esmtp;
+	int relay_allowed;
+	long errors, junk, commands;
+	long msgs;
+	const char *verb;            /* command being answered, for the log */
+};
+
+struct command {
+	const char *verb;
+	unsigned states;             /* where it is allowed */
+	int no_args;                 /* "RSET x" is a syntax error */
+	int junk;                    /* counts toward the junk limit */
+	void (*run)(struct session *s, const char *arg, size_t len);
+};
+
+static const char *const state_names[] = {"GREETED", "READY", "MAIL", "RCPT", "QUIT"};
+
+static void
+enter_state(struct session *s, enum smtp_state next)
+{
+	if (s->state != next)
+		log_debug("session [%s]: %s -> %s", s->env->client_text,
+		    state_names[s->state], state_names[next]);
+	s->state = next;
+}
+
+static int64_t
+deadline(const struct session *s)
+{
+	return now_ms() + (int64_t)s->conf->timeout * 1000;
+}
+
+/*
+ * reply - the one way out.  status NULL: no enhanced code (only the greeting
+ * and HELO/EHLO, RFC 2034).  Lines of a multi-line reply are split at '\n'.
+ */
+static void reply(struct session *s, int code, const char *status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void
+reply(struct session *s, int code, const char *status, const char *fmt, ...)
+{
+	char text[1024], line[1100];
+	va_list ap;
+	char *p, *nl;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	for (p = text; ; p = nl + 1) {
+		int n;
+
+		nl = strchr(p, '\n');
+		if (nl)
+			*nl = '\0';
+		/* Nothing of ours or of a program may put a CR or LF in a reply. */
+		for (char *c = p; *c; c++)
+			if ((unsigned char)*c < 32 || *c == 127)
+				*c = '?';
+		n = snprintf(line, sizeof(line), "%d%c%s%s%s\r\n", code, nl ? '-' : ' ',
+		    status ? status : "", status ? " " : "", p);
+		if (n > 0)
+			writer_put(&s->out, line, (size_t)n < sizeof(line) ? (size_t)n
+			    : sizeof(line) - 1, deadline(s));
+		if (!nl)
+			break;
+	}
+	if (code >= 400) {
+		log_info("%s: reject: %s from [%s]: %d %s %s", s->tx.id[0] ? s->tx.id
+		    : "NOQUEUE", s->verb ? s->verb : "-", s->env->client_text, code,
+		    status ? status : "", text);
+		/* The reply to the message itself is a verdict, not a client error. */
+		if (code >= 500 && s->verb != NULL && strcmp(s->verb, "END-OF-MESSAGE") != 0)
+			s->errors++;
+	}
+}
+
+static void
+flush(struct session *s)
+{
+	writer_flush(&s->out, deadline(s));
+}
+
+static void
+end_transaction(struct session *s)
+{
+	envelope_reset(&s->tx);
+	if (s->state == STATE_MAIL || s->state == STATE_RCPT)
+		enter_state(s, STATE_READY);
+}
+
+/* maybe_reload_aliases - a changed file is re-read; a broken one is kept out. */
+static void
+maybe_reload_aliases(struct session *s)
+{
+	struct aliases *fresh;
+	struct diag d = {NULL, NULL, 0};
+
+	if (s->env->aliases != NULL && !aliases_changed(s->env->aliases))
+		return;
+	fresh = aliases_load(s->conf->aliases, s->env->trusted_uid, &d);
+	if (fresh == NULL) {
+		log_warnx("aliases %s changed but has %d error(s): keeping the "
+		    "previous table (run undersmtpd --check-config)", s->conf->aliases,
+		    d.errors);
+		return;
+	}
+	if (s->env->aliases != NULL)
+		log_info("aliases %s reloaded", s->conf->aliases);
+	aliases_free(s->env->aliases);
+	s->env->aliases = fresh;
+}
+
+static void
+cmd_helo_common(struct session *s, const char *arg, size_t len, int esmtp)
+{
+	if (len == 0) {
+		reply(s, 501, "5.5.4", "Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+		return;
+	}
+	if (len > HELO_MAX) {
+		reply(s, 501, "5.5.4", "Host name too long");
+		return;
+	}
+	end_transaction(s);
+	memcpy(s->helo, arg, len);
+	s->helo[len] = '\0';
+	s->esmtp = esmtp;
+	enter_state(s, STATE_READY);
+	if (!esmtp) {
+		reply(s, 250, NULL, "%s", s->conf->hostname);
+		return;
+	}
+	reply(s, 250, NULL, "%s Hello %s [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\n"
+	    "ENHANCEDSTATUSCODES\nSMTPUTF8", s->conf->hostname, s->helo,
+	    s->env->client_text, (unsigned long long)s->conf->max_message_size);
+}
+
+static void
+cmd_ehlo(struct session *s, const char *arg, size_t len)
+{
+	cmd_helo_common(s, arg, len, 1);
+}
+
+static void
+cmd_helo(struct session *s, const char *arg, size_t len)
+{
+	cmd_helo_common(s, arg, len, 0);
+}
+
+/* free_space - bytes available to us in the spool, or -1 on error. */
+static long long
+free_space(const struct session *s)
+{
+	struct statvfs sv;
+
+	if (statvfs(s->conf->spool_dir, &sv) < 0) {
+		log_warn("statvfs %s", s->conf->spool_dir);
+		return -1;
+	}
+	return (long long)sv.f_bavail * (long long)sv.f_frsize;
+}
+
+static void
+cmd_mail(struct session *s, const char *arg, size_t len)
+{
+	struct smtp_reply err;
+	struct addr from;
+	struct mail_params p;
+	long long avail;
+
+	if (smtp_parse_mail(arg, len, &from, &p, &err) < 0) {
+		reply(s, err.code, err.status, "%s", err.text);
+		return;
+	}
+	if (p.has_size && p.size > s->conf->max_message_size) {
+		reply(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
+		return;
+	}
+	avail = free_space(s);
+	if (avail < 0) {
+		reply(s, 451, "4.3.0", "Cannot check free space in the spool; try again later");
+		return;
+	}
+	if ((unsigned long long)avail < s->conf->min_free_space ||
+	    (p.has_size && (unsigned long long)avail - s->conf->min_free_space < p.size)) {
+		log_warnx("spool %s: %lld bytes free, below min_free_space", s->conf->spool_dir,
+		    avail);
+		reply(s, 452, "4.3.1", "Insufficient system storage");
+		return;
+	}
+	envelope_reset(&s->tx);
+	if (envelope_new_id(&s->tx) < 0) {
+		log_warn("getrandom for a queue id");
+		reply(s, 451, "4.3.0", "Local error: cannot make a queue id");
+		return;
+	}
+	maybe_reload_aliases(s);
+	s->tx.sender = from;
+	s->tx.params = p;
+	addr_format(&from, s->tx.sender_text, sizeof(s->tx.sender_text));
+	log_info("%s: client=[%s], helo=%s", s->tx.id, s->env->client_text, s->helo);
+	enter_state(s, STATE_MAIL);
+	reply(s, 250, "2.1.0", "Sender <%s> ok", s->tx.sender_text);
+}
+
+static int
+already_recipient(const struct session *s, const struct addr *a)
+{
+	char text[ADDR_PATH_MAX + 1];
+
+	addr_format(a, text, sizeof(text));
+	for (size_t i = 0; i < s->tx.nrcpts; i++)
+		if (str_casecmp_ascii(s->tx.rcpts[i].text, text) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+cmd_rcpt(struct session *s, const char *arg, size_t len)
+{
+	struct smtp_reply err;
+	struct addr to;
+	struct route_result *r;
+	char shown[ADDR_PATH_MAX + 1];
+
+	if (smtp_parse_rcpt(arg, len, s->tx.params.smtputf8, &to, &err) < 0) {
+		reply(s, err.code, err.status, "%s", err.text);
+		return;
+	}
+	addr_format(&to, shown, sizeof(shown));
+	if (s->tx.nrcpts >= (size_t)s->conf->max_recipients) {
+		/* RFC 5321 4.5.3.1.10: 452 keeps the earlier recipients. */
+		reply(s, 452, "4.5.3", "Too many recipients");
+		return;
+	}
+	if (already_recipient(s, &to)) {
+		reply(s, 250, "2.1.5", "Recipient <%s> ok (duplicate)", shown);
+		return;
+	}
+	r = xmalloc(sizeof(*r));
+	route_address(s->conf, s->env->aliases, &to, s->relay_allowed, r);
+	if (r->code != 250) {
+		if (r->why[0] && strcmp(r->why, r->text) != 0)
+			log_info("%s: <%s>: %s", s->tx.id, shown, r->why);
+		reply(s, r->code, r->status, "<%s>: %s", shown, r->text);
+		free(r);
+		return;
+	}
+	if (route_pipe(r) != NULL) {
+		if (s->tx.pipe_route != NULL && !route_same_run(s->tx.pipe_route, r)) {
+			/* SPEC 7: one reply per message, so one program run per transaction. */
+			reply(s, 452, "4.5.3", "<%s>: goes to another program; send it in a "
+			    "separate transaction", shown);
+			free(r);
+			return;
+		}
+		if (s->tx.pipe_route == NULL)
+			s->tx.pipe_route = r;
+		else
+			free(r);
+		envelope_add_rcpt(&s->tx, &to, 1);
+	} else {
+		envelope_add_rcpt(&s->tx, &to, 0);
+		free(r);
+	}
+	enter_state(s, STATE_RCPT);
+	reply(s, 250, "2.1.5", "Recipient <%s> ok", shown);
+}
+
+/* env_add - "NAME=value" into a NULL-terminated vector with room left. */
+static void
+env_add(char **envp, size_t *n, size_t max, const char *name, const char *value)
+{
+	size_t len;
+	char *s;
+
+	if (*n + 1 >= max)
+		return;
+	len = strlen(name) + strlen(value) + 2;
+	s = xmalloc(len);
+	snprintf(s, len, "%s=%s", name, value);
+	envp[(*n)++] = s;
+	envp[*n] = NULL;
+}
+
+static void
+free_vector(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+}
+
+struct pipe_user {
+	uid_t uid;
+	gid_t gid;
+	char name[64], home[256], shell[256];
+};
+
+/* resolve_pipe_user - who runs the program; -1 with why when nobody may. */
+static int
+resolve_pipe_user(const struct session *s, const struct pipe_conf *pc,
+    struct pipe_user *u, const char **why)
+{
+	const char *name = pc->user;
+	struct passwd *pw;
+
+	if (s->env->running_as_root) {
+		if (name == NULL)
+			name = "nobody";
+		pw = getpwnam(name);
+	} else {
+		pw = getpwuid(s->env->session_uid);
+		if (pw != NULL && name != NULL && strcmp(name, pw->pw_name) != 0) {
+			*why = "pipe.user differs from the user undersmtpd runs as "
+			    "(only root can switch users)";
+			return -1;
+		}
+	}
+	if (pw == NULL) {
+		*why = "pipe user not found in the password database";
+		return -1;
+	}
+	if (s->env->running_as_root &&
+	    (pw->pw_uid == 0 || pw->pw_uid == s->env->session_uid || pw->pw_gid == 0)) {
+		*why = "pipe.user may not be root or the spool owner";
+		return -1;
+	}
+	u->uid = pw->pw_uid;
+	u->gid = pw->pw_gid;
+	str_copy(u->name, sizeof(u->name), pw->pw_name);
+	str_copy(u->home, sizeof(u->home), pw->pw_dir ? pw->pw_dir : "/");
+	str_copy(u->shell, sizeof(u->shell), pw->pw_shell && pw->pw_shell[0]
+	    ? pw->pw_shell : "/bin/sh");
+	return 0;
+}
+
+/*
+ * concurrency_slot - SPEC 7.1 max_concurrency across sessions: one of N
+ * flock()ed files in spool_dir/tmp.  Returns the locked fd, -2 when no limit
+ * is set, or -1 when none became free before the deadline.
+ */
+static int
+concurrency_slot(const struct session *s, const char *alias, long max, int64_t until)
+{
+	char path[4096], safe[64];
+	size_t o = 0;
+
+	if (max <= 0)
+		return -2;
+	for (const char *p = alias; *p && o + 1 < sizeof(safe); p++)
+		safe[o++] = ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) ? *p : '_';
+	safe[o] = '\0';
+	for (;;) {
+		for (long i = 0; i < max; i++) {
+			int fd;
+
+			if (str_fmt(path, sizeof(path), "%s/tmp/slot-%s-%ld.lock",
+			    s->conf->spool_dir, safe, i) < 0)
+				return -1;
+			fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+			if (fd < 0) {
+				log_warn("open %s", path);
+				return -1;
+			}
+			if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+				return fd;
+			close(fd);
+		}
+		if (now_ms() >= until)
+			return -1;
+		{
+			struct timespec ts = {0, 100 * 1000000L};
+
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+/* deliver_pipe - run the transaction's program; its outcome is the reply. */
+static void
+deliver_pipe(struct session *s, struct smtp_reply *out, char *relay, size_t relaysize)
+{
+	const struct route_result *r = s->tx.pipe_route;
+	const struct route_dest *d = route_pipe(r);
+	const struct alias_cmd *cmd = &d->target->cmd;
+	const struct pipe_conf *pc = conf_pipe_for(s->conf, d->entry->re ? NULL
+	    : d->entry->name);
+	char *argv[258], *envp[64], delivery_id[40], how[160];
+	struct pipe_user u;
+	struct pipe_request req;
+	struct pipe_result res;
+	const char *why = NULL;
+	const struct envelope_rcpt *first = NULL;
+	size_t n = 0, na = 0;
+	int slot;
+
+	snprintf(relay, relaysize, "pipe (%s)", cmd->argv[0]);
+	if (resolve_pipe_user(s, pc, &u, &why) < 0) {
+		log_warnx("%s: alias %s (%s): %s", s->tx.id, d->entry->name, d->source, why);
+		smtp_set_reply(out, 451, "4.3.0", "Local configuration error: pipe user");
+		return;
+	}
+	for (size_t i = 0; i < s->tx.nrcpts && first == NULL; i++)
+		if (s->tx.rcpts[i].pipe)
+			first = &s->tx.rcpts[i];
+	/* argv: the administrator's words; captures only inside single elements. */
+	for (char **a = cmd->argv; *a && na < 256; a++) {
+		char expanded[4096];
+
+		if (cmd->has_captures && aliases_expand_arg(*a, &r->caps, expanded,
+		    sizeof(expanded)) == 0)
+			argv[na++] = xstrdup(expanded);
+		else if (cmd->has_captures) {
+			smtp_set_reply(out, 451, "4.3.0", "Argument too long after substitution");
+			argv[na] = NULL;
+			free_vector(argv);
+			return;
+		} else
+			argv[na++] = xstrdup(*a);
+	}
+	argv[na] = NULL;
+	envp[0] = NULL;
+	envelope_delivery_id(&s->tx, first->text, delivery_id, sizeof(delivery_id));
+	env_add(envp, &n, ARRAY_LEN(envp), "PATH", pc->path);
+	env_add(envp, &n, ARRAY_LEN(envp), "HOME", u.home);
+	env_add(envp, &n, ARRAY_LEN(envp), "SHELL", u.shell);
+	env_add(envp, &n, ARRAY_LEN(envp), "USER", u.name);
+	env_add(envp, &n, ARRAY_LEN(envp), "LOGNAME", u.name);
+	env_add(envp, &n, ARRAY_LEN(envp), "SENDER", s->tx.sender_text);
+	env_add(envp, &n, ARRAY_LEN(envp), "RECIPIENT", first->text);
+	env_add(envp, &n, ARRAY_LEN(envp), "ORIGINAL_RECIPIENT", first->text);
+	env_add(envp, &n, ARRAY_LEN(envp), "LOCAL", r->local);
+	env_add(envp, &n, ARRAY_LEN(envp), "DOMAIN", r->domain);
+	env_add(envp, &n, ARRAY_LEN(envp), "EXTENSION", r->extension);
+	env_add(envp, &n, ARRAY_LEN(envp), "CLIENT_ADDRESS", s->env->client_text);
+	env_add(envp, &n, ARRAY_LEN(envp), "CLIENT_HELO", s->helo);
+	env_add(envp, &n, ARRAY_LEN(envp), "QUEUE_ID", s->tx.id);
+	env_add(envp, &n, ARRAY_LEN(envp), "DELIVERY_ID", delivery_id);
+	for (size_t i = 1; i <= r->caps.n && i <= 9; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "MATCH_%zu", i);
+		env_add(envp, &n, ARRAY_LEN(envp), name, r->caps.num[i]);
+	}
+	for (size_t i = 0; i < r->caps.nnamed; i++) {
+		char name[48];
+
+		snprintf(name, sizeof(name), "MATCH_%s", r->caps.name[i]);
+		env_add(envp, &n, ARRAY_LEN(envp), name, r->caps.named[i]);
+	}
+	memset(&req, 0, sizeof(req));
+	req.argv = argv;
+	req.envp = envp;
+	req.path = pc->path;
+	req.home = u.home;
+	req.change_user = s->env->running_as_root;
+	req.uid = u.uid;
+	req.gid = u.gid;
+	req.timeout = pc->timeout;
+	req.stdin_fd = envelope_open_readonly(&s->tx);
+	slot = concurrency_slot(s, d->entry->name, pc->max_concurrency,
+	    now_ms() + pc->timeout * 1000);
+	if (req.stdin_fd < 0) {
+		log_warn("%s: open %s", s->tx.id, s->tx.msg_path);
+		smtp_set_reply(out, 451, "4.3.0", "Local error: cannot read the message file");
+	} else if (slot == -1) {
+		smtp_set_reply(out, 451, "4.3.0", "Too many concurrent deliveries to this "
+		    "program; try again later");
+	} else {
+		pipe_execute(s->env->launcher_fd, &req, &res);
+		pipe_reply(&res, pc->tempfail, pc->ntempfail, cmd->use_shell, out);
+		pipe_describe(&res, how, sizeof(how));
+		log_debug("%s: program %s: %s, %llu bytes of output", s->tx.id,
+		    argv[0], how, res.output_bytes);
+	}
+	if (slot >= 0)
+		close(slot);
+	if (req.stdin_fd >= 0)
+		close(req.stdin_fd);
+	free_vector(argv);
+	free_vector(envp);
+}
+
+static void
+log_delivery(const struct session *s, const struct smtp_reply *rep,
+    const char *relay, int64_t started)
+{
+	int64_t ms = now_ms() - started;
+	const char *status = rep->code < 300 ? "sent" : rep->code < 500 ? "deferred"
+	    : "bounced";
+
+	for (size_t i = 0; i < s->tx.nrcpts; i++)
+		log_info("%s: to=<%s>, relay=%s, delay=%lld.%02lld, status=%s (%d %s %s)",
+		    s->tx.id, s->tx.rcpts[i].text, relay, (long long)(ms / 1000),
+		    (long long)(ms % 1000 / 10), status, rep->code, rep->status, rep->text);
+}
+
+/* data_verdict - the reply for a message read to its end, before delivery. */
+static int
+data_verdict(struct session *s, const struct data_result *res, struct smtp_reply *rep)
+{
+	if (res->write_errno) {
+		errno = res->write_errno;
+		log_warn("%s: write %s", s->tx.id, s->tx.msg_path);
+		if (res->write_errno == ENOSPC || res->write_errno == EDQUOT)
+			smtp_set_reply(rep, 452, "4.3.1", "Insufficient system storage");
+		else
+			smtp_set_reply(rep, 451, "4.3.0", "Local error writing the message");
+		return -1;
+	}
+	if (res->bare_newline) {
+		smtp_set_reply(rep, 550, "5.5.2", "Message contains a bare CR or LF: "
+		    "only CRLF line endings are accepted (RFC 5321 2.3.8)");
+		return -1;
+	}
+	if (res->line_too_long) {
+		smtp_set_reply(rep, 500, "5.5.2", "Message line longer than 1000 "
+		    "octets (RFC 5321 4.5.3.1.6)");
+		return -1;
+	}
+	if (res->too_big) {
+		smtp_set_reply(rep, 552, "5.3.4", "Message size exceeds fixed maximum "
+		    "message size");
+		return -1;
+	}
+	if (res->hops > s->conf->max_hops) {
+		smtp_set_reply(rep, 554, "5.4.6", "Too many hops: mail forwarding loop");
+		return -1;
+	}
+	for (size_t i = 0; i < s->tx.nrcpts; i++) {
+		if (!s->tx.rcpts[i].pipe)
+			continue;
+		for (size_t k = 0; k < res->ndelivered_to; k++)
+			if (str_casecmp_ascii(res->delivered_to[k], s->tx.rcpts[i].text) == 0) {
+				smtp_set_reply(rep, 554, "5.4.6", "Mail loop: the message "
+				    "was already delivered to this recipient");
+				smtp_reply_append(rep, " ", s->tx.rcpts[i].text);
+				return -1;
+			}
+	}
+	if (envelope_finish_message(&s->tx) < 0) {
+		log_warn("%s: message digest", s->tx.id);
+		smtp_set_reply(rep, 451, "4.3.0", "Local error");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+cmd_data(struct session *s, const char *arg, size_t len)
+{
+	struct envelope_client cl = {s->helo, s->env->client_text,
+	    s->tx.params.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP"};
+	struct data_limits lim = {s->conf->max_message_size, s->conf->max_hops,
+	    (int64_t)s->conf->timeout * 1000};
+	struct data_result res;
+	struct data_sink sink;
+	struct smtp_reply rep;
+	char relay[300] = "none";
+	int64_t started;
+
+	(void)arg;
+	(void)len;
+	if (envelope_open_message(&s->tx, s->conf, &cl) < 0) {
+		log_warn("%s: create message file in %s/tmp", s->tx.id, s->conf->spool_dir);
+		reply(s, errno == ENOSPC ? 452 : 451, errno == ENOSPC ? "4.3.1" : "4.3.0",
+		    "Local error: cannot store the message");
+		end_transaction(s);
+		return;
+	}
+	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	flush(s);
+	/* A message being received may finish after SIGTERM (SPEC 6). */
+	s->in.interrupt = NULL;
+	sink = envelope_sink(&s->tx);
+	data_read(&s->in, &lim, &sink, &res);
+	s->in.interrupt = s->env->terminate;
+	started = now_ms();
+	switch (res.end) {
+	case DATA_COMPLETE:
+		break;
+	case DATA_TIMEOUT:
+		reply(s, 421, "4.4.2", "%s Timeout during DATA; closing", s->conf->hostname);
+		log_info("%s: timeout after DATA from [%s]", s->tx.id, s->env->client_text);
+		end_transaction(s);
+		enter_state(s, STATE_QUIT);
+		return;
+	default:
+		log_info("%s: lost connection after DATA from [%s]", s->tx.id,
+		    s->env->client_text);
+		end_transaction(s);
+		enter_state(s, STATE_QUIT);
+		return;
+	}
+	log_info("%s: from=<%s>, size=%llu, nrcpt=%zu", s->tx.id, s->tx.sender_text,
+	    (unsigned long long)res.size, s->tx.nrcpts);
+	s->verb = "END-OF-MESSAGE";
+	if (data_verdict(s, &res, &rep) == 0 && s->tx.pipe_route != NULL)
+		deliver_pipe(s, &rep, relay, sizeof(relay));
+	else if (rep.code == 0)
+		smtp_set_reply(&rep, 451, "4.3.0", "No destination for this message");
+	log_delivery(s, &rep, relay, started);
+	if (rep.code == 250)
+		reply(s, 250, rep.status, "Ok: %s, id %s", rep.text, s->tx.id);
+	else
+		reply(s, rep.code, rep.status, "%s", rep.text);
+	s->msgs++;
+	end_transaction(s);
+}
+
+static void
+cmd_rset(struct session *s, const char *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	end_transaction(s);
+	reply(s, 250, "2.0.0", "Ok");
+}
+
+static void
+cmd_noop(struct session *s, const char *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	reply(s, 250, "2.0.0", "Ok");
+}
+
+static void
+cmd_quit(struct session *s, const char *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	reply(s, 221, "2.0.0", "%s closing connection", s->conf->hostname);
+	enter_state(s, STATE_QUIT);
+}
+
+static void
+cmd_vrfy(struct session *s, const char *arg, size_t len)
+{
+	(void)arg;
+	if (len == 0) {
+		reply(s, 501, "5.5.4", "Syntax: VRFY address");
+		return;
+	}
+	/* Never reveal aliases (TESTCATALOGUE 6.13). */
+	reply(s, 252, "2.1.5", "Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void
+cmd_help(struct session *s, const char *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+}
+
+static void
+cmd_not_offered(struct session *s, const char *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	reply(s, 502, "5.5.1", "Command not implemented");
+}
+
+static const struct command commands[] = {
+	{"EHLO", ANY_STATE, 0, 0, cmd_ehlo},
+	{"HELO", ANY_STATE, 0, 0, cmd_helo},
+	{"MAIL", IN(STATE_READY), 0, 0, cmd_mail},
+	{"RCPT", IN(STATE_MAIL) | IN(STATE_RCPT), 0, 0, cmd_rcpt},
+	{"DATA", IN(STATE_RCPT), 1, 0, cmd_data},
+	{"RSET", ANY_STATE, 1, 1, cmd_rset},
+	{"NOOP", ANY_STATE, 0, 1, cmd_noop},
+	{"QUIT", ANY_STATE, 1, 0, cmd_quit},
+	{"VRFY", ANY_STATE, 0, 1, cmd_vrfy},
+	{"HELP", ANY_STATE, 0, 1, cmd_help},
+	/* Known verbs we do not offer: EXPN reveals aliases; no TLS/AUTH/BDAT yet. */
+	{"EXPN", ANY_STATE, 0, 1, cmd_not_offered},
+	{"STARTTLS", ANY_STATE, 0, 0, cmd_not_offered},
+	{"AUTH", ANY_STATE, 0, 0, cmd_not_offered},
+	{"BDAT", ANY_STATE, 0, 0, cmd_not_offered},
+	{"ETRN", ANY_STATE, 0, 1, cmd_not_offered},
+	{"TURN", ANY_STATE, 0, 1, cmd_not_offered},
+};
+
+/* sequence_error - why a known command is not allowed now (RFC 5321 3.3). */
+static void
+sequence_error(struct session *s, const struct command *c)
+{
+	const char *why = "Bad sequence of commands";
+
+	if (s->state == STATE_GREETED)
+		why = "Send HELO/EHLO first";
+	else if (strcmp(c->verb, "MAIL") == 0)
+		why = "Nested MAIL command";
+	else if (strcmp(c->verb, "RCPT") == 0)
+		why = "Need MAIL command";
+	else if (strcmp(c->verb, "DATA") == 0)
+		why = s->state == STATE_MAIL ? "Need RCPT command (no valid recipients)"
+		    : "Need MAIL command";
+	reply(s, 503, "5.5.1", "%s", why);
+}
+
+static void
+dispatch(struct session *s, const char *line, size_t len)
+{
+	struct smtp_cmdline cl;
+	struct smtp_reply err;
+
+	s->commands++;
+	s->verb = "-";
+	if (smtp_split_line(line, len, &cl, &err) < 0) {
+		reply(s, err.code, err.status, "%s", err.text);
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+		const struct command *c = &commands[i];
+
+		if (strcmp(c->verb, cl.verb) != 0)
+			continue;
+		s->verb = c->verb;
+		if (c->junk && ++s->junk > JUNK_COMMAND_LIMIT)
+			s->errors++;   /* Postfix smtpd_junk_command_limit */
+		if (!(c->states & IN(s->state)))
+			sequence_error(s, c);
+		else if (c->no_args && cl.arglen > 0)
+			reply(s, 501, "5.5.4", "Syntax: %s takes no argument", c->verb);
+		else
+			c->run(s, cl.arg, cl.arglen);
+		return;
+	}
+	reply(s, 500, "5.5.2", "Command unrecognized");
+}
+
+/*
+ * read_command - one command line of at most SMTP_LINE_MAX octets with its
+ * CRLF.  Returns its length (CRLF removed), -2 for an overlong line (read
+ * and thrown away to its end), or an IO_* status.
+ */
+static int
+read_command(struct session *s, char *line, size_t *len)
+{
+	size_t o = 0;
+	int toolong = 0;
+
+	for (;;) {
+		const char *p;
+		size_t n;
+		int rc;
+
+		if (reader_pending(&s->in) == 0)
+			flush(s);    /* pipelined replies go out together (RFC 2920) */
+		rc = reader_chunk(&s->in, &p, &n, deadline(s));
+		if (rc != IO_OK)
+			return rc;
+		if (!toolong && o + n <= SMTP_LINE_MAX) {
+			memcpy(line + o, p, n);
+			o += n;
+		} else {
+			toolong = 1;
+		}
+		if (p[n - 1] == '\n')
+			break;
+	}
+	if (toolong)
+		return -2;
+	/* LF ends a command line; one CR before it belongs to the CRLF. */
+	o--;
+	if (o > 0 && line[o - 1] == '\r')
+		o--;
+	*len = o;
+	return 0;
+}
+
+int
+smtpd_session(struct smtpd_env *env)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+	char line[SMTP_LINE_MAX + 1];
+
+	s->env = env;
+	s->conf = env->conf;
+	s->relay_allowed = conf_relay_allowed(env->conf, env->client_family, env->client_ip);
+	reader_init(&s->in, env->in_fd);
+	s->in.interrupt = env->terminate;
+	writer_init(&s->out, env->out_fd);
+	envelope_init(&s->tx);
+	enter_state(s, STATE_GREETED);
+	log_info("connect from [%s]%s", env->client_text,
+	    s->relay_allowed ? " (may relay)" : "");
+	reply(s, 220, NULL, "%s ESMTP undersmtpd", s->conf->hostname);
+	while (s->state != STATE_QUIT && !s->out.failed) {
+		size_t len = 0;
+		int rc = read_command(s, line, &len);
+
+		if (rc == -2) {
+			s->commands++;
+			s->verb = "-";
+			reply(s, 500, "5.5.2", "Line too long (512 octets at most)");
+		} else if (rc == IO_TIMEOUT) {
+			reply(s, 421, "4.7.0", "%s Timeout; closing connection", s->conf->hostname);
+			break;
+		} else if (rc == IO_INTERRUPTED) {
+			reply(s, 421, "4.3.2", "%s Service shutting down; closing connection",
+			    s->conf->hostname);
+			break;
+		} else if (rc != IO_OK) {
+			log_info("lost connection from [%s]", env->client_text);
+			break;
+		} else {
+			dispatch(s, line, len);
+		}
+		if (s->errors >= s->conf->max_errors && s->state != STATE_QUIT) {
+			reply(s, 421, "4.7.0", "%s Too many errors; closing connection",
+			    s->conf->hostname);
+			break;
+		}
+		if (env->terminate && *env->terminate && s->state != STATE_QUIT) {
+			reply(s, 421, "4.3.2", "%s Service shutting down; closing connection",
+			    s->conf->hostname);
+			break;
+		}
+	}
+	flush(s);
+	log_info("disconnect from [%s] commands=%ld messages=%ld errors=%ld",
+	    env->client_text, s->commands, s->msgs, s->errors);
+	envelope_reset(&s->tx);
+	free(s);
+	return 0;
+}

@@ -1,0 +1,34 @@
+/*
+ * smtpd.h - one SMTP server session (SPEC section 6) on a pair of fds.
+ *
+ * The same code serves inetd/xinetd/systemd Accept=yes sessions (fds 0/1)
+ * and, later, each connection of the daemon.  The caller says who the client
+ * is (from getpeername(), never from anything the client sends), where the
+ * configuration and aliases are, and how pipes are started.
+ */
+#ifndef SMTPD_H
+#define SMTPD_H
+
+#include <sys/types.h>
+
+#include "aliases.h"
+#include "conf.h"
+
+struct smtpd_env {
+	const struct conf *conf;
+	struct aliases *aliases;     /* the session may swap in a reloaded table */
+	uid_t trusted_uid;           /* besides root, may own aliases naming programs */
+	int running_as_root;         /* pipes go through the launcher */
+	int launcher_fd;             /* -1: run pipes directly */
+	uid_t session_uid;           /* our own uid: never a pipe user as root */
+	int in_fd, out_fd;
+	int client_family;           /* AF_INET / AF_INET6 */
+	unsigned char client_ip[16];
+	char client_text[64];        /* "192.0.2.1" */
+	const volatile int *terminate;  /* set by SIGTERM */
+};
+
+/* smtpd_session - run a session to its end; returns 0 (errors are replies). */
+int smtpd_session(struct smtpd_env *env);
+
+#endif
