@@ -35,6 +35,7 @@
 
 #define JUNK_COMMAND_LIMIT 100   /* NOOP/RSET/VRFY/HELP before they count as errors */
 #define HELO_MAX 255
+#define READ_TOO_LONG 1          /* read_command(): distinct from every IO_* */
 
 enum smtp_state {
 	STATE_GREETED,   /* 220 sent, no HELO/EHLO yet */
@@ -791,8 +792,8 @@ dispatch(struct session *s, const char *line, size_t len)
 
 /*
  * read_command - one command line of at most SMTP_LINE_MAX octets with its
- * CRLF.  Returns its length (CRLF removed), -2 for an overlong line (read
- * and thrown away to its end), or an IO_* status.
+ * CRLF.  Returns 0 with the length (CRLF removed), READ_TOO_LONG for an
+ * overlong line (read and thrown away to its end), or an IO_* status.
  */
 static int
 read_command(struct session *s, char *line, size_t *len)
@@ -820,7 +821,7 @@ read_command(struct session *s, char *line, size_t *len)
 			break;
 	}
 	if (toolong)
-		return -2;
+		return READ_TOO_LONG;
 	/* LF ends a command line; one CR before it belongs to the CRLF. */
 	o--;
 	if (o > 0 && line[o - 1] == '\r')
@@ -850,7 +851,7 @@ smtpd_session(struct smtpd_env *env)
 		size_t len = 0;
 		int rc = read_command(s, line, &len);
 
-		if (rc == -2) {
+		if (rc == READ_TOO_LONG) {
 			s->commands++;
 			s->verb = "-";
 			reply(s, 500, "5.5.2", "Line too long (512 octets at most)");
