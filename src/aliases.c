@@ -616,12 +616,10 @@ check_table(struct aliases *a, struct diag *d)
 			    a->literal[i - 1].file, a->literal[i - 1].line);
 			rc = -1;
 		}
-	if (rc < 0)
-		return rc;
 	for (size_t i = 0; i < a->nliteral; i++)
 		if (walk(a, &a->literal[i], 0, path, d) < 0)
-			return -1;
-	return 0;
+			rc = -1;
+	return rc;
 }
 
 struct aliases *
@@ -638,8 +636,8 @@ aliases_load(const char *path, uid_t trusted_uid, struct diag *d)
 	load_file(&ld, path, 0, NULL, NULL, NULL, 0, NULL, 0);
 	if (ld.a->nliteral > 1)
 		qsort(ld.a->literal, ld.a->nliteral, sizeof(struct alias_entry), entry_cmp);
-	if (d->errors == before)
-		check_table(ld.a, d);
+	/* Duplicates and loops are reported even when lines above were broken. */
+	check_table(ld.a, d);
 	mctx = pcre2_match_context_create(NULL);
 	if (mctx == NULL)
 		fatalx("pcre2_match_context_create: out of memory");

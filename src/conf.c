@@ -22,11 +22,20 @@
 
 #include "addr.h"
 
+#define CONF_MAX_FILE (1024 * 1024)
+
 /*
  * libconfuse callbacks carry no user pointer, so the diagnostics sink of the
- * parse in progress lives here for the duration of one conf_load() call.
+ * parse in progress (and the file name, which sub-sections do not know, and
+ * the last message, to drop the repeats libconfuse causes by validating a
+ * list once per element) live here for the duration of one conf_load().
  */
-static struct diag *parse_diag;
+static struct {
+	struct diag *diag;
+	const char *file;
+	char last[512];
+	int last_line;
+} parse;
 
 static void
 conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
@@ -34,9 +43,84 @@ conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 	char msg[512];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (parse_diag != NULL)
-		diag_error(parse_diag, cfg->filename ? cfg->filename : "(config)",
-		    cfg->line, "%s", msg);
+	if (parse.diag == NULL)
+		return;
+	if (cfg->line == parse.last_line && strcmp(msg, parse.last) == 0)
+		return;
+	parse.last_line = cfg->line;
+	str_copy(parse.last, sizeof(parse.last), msg);
+	diag_error(parse.diag, parse.file, cfg->line, "%s", msg);
+}
+
+/*
+ * strip_comments - blank out '#' and '//' comments (outside quotes), and the
+ * text of C comments, keeping every newline.  libconfuse 3.3 miscounts lines
+ * after a comment, which would put wrong line numbers in every message.
+ */
+static void
+strip_comments(char *text)
+{
+	char quote = 0;
+
+	for (char *p = text; *p; p++) {
+		if (quote) {
+			if (*p == '\\' && p[1])
+				p++;
+			else if (*p == quote)
+				quote = 0;
+			continue;
+		}
+		if (*p == '"' || *p == '\'') {
+			quote = *p;
+		} else if (*p == '#' || (*p == '/' && p[1] == '/')) {
+			while (*p && *p != '\n')
+				*p++ = ' ';
+			if (!*p)
+				break;
+		} else if (*p == '/' && p[1] == '*') {
+			*p++ = ' ';
+			*p = ' ';
+			while (p[1] && !(p[1] == '*' && p[2] == '/')) {
+				p++;
+				if (*p != '\n')
+					*p = ' ';
+			}
+			if (p[1]) {
+				p[1] = p[2] = ' ';
+				p += 2;
+			}
+		}
+	}
+}
+
+/* read_conf_file - the whole file, NUL-terminated; NULL after reporting. */
+static char *
+read_conf_file(const char *path, struct diag *d)
+{
+	FILE *fp = fopen(path, "r");
+	char *buf;
+	size_t n;
+
+	if (fp == NULL) {
+		diag_error(d, path, 0, "cannot open: %s", strerror(errno));
+		return NULL;
+	}
+	buf = xmalloc(CONF_MAX_FILE + 1);
+	n = fread(buf, 1, CONF_MAX_FILE + 1, fp);
+	if (ferror(fp) || n > CONF_MAX_FILE) {
+		diag_error(d, path, 0, ferror(fp) ? "cannot read" : "file larger than 1 MiB");
+		fclose(fp);
+		free(buf);
+		return NULL;
+	}
+	fclose(fp);
+	buf[n] = '\0';
+	if (memchr(buf, '\0', n) != NULL) {
+		diag_error(d, path, 0, "file contains a NUL byte");
+		free(buf);
+		return NULL;
+	}
+	return buf;
 }
 
 /* Validators: report with file:line and return 0 so parsing continues. */
@@ -666,25 +750,28 @@ conf_load(const char *path, int missing_ok, struct diag *d)
 	cfg_set_error_function(cfg, conf_errfunc);
 	for (size_t i = 0; i < ARRAY_LEN(validators); i++)
 		cfg_set_validate_func(cfg, validators[i].name, validators[i].fn);
-	parse_diag = d;
+	memset(&parse, 0, sizeof(parse));
+	parse.diag = d;
+	parse.file = path ? path : "(defaults)";
+	parse.last_line = -1;
 	if (path != NULL) {
 		struct stat st;
 
 		if (stat(path, &st) < 0 && errno == ENOENT && missing_ok) {
 			path = NULL;
 		} else {
-			FILE *fp = fopen(path, "r");
+			char *text = read_conf_file(path, d);
 
-			if (fp == NULL) {
-				diag_error(d, path, 0, "cannot open: %s", strerror(errno));
+			if (text == NULL) {
 				rc = CFG_FILE_ERROR;
 			} else {
-				rc = cfg_parse_fp(cfg, fp);
-				fclose(fp);
+				strip_comments(text);
+				rc = cfg_parse_buf(cfg, text);
+				free(text);
 			}
 		}
 	}
-	if (path == NULL)
+	if (path == NULL && rc == CFG_SUCCESS)
 		rc = cfg_parse_buf(cfg, "");
 	/* Validators normally run at parse time; these are defaults no file set. */
 	if (rc == CFG_SUCCESS && d->errors == errors_before) {
@@ -698,7 +785,7 @@ conf_load(const char *path, int missing_ok, struct diag *d)
 	} else if (rc != CFG_SUCCESS && d->errors == errors_before) {
 		diag_error(d, path ? path : "(config)", 0, "cannot parse");
 	}
-	parse_diag = NULL;
+	memset(&parse, 0, sizeof(parse));
 	cfg_free(cfg);
 	return c;
 }

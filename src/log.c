@@ -131,6 +131,13 @@ LOGFN(log_info, LOG_INFO, 0)
 LOGFN(log_debug, LOG_DEBUG, 0)
 
 void
+log_diag(void *ctx, const char *file, int line, const char *msg)
+{
+	(void)ctx;
+	log_warnx("%s:%d: %s", file, line, msg);
+}
+
+void
 fatal(const char *fmt, ...)
 {
 	int saved = errno;

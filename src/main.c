@@ -80,13 +80,6 @@ report_stderr(void *ctx, const char *file, int line, const char *msg)
 		fprintf(stderr, "%s: %s\n", file, msg);
 }
 
-static void
-report_log(void *ctx, const char *file, int line, const char *msg)
-{
-	(void)ctx;
-	log_warnx("%s:%d: %s", file, line, msg);
-}
-
 static int
 parse_options(int argc, char **argv, struct options *o)
 {
@@ -372,7 +365,7 @@ become_launcher(int sock, pid_t session, uid_t spool_uid)
 static int
 run_inetd(const struct options *o)
 {
-	struct diag d = {report_log, NULL, 0};
+	struct diag d = {log_diag, NULL, 0};
 	struct smtpd_env env;
 	struct conf *c;
 	struct sigaction sa;

@@ -27,7 +27,12 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The exit status table: SPEC 7, after Postfix global/sys_exits.c. */
+/*
+ * The exit status table: SPEC 7, after Postfix global/sys_exits.c.  It holds
+ * the permanent meaning of each status; whether a status is temporary is
+ * decided by pipe.tempfail alone (default 75, 71, 74: EX_TEMPFAIL, EX_OSERR,
+ * EX_IOERR), so an administrator who removes one makes it permanent.
+ */
 static const struct sysexit_row {
 	int status;
 	const char *name;
@@ -42,11 +47,11 @@ static const struct sysexit_row {
 	{68, "EX_NOHOST", 550, "5.1.2", "host name unknown"},
 	{69, "EX_UNAVAILABLE", 554, "5.3.0", "service unavailable"},
 	{70, "EX_SOFTWARE", 554, "5.3.0", "internal software error"},
-	{71, "EX_OSERR", 451, "4.3.0", "system error"},
+	{71, "EX_OSERR", 554, "5.3.0", "system error"},
 	{72, "EX_OSFILE", 554, "5.3.0", "critical OS file missing"},
 	{73, "EX_CANTCREAT", 550, "5.2.0", "cannot create output file"},
-	{74, "EX_IOERR", 451, "4.3.0", "input/output error"},
-	{75, "EX_TEMPFAIL", 451, "4.3.0", "temporary failure"},
+	{74, "EX_IOERR", 554, "5.3.0", "input/output error"},
+	{75, "EX_TEMPFAIL", 554, "5.3.0", "temporary failure"},
 	{76, "EX_PROTOCOL", 554, "5.5.0", "remote error in protocol"},
 	{77, "EX_NOPERM", 550, "5.7.0", "permission denied"},
 	{78, "EX_CONFIG", 550, "5.3.5", "configuration error"},
@@ -412,6 +417,8 @@ pipe_reply(const struct pipe_result *res, const int *tempfail, size_t ntempfail,
 			text = "the shell could not run the command";
 		}
 		row = sysexit_find(res->status);
+		if (temp && row != NULL)
+			text = row->text;
 		if (!temp && row != NULL) {
 			code = row->code;
 			status = row->dsn;

@@ -211,10 +211,12 @@ expand_local(struct expansion *x, const char *local, const char *domain,
 		if (e == NULL && ext[0]) {
 			snprintf(key, sizeof(key), "%s@%s", base, domain);
 			e = aliases_find(x->a, key);
+		} else if (e != NULL && top) {
+			x->r->extension[0] = '\0';   /* the whole name matched */
 		}
 	}
-	if (e == NULL)
-		e = aliases_find(x->a, lower);
+	if (e == NULL && (e = aliases_find(x->a, lower)) != NULL && top)
+		x->r->extension[0] = '\0';
 	if (e == NULL && ext[0])
 		e = aliases_find(x->a, base);
 	if (e != NULL) {
@@ -256,12 +258,28 @@ describe(const struct conf *c, struct route_result *r)
 		if (d->kind == ROUTE_PIPE) {
 			const struct pipe_conf *pc = conf_pipe_for(c, d->entry->re ? NULL
 			    : d->entry->name);
+			char argv[256] = "";
+			size_t ao = 0;
 
+			/* Show argv as it will run: captures substituted, one word each. */
+			for (char **a = d->target->cmd.argv; *a && !d->target->cmd.use_shell; a++) {
+				char word[256];
+
+				if (aliases_expand_arg(*a, &r->caps, word, sizeof(word)) < 0)
+					str_copy(word, sizeof(word), "...");
+				ao += (size_t)snprintf(argv + ao, ao < sizeof(argv) ?
+				    sizeof(argv) - ao : 0, "%s[%s]", ao ? " " : "", word);
+				if (ao >= sizeof(argv))
+					break;
+			}
 			n = snprintf(r->why + o, sizeof(r->why) - o,
-			    "%spipe \"%s\" (%s, %s, policy %s, timeout %lds)",
-			    i ? "; " : "", d->target->cmd.text, d->source,
-			    d->target->cmd.use_shell ? "via /bin/sh" : "execve",
-			    conf_policy_name(pc->policy), pc->timeout);
+			    "%spipe %s%s (%s, %s, policy %s, timeout %lds%s%s%s)",
+			    i ? "; " : "", d->target->cmd.use_shell ? "/bin/sh -c " : "",
+			    d->target->cmd.use_shell ? d->target->cmd.text : argv,
+			    d->source, d->target->cmd.use_shell ? "via the shell" : "execve",
+			    conf_policy_name(pc->policy), pc->timeout,
+			    r->extension[0] ? ", extension \"" : "", r->extension,
+			    r->extension[0] ? "\"" : "");
 		} else {
 			n = snprintf(r->why + o, sizeof(r->why) - o,
 			    "%ssmarthost <%s> (%s)", i ? "; " : "", d->address, d->source);

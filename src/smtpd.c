@@ -152,7 +152,7 @@ static void
 maybe_reload_aliases(struct session *s)
 {
 	struct aliases *fresh;
-	struct diag d = {NULL, NULL, 0};
+	struct diag d = {log_diag, NULL, 0};
 
 	if (s->env->aliases != NULL && !aliases_changed(s->env->aliases))
 		return;
