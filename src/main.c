@@ -460,6 +460,11 @@ main(int argc, char **argv)
 {
 	struct options o;
 
+	/*
+	 * A parent may have left SIGCHLD ignored (Perl's swaks does): children
+	 * would then be reaped by the kernel and every exit status lost.
+	 */
+	signal(SIGCHLD, SIG_DFL);
 	if (parse_options(argc, argv, &o) < 0) {
 		usage(stderr);
 		return EX_USAGE;

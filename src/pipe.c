@@ -308,9 +308,20 @@ pipe_run(const struct pipe_request *req, struct pipe_result *res)
 			if (n == 0 || (errno != EINTR && errno != EAGAIN))
 				break;
 		}
-		if (!exited && reap(pid, &status, 0) == 1) {
-			exited = 1;
-			stop_reading = now_ms() + PIPE_GRACE_MS / 2;
+		if (!exited) {
+			int r = reap(pid, &status, 0);
+
+			if (r < 0) {
+				res->outcome = PIPE_STATUS_LOST;
+				res->err = errno;
+				close(out[0]);
+				kill(-pid, SIGKILL);
+				return 0;
+			}
+			if (r == 1) {
+				exited = 1;
+				stop_reading = now_ms() + PIPE_GRACE_MS / 2;
+			}
 		}
 	}
 	close(out[0]);
@@ -318,6 +329,13 @@ pipe_run(const struct pipe_request *req, struct pipe_result *res)
 	for (long pause = 1; !exited; pause = pause < 50 ? pause * 2 : 50) {
 		int r = reap(pid, &status, 0);
 
+		if (r < 0) {
+			/* Never guess: without a status nothing counts as delivered. */
+			res->outcome = PIPE_STATUS_LOST;
+			res->err = errno;
+			kill(-pid, SIGKILL);
+			return 0;
+		}
 		if (r != 0) {
 			exited = 1;
 			break;
@@ -360,6 +378,9 @@ pipe_describe(const struct pipe_result *res, char *buf, size_t size)
 		break;
 	case PIPE_START_FAILED:
 		snprintf(buf, size, "could not be started: %s", strerror(res->err));
+		break;
+	case PIPE_STATUS_LOST:
+		snprintf(buf, size, "exit status lost: %s", strerror(res->err));
 		break;
 	}
 }
@@ -432,6 +453,8 @@ pipe_reply(const struct pipe_result *res, const int *tempfail, size_t ntempfail,
 		text = "command could not be started";
 	} else if (res->outcome == PIPE_TIMEDOUT) {
 		text = "command timed out";
+	} else if (res->outcome == PIPE_STATUS_LOST) {
+		text = "command outcome unknown";
 	} else {
 		text = "command was killed";
 	}

@@ -36,6 +36,7 @@ enum pipe_outcome {
 	PIPE_SIGNALED,                /* status holds the signal */
 	PIPE_TIMEDOUT,
 	PIPE_START_FAILED,            /* err holds errno (fork, exec, setuid...) */
+	PIPE_STATUS_LOST,             /* waitpid failed: err holds errno */
 };
 
 struct pipe_result {

@@ -173,7 +173,11 @@ class Gateway:
         self.rec = self.base / "rec"
         self.rec.mkdir()
         self.rec.chmod(0o777)
-        self.recorder = RECORDER
+        # Programs live in the test's own 0755 directory: a checkout under a
+        # private home directory would not be reachable by the pipe user.
+        self.recorder = str(self.base / "recorder")
+        shutil.copy2(RECORDER, self.recorder)
+        os.chmod(self.recorder, 0o755)
         self.write_aliases("")
         self.write_conf()
 

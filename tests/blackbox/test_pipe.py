@@ -364,3 +364,15 @@ def test_ordinary_user_mode(gw):
     assert c.mail(rcpts=["x@example.com"]).code == 451
     c.cmd("QUIT")
     c.close()
+
+
+def test_inherited_sigchld_ignore_does_not_lose_statuses(gw):
+    """Regression (found with swaks): started with SIGCHLD ignored, exit statuses
+    must still be seen: exit 75 is a 451, never a 250."""
+    import signal as sig
+    gw.write_aliases('x: "|@REC@ --exit 75"\n')
+    c = gw.session(preexec=lambda: sig.signal(sig.SIGCHLD, sig.SIG_IGN))
+    c.greet()
+    assert c.mail(rcpts=["x@example.com"]).code == 451
+    c.cmd("QUIT")
+    c.close()
