@@ -477,8 +477,9 @@ add_entry(struct loader *ld, const char *file, int line, int trusted,
 }
 
 /*
- * load_file - read one file.  values_only: an :include: file, whose logical
- * lines are values appended to *targets; otherwise "name: values" lines.
+ * load_file - read one file.  values_only: an :include: file, whose lines
+ * (each one, indented or not) hold values appended to *targets; otherwise
+ * "name: values" lines with indented continuation lines.
  */
 static int
 load_file(struct loader *ld, const char *path, int depth,
@@ -510,7 +511,7 @@ load_file(struct loader *ld, const char *path, int depth,
 			first++;
 		if (first == p + len || *first == '#') {
 			/* blank or comment: ends nothing, continues nothing */
-		} else if ((p[0] == ' ' || p[0] == '\t') && llen > 0) {
+		} else if ((p[0] == ' ' || p[0] == '\t') && llen > 0 && !values_only) {
 			if (llen + 1 + len > ALIASES_MAX_LINE) {
 				diag_error(ld->d, fname, line, "logical line too long");
 				rc = -1;
@@ -519,7 +520,7 @@ load_file(struct loader *ld, const char *path, int depth,
 				memcpy(logical + llen, p, len);
 				llen += len;
 			}
-		} else if (p[0] == ' ' || p[0] == '\t') {
+		} else if ((p[0] == ' ' || p[0] == '\t') && !values_only) {
 			diag_error(ld->d, fname, line, "continuation line with nothing to continue");
 			rc = -1;
 		} else {

@@ -249,8 +249,15 @@ static int
 validate_domains(cfg_t *cfg, cfg_opt_t *opt)
 {
 	unsigned i = cfg_opt_size(opt);
+	char d[ADDR_DOMAIN_MAX + 2];
 
-	if (i > 0 && !addr_domain_valid(cfg_opt_getnstr(opt, i - 1), 0))
+	if (i == 0)
+		return 0;
+	/* One trailing dot (the absolute form) names the same domain. */
+	if (str_copy(d, sizeof(d), cfg_opt_getnstr(opt, i - 1)) == 0 && d[0] &&
+	    d[strlen(d) - 1] == '.')
+		d[strlen(d) - 1] = '\0';
+	if (!addr_domain_valid(d, 0))
 		bad_value(cfg, opt, cfg_opt_getnstr(opt, i - 1), "not a domain name");
 	return 0;
 }

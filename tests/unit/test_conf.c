@@ -1,0 +1,171 @@
+/* test_conf.c - conf.c: the schema, defaults, validation with line numbers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "conf.h"
+#include "unit.h"
+
+static struct conf *
+load(const char *text, struct collected *out)
+{
+	char *path = write_temp(text);
+	struct diag d = {collect, out, 0};
+	struct conf *c;
+
+	out->text[0] = '\0';
+	c = conf_load(path, 0, &d);
+	unlink(path);
+	free(path);
+	return c;
+}
+
+static void
+test_defaults(void **state)
+{
+	struct diag d = {NULL, NULL, 0};
+	struct conf *c = conf_load("/nonexistent/undersmtpd.conf", 1, &d);
+
+	(void)state;
+	assert_non_null(c);
+	assert_string_equal(c->aliases, "/etc/aliases");
+	assert_string_equal(c->spool_dir, "/var/spool/undersmtpd");
+	assert_string_equal(c->user, "mail");
+	assert_int_equal(c->nlisten, 2);
+	assert_int_equal(c->nrelay_networks, 2);
+	assert_true(c->max_message_size == 25ULL * 1024 * 1024);
+	assert_true(c->min_free_space == 100ULL * 1024 * 1024);
+	assert_int_equal(c->timeout, 300);
+	assert_int_equal(c->max_recipients, 100);
+	assert_int_equal(c->unknown_local, UNKNOWN_REJECT);
+	assert_int_equal(c->pipe.timeout, 300);
+	assert_int_equal(c->pipe.policy, POLICY_SYNC);
+	assert_int_equal(c->pipe.ntempfail, 3);
+	assert_int_equal(c->queue.lifetime, 5 * 86400);
+	assert_true(c->queue.run_after_accept);
+	assert_int_equal(c->nlocal_domains, 2);
+	assert_string_equal(c->local_domains[1], "localhost");
+	conf_free(c);
+	/* An explicit file that is missing is an error. */
+	assert_null(conf_load("/nonexistent/undersmtpd.conf", 0, &d));
+	assert_int_equal(d.errors, 1);
+}
+
+static void
+test_full_example(void **state)
+{
+	struct collected out;
+	struct conf *c = load(
+	    "hostname = \"mx.example.com\"\n"
+	    "local_domains = { \"Example.COM.\" }\n"
+	    "relay_networks = { \"192.0.2.0/24\", \"2001:db8::/32\" }\n"
+	    "recipient_delimiter = \"+-\"\n"
+	    "max_message_size = 10M  timeout = 90s  unknown_local = relay\n"
+	    "postmaster = \"admin@example.com\"\n"
+	    "pipe { user = \"nobody\" timeout = 2m tempfail = { 75 } }\n"
+	    "alias \"support\" { policy = sync timeout = 10m user = \"rt\" max_concurrency = 4 }\n"
+	    "smarthost \"primary\" { host = \"smtp.isp.example\" port = 587 tls = starttls\n"
+	    "  auth_user = \"me\" auth_password_file = \"/etc/secret\" rewrite_sender = \"me@isp.example\" }\n"
+	    "smarthost \"backup\" { host = \"backup.isp.example\" tls = tls }\n"
+	    "queue { retry_min = 1m retry_max = 1h lifetime = 5d run_after_accept = false }\n", &out);
+	const struct pipe_conf *p;
+	int fam;
+	unsigned char ip[16];
+
+	(void)state;
+	assert_non_null(c);
+	assert_string_equal(c->local_domains[0], "example.com");
+	assert_true(conf_is_local_domain(c, "EXAMPLE.com."));
+	assert_false(conf_is_local_domain(c, "example.org"));
+	ip_parse("192.0.2.77", &fam, ip);
+	assert_true(conf_relay_allowed(c, fam, ip));
+	ip_parse("127.0.0.1", &fam, ip);
+	assert_false(conf_relay_allowed(c, fam, ip));
+	assert_true(c->max_message_size == 10ULL * 1024 * 1024);
+	assert_int_equal(c->timeout, 90);
+	assert_int_equal(c->unknown_local, UNKNOWN_RELAY);
+	p = conf_pipe_for(c, "SUPPORT");
+	assert_int_equal(p->timeout, 600);
+	assert_string_equal(p->user, "rt");
+	assert_int_equal(p->max_concurrency, 4);
+	assert_int_equal(p->ntempfail, 1);       /* inherited from pipe {} */
+	p = conf_pipe_for(c, "other");
+	assert_int_equal(p->timeout, 120);
+	assert_string_equal(p->user, "nobody");
+	assert_int_equal(c->nsmarthosts, 2);
+	assert_int_equal(c->smarthosts[0].port, 587);
+	assert_int_equal(c->smarthosts[1].port, 465);  /* implicit TLS default */
+	assert_int_equal(c->smarthosts[1].tls, TLSMODE_IMPLICIT);
+	assert_false(c->queue.run_after_accept);
+	conf_free(c);
+}
+
+static void
+test_errors_with_lines(void **state)
+{
+	struct collected out;
+	struct conf *c = load(
+	    "# comment lines must not shift line numbers\n"
+	    "max_message_size = lots\n"
+	    "# another\n"
+	    "relay_networks = { \"10.0.0.0/33\" }\n"
+	    "pipe {\n"
+	    "  policy = whenever\n"
+	    "}\n"
+	    "smarthost \"x\" { port = 0 }\n", &out);
+
+	(void)state;
+	assert_null(c);
+	assert_non_null(strstr(out.text, "2: max_message_size: bad value 'lots'"));
+	assert_non_null(strstr(out.text, "4: relay_networks: bad value '10.0.0.0/33'"));
+	assert_non_null(strstr(out.text, "6: policy: bad value 'whenever'"));
+	assert_non_null(strstr(out.text, "8: port: bad value '0'"));
+}
+
+static void
+test_semantic_errors(void **state)
+{
+	struct collected out;
+
+	(void)state;
+	assert_null(load("smarthost \"x\" { port = 25 }\n", &out));
+	assert_non_null(strstr(out.text, "host is not set"));
+	assert_null(load("queue { retry_min = 2h retry_max = 1h }\n", &out));
+	assert_non_null(strstr(out.text, "retry_min is longer than retry_max"));
+	assert_null(load("tls { cert_file = \"/c\" }\n", &out));
+	assert_non_null(strstr(out.text, "go together"));
+	assert_null(load("unknown_key = 1\n", &out));
+	assert_non_null(strstr(out.text, "1: no such option 'unknown_key'"));
+	assert_null(load("hostname = \"unterminated\n", &out));
+	/* The policies that need the spool say so. */
+	assert_null(load("pipe { policy = queue }\n", &out));
+	assert_non_null(strstr(out.text, "needs the spool"));
+}
+
+static void
+test_hash_inside_string_kept(void **state)
+{
+	struct collected out;
+	struct conf *c = load("hostname = \"a#b\" # trailing comment\n", &out);
+
+	(void)state;
+	assert_non_null(c);
+	assert_string_equal(c->hostname, "a#b");
+	conf_free(c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_full_example),
+		cmocka_unit_test(test_errors_with_lines),
+		cmocka_unit_test(test_semantic_errors),
+		cmocka_unit_test(test_hash_inside_string_kept),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

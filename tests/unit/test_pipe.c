@@ -1,0 +1,206 @@
+/* test_pipe.c - pipe.c: running programs and the exit-status table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <time.h>
+
+#include "pipe.h"
+#include "unit.h"
+
+static const int tempfail[] = {75, 71, 74};
+
+static void
+sh(const char *script, long timeout, struct pipe_result *res)
+{
+	char *copy = strdup(script);
+	char *argv[] = {"/bin/sh", "-c", copy, NULL};
+	char *envp[] = {"PATH=/usr/bin:/bin", "ONLY=this", NULL};
+	struct pipe_request req = {0};
+	int fd = open("/dev/null", O_RDONLY);
+
+	req.argv = argv;
+	req.envp = envp;
+	req.path = "/usr/bin:/bin";
+	req.timeout = timeout;
+	req.stdin_fd = fd;
+	pipe_run(&req, res);
+	close(fd);
+	free(copy);
+}
+
+static void
+test_table(void **state)
+{
+	static const struct { int status, code; const char *dsn; } rows[] = {
+		{0, 250, "2.0.0"}, {75, 451, "4.3.0"}, {71, 451, "4.3.0"}, {74, 451, "4.3.0"},
+		{67, 550, "5.1.1"}, {68, 550, "5.1.2"}, {77, 550, "5.7.0"}, {65, 550, "5.6.0"},
+		{78, 550, "5.3.5"}, {73, 550, "5.2.0"}, {76, 554, "5.5.0"}, {64, 554, "5.3.0"},
+		{1, 554, "5.3.0"}, {200, 554, "5.3.0"},
+	};
+	struct pipe_result res = {0};
+	struct smtp_reply r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		res.outcome = PIPE_EXITED;
+		res.status = rows[i].status;
+		pipe_reply(&res, tempfail, 3, 0, &r);
+		assert_int_equal(r.code, rows[i].code);
+		assert_string_equal(r.status, rows[i].dsn);
+	}
+	/* 126/127 are temporary only from the shell. */
+	res.status = 127;
+	pipe_reply(&res, tempfail, 3, 1, &r);
+	assert_int_equal(r.code, 451);
+	pipe_reply(&res, tempfail, 3, 0, &r);
+	assert_int_equal(r.code, 554);
+	res.outcome = PIPE_SIGNALED;
+	pipe_reply(&res, tempfail, 3, 0, &r);
+	assert_int_equal(r.code, 451);
+	res.outcome = PIPE_TIMEDOUT;
+	pipe_reply(&res, tempfail, 3, 0, &r);
+	assert_int_equal(r.code, 451);
+	res.outcome = PIPE_START_FAILED;
+	res.err = ENOENT;
+	pipe_reply(&res, tempfail, 3, 0, &r);
+	assert_int_equal(r.code, 451);
+	res.outcome = PIPE_STATUS_LOST;
+	pipe_reply(&res, tempfail, 3, 0, &r);
+	assert_int_equal(r.code, 451);
+}
+
+static void
+test_output_codes(void **state)
+{
+	struct pipe_result res = {0};
+	struct smtp_reply r;
+
+	(void)state;
+	res.outcome = PIPE_EXITED;
+	res.status = 75;
+	strcpy(res.output, "5.7.1 not allowed");
+	pipe_reply(&res, tempfail, 3, 0, &r);
+	assert_int_equal(r.code, 550);
+	assert_string_equal(r.status, "5.7.1");
+	strcpy(res.output, "2.0.0 pretend");
+	pipe_reply(&res, tempfail, 3, 0, &r);
+	assert_int_equal(r.code, 451);          /* never a success from output */
+	res.status = 0;
+	strcpy(res.output, "5.1.1 ignored");
+	pipe_reply(&res, tempfail, 3, 0, &r);
+	assert_int_equal(r.code, 250);
+	res.status = 67;
+	strcpy(res.output, "5.1.10 x");
+	pipe_reply(&res, tempfail, 3, 0, &r);
+	assert_string_equal(r.status, "5.1.10");
+	strcpy(res.output, "5.x.1 x");
+	pipe_reply(&res, tempfail, 3, 0, &r);
+	assert_string_equal(r.status, "5.1.1");
+}
+
+static void
+test_run_outcomes(void **state)
+{
+	struct pipe_result res;
+
+	(void)state;
+	sh("exit 0", 10, &res);
+	assert_int_equal(res.outcome, PIPE_EXITED);
+	assert_int_equal(res.status, 0);
+	sh("exit 75", 10, &res);
+	assert_int_equal(res.status, 75);
+	sh("kill -9 $$", 10, &res);
+	assert_int_equal(res.outcome, PIPE_SIGNALED);
+	assert_int_equal(res.status, 9);
+	sh("printf '\\n\\n  first line\\r\\nsecond\\n'; echo x >&2; exit 1", 10, &res);
+	assert_string_equal(res.output, "first line");
+	sh("printf 'a\\001b\\377c'; exit 1", 10, &res);
+	assert_string_equal(res.output, "a?b?c");
+	/* T47: exactly the environment given. */
+	sh("test \"$(env | sort | tr '\\n' ' ')\" = 'ONLY=this PATH=/usr/bin:/bin PWD=/ '"
+	    " || test \"$(env | grep -v '^PWD=' | sort | tr '\\n' ' ')\" = "
+	    "'ONLY=this PATH=/usr/bin:/bin '", 10, &res);
+	assert_int_equal(res.status, 0);
+}
+
+static void
+test_timeout_kills_group(void **state)
+{
+	struct pipe_result res;
+	struct timespec t0, t1;
+	char marker[] = "/tmp/undersmtpd-unit-gc-XXXXXX";
+	char script[256];
+	int fd = mkstemp(marker);
+
+	(void)state;
+	close(fd);
+	unlink(marker);
+	/* T73: the grandchild would write the marker after 3 s; the group dies at 1 s. */
+	snprintf(script, sizeof(script), "(sleep 3; touch %s) & sleep 30", marker);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	sh(script, 1, &res);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(res.outcome, PIPE_TIMEDOUT);
+	assert_true(t1.tv_sec - t0.tv_sec < 5);
+	sleep(3);
+	assert_int_not_equal(access(marker, F_OK), 0);
+}
+
+static void
+test_start_failures(void **state)
+{
+	char *argv1[] = {"/nonexistent/prog", NULL};
+	char *argv2[] = {"not-on-the-path-at-all", NULL};
+	char *envp[] = {NULL};
+	struct pipe_request req = {0};
+	struct pipe_result res;
+	int fd = open("/dev/null", O_RDONLY);
+
+	(void)state;
+	req.envp = envp;
+	req.path = "/usr/bin:/bin";
+	req.timeout = 5;
+	req.stdin_fd = fd;
+	req.argv = argv1;
+	pipe_run(&req, &res);
+	assert_int_equal(res.outcome, PIPE_START_FAILED);
+	assert_int_equal(res.err, ENOENT);
+	req.argv = argv2;
+	pipe_run(&req, &res);
+	assert_int_equal(res.outcome, PIPE_START_FAILED);
+	close(fd);
+}
+
+static void
+test_large_output_bounded(void **state)
+{
+	struct pipe_result res;
+
+	(void)state;
+	/* T77: 20 MB of output is read and dropped; only the first line is kept. */
+	sh("head -c 20000000 /dev/zero | tr '\\0' 'x'; exit 75", 30, &res);
+	assert_int_equal(res.status, 75);
+	assert_int_equal(strlen(res.output), PIPE_OUTPUT_MAX);
+	assert_true(res.output_bytes == 20000000ULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_output_codes),
+		cmocka_unit_test(test_run_outcomes),
+		cmocka_unit_test(test_timeout_kills_group),
+		cmocka_unit_test(test_start_failures),
+		cmocka_unit_test(test_large_output_bounded),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
