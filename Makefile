@@ -48,17 +48,25 @@ all: $(BIN) $(PROGS)
 $(BUILD):
 	mkdir -p $(BUILD)
 
+# `make V=1` shows the whole compiler command lines.
+Q := $(if $(V),,@)
+
 $(BUILD)/%.o: src/%.c src/*.h | $(BUILD)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BIN): $(OBJS) $(BUILD)/main.o
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/recorder: tests/progs/recorder.c | $(BUILD)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
 
-$(BUILD)/test_%: tests/unit/test_%.c $(OBJS)
-	$(CC) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+$(BUILD)/test_%: tests/unit/test_%.c tests/unit/unit.h $(OBJS)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $< $(OBJS) $(PKG_LIBS) \
+	  $(shell pkg-config --libs cmocka)
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; (cd tests/unit && ../../$$t); done
@@ -69,11 +77,21 @@ blackbox: all
 
 test check: unit blackbox
 
-# Sanitizer build: the whole suite again under ASan + UBSan (-O1: FORTIFY needs it).
+# Sanitizer build: the whole suite again under ASan + UBSan (-O1: FORTIFY needs
+# it).  Every report lands in build-asan/sanitizer.*; any report fails the run,
+# also those of processes whose exit status no test looks at.
+SAN_LOG := $(CURDIR)/build-asan/sanitizer
 asan:
+	rm -f $(SAN_LOG).*
+	ASAN_OPTIONS="log_path=$(SAN_LOG):detect_leaks=1" \
+	UBSAN_OPTIONS="log_path=$(SAN_LOG):print_stacktrace=1:halt_on_error=1" \
+	UNDERSMTPD_SANITIZED=1 \
 	$(MAKE) BUILD=build-asan OPT=-O1 \
 	  CFLAGS="-g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  LDFLAGS="-fsanitize=address,undefined" test
+	@if ls $(SAN_LOG).* >/dev/null 2>&1; then \
+	  cat $(SAN_LOG).*; echo "sanitizer reports found"; exit 1; fi
+	@echo "asan: no sanitizer reports"
 
 demo: all
 	sh demo/run.sh

@@ -37,6 +37,9 @@ static struct {
 	int last_line;
 } parse;
 
+static void conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
 static void
 conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 {

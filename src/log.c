@@ -77,6 +77,9 @@ write_line(int fd, const char *prefix, const char *msg)
 		return;
 }
 
+static void vlog(int priority, const char *fmt, va_list ap, int with_errno, int saved)
+	__attribute__((format(printf, 2, 0)));
+
 static void
 vlog(int priority, const char *fmt, va_list ap, int with_errno, int saved)
 {

@@ -405,27 +405,35 @@ run_inetd(const struct options *o)
 			log_warnx("user \"%s\" does not exist or is root: refusing to run "
 			    "sessions as root", c->user);
 			say("421 4.3.0 Local configuration error; try again later\r\n");
+			conf_free(c);
 			return EX_CONFIG;
 		}
 		if (envelope_prepare_dirs(c, pw.pw_uid, pw.pw_gid, why, sizeof(why)) < 0) {
 			log_warn("spool: %s", why);
 			say("421 4.3.0 Local error: spool unavailable; try again later\r\n");
+			conf_free(c);
 			return EX_TEMPFAIL;
 		}
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 			log_warn("socketpair for the pipe launcher");
 			say("421 4.3.0 Local error; try again later\r\n");
+			conf_free(c);
 			return EX_TEMPFAIL;
 		}
 		pid = fork();
 		if (pid < 0) {
 			log_warn("fork the session");
 			say("421 4.3.0 Local error; try again later\r\n");
+			conf_free(c);
 			return EX_TEMPFAIL;
 		}
 		if (pid > 0) {
+			int rc;
+
 			close(sv[1]);
-			return become_launcher(sv[0], pid, pw.pw_uid);
+			rc = become_launcher(sv[0], pid, pw.pw_uid);
+			conf_free(c);
+			return rc;
 		}
 		close(sv[0]);
 		if (drop_privileges(&pw) < 0) {
@@ -441,6 +449,7 @@ run_inetd(const struct options *o)
 		if (envelope_prepare_dirs(c, geteuid(), getegid(), why, sizeof(why)) < 0) {
 			log_warn("spool: %s", why);
 			say("421 4.3.0 Local error: spool unavailable; try again later\r\n");
+			conf_free(c);
 			return EX_TEMPFAIL;
 		}
 	}

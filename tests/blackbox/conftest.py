@@ -18,6 +18,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# Sanitizer settings travel into every session (the suite also runs under
+# ASan/UBSan); nothing else of the test runner's environment does.
+SANITIZER_ENV = {k: v for k, v in os.environ.items()
+                 if k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")}
+
+
+def base_env(extra=None):
+    env = {"PATH": "/usr/bin:/bin", **SANITIZER_ENV}
+    env.update(extra or {})
+    return env
 UNDERSMTPD = os.environ.get("UNDERSMTPD", str(ROOT / "build" / "undersmtpd"))
 RECORDER = os.environ.get("RECORDER", str(ROOT / "build" / "recorder"))
 NOBODY = pwd.getpwnam("nobody")
@@ -58,7 +68,7 @@ class Client:
         self.proc = subprocess.Popen(
             argv, stdin=server, stdout=server,
             stderr=server if stderr_to_socket else subprocess.DEVNULL,
-            env=env if env is not None else {"PATH": "/usr/bin:/bin"},
+            env=env if env is not None else base_env(),
             preexec_fn=preexec, close_fds=True)
         server.close()
         self.sock.settimeout(30)
