@@ -201,6 +201,33 @@ trusted_uid_for(const struct conf *c)
 	return geteuid();
 }
 
+/* check_users - accounts named by the configuration exist (a warning only). */
+static void
+check_users(const struct conf *c)
+{
+	const char *names[2 + 64];
+	size_t n = 0;
+
+	names[n++] = c->user;
+	names[n++] = c->pipe.user;
+	for (size_t i = 0; i < c->nalias_overrides && n < ARRAY_LEN(names); i++)
+		names[n++] = c->alias_overrides[i].pipe.user;
+	for (size_t i = 0; i < n; i++) {
+		struct passwd *pw;
+
+		if (names[i] == NULL)
+			continue;
+		pw = getpwnam(names[i]);
+		if (pw == NULL)
+			fprintf(stderr, "%s: warning: user \"%s\" does not exist\n",
+			    c->file ? c->file : "(defaults)", names[i]);
+		else if (i > 0 && pw->pw_uid == 0)
+			fprintf(stderr, "%s: warning: pipe user \"%s\" is root: pipe "
+			    "deliveries will be refused (451)\n",
+			    c->file ? c->file : "(defaults)", names[i]);
+	}
+}
+
 static int
 run_check(const struct options *o)
 {
@@ -210,6 +237,7 @@ run_check(const struct options *o)
 
 	if (c == NULL)
 		return 1;
+	check_users(c);
 	a = aliases_load(c->aliases, trusted_uid_for(c), &d);
 	if (a != NULL) {
 		for (size_t i = 0; i < a->nfiles; i++)

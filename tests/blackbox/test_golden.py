@@ -48,3 +48,13 @@ def test_good_configuration_checks_clean():
     r = run("-C", "routing.conf", "-a", "routing.aliases", "--check-config")
     assert r.returncode == 0, r.stderr
     assert "configuration OK" in r.stdout
+
+
+def test_shipped_examples_check_clean():
+    """The example configuration and aliases files that ship are valid."""
+    top = GOLDEN.parents[1]
+    for conf, aliases in [("undersmtpd.conf", "aliases.example"),
+                          ("rt-examples/undersmtpd.conf", "rt-examples/aliases")]:
+        r = subprocess.run([UNDERSMTPD, "-C", str(top / conf), "-a", str(top / aliases),
+                            "--check-config"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, (conf, r.stderr)

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Install what undersmtpd needs to build and to run its tests on Debian 12,
+# from Debian's archive only.  Python tests use Debian's /usr/bin/python3 with
+# its python3-* packages (no PyPI).  Safe to run again.
+set -eu
+if [ "$(id -u)" -ne 0 ]; then
+	exec sudo sh "$0" "$@"
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+	build-essential clang pkg-config ca-certificates \
+	libpcre2-dev libconfuse-dev libssl-dev libcmocka-dev \
+	python3 python3-pytest python3-aiosmtpd \
+	swaks libwww-perl mandoc procps systemd >/dev/null
+# The real rt-mailgate for the tests, extracted without pulling in an MTA.
+sh "$(dirname "$0")/../tests/setup-rt-mailgate.sh"
+echo "install-deps: done"
