@@ -761,8 +761,12 @@ aliases_match_regex(const struct aliases *a, const char *local,
 		}
 		pcre2_match_data_free(md);
 		if (rc != PCRE2_ERROR_NOMATCH) {
-			log_warnx("aliases %s:%d: regex /%s/ failed on '%s' (pcre2 error %d)",
-			    e->file, e->line, e->name, subject, rc);
+			PCRE2_UCHAR why[128];
+
+			if (pcre2_get_error_message(rc, why, sizeof(why)) < 0)
+				str_copy((char *)why, sizeof(why), "unknown error");
+			log_warnx("aliases %s:%d: regex /%s/ on '%s': %s: temporary failure",
+			    e->file, e->line, e->name, subject, (char *)why);
 			*entry = e;
 			return -1;
 		}

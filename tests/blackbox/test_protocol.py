@@ -316,3 +316,16 @@ def test_junk_command_limit(gw):
     assert codes[-1] == 421
     assert codes.count(250) == 100 + 20   # 100 free, then each counts as an error
     c.close()
+
+
+def test_command_before_greeting_processed_in_order(gw):
+    """T1: EHLO sent before the 220 greeting: nothing is answered before 220,
+    and the EHLO is then processed in order."""
+    c = gw.session()
+    c.send("EHLO early.client\r\n")
+    r = c.reply()
+    assert r.code == 220
+    r = c.reply()
+    assert r.code == 250 and "early.client" in r.lines[0]
+    c.cmd("QUIT")
+    c.close()
