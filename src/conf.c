@@ -156,46 +156,38 @@ validate_duration(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/* check_range - the option's integer lies in [min, max]. */
 static int
-validate_positive(cfg_t *cfg, cfg_opt_t *opt)
+check_range(cfg_t *cfg, cfg_opt_t *opt, long min, long max, const char *what)
 {
 	long v = cfg_opt_getnint(opt, 0);
 
-	if (v < 1 || v > 1000000) {
-		char text[32];
+	if (v < min || v > max) {
+		char text[32], why[96];
 
 		snprintf(text, sizeof(text), "%ld", v);
-		bad_value(cfg, opt, text, "expected a number from 1 to 1000000");
+		snprintf(why, sizeof(why), "expected %s from %ld to %ld", what, min, max);
+		bad_value(cfg, opt, text, why);
 	}
 	return 0;
+}
+
+static int
+validate_positive(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_range(cfg, opt, 1, 1000000, "a number");
 }
 
 static int
 validate_nonnegative(cfg_t *cfg, cfg_opt_t *opt)
 {
-	long v = cfg_opt_getnint(opt, 0);
-
-	if (v < 0 || v > 1000000) {
-		char text[32];
-
-		snprintf(text, sizeof(text), "%ld", v);
-		bad_value(cfg, opt, text, "expected a number from 0 to 1000000");
-	}
-	return 0;
+	return check_range(cfg, opt, 0, 1000000, "a number");
 }
 
 static int
 validate_port(cfg_t *cfg, cfg_opt_t *opt)
 {
-	long v = cfg_opt_getnint(opt, 0);
-
-	if (v < 1 || v > 65535) {
-		char text[32];
-
-		snprintf(text, sizeof(text), "%ld", v);
-		bad_value(cfg, opt, text, "expected a port from 1 to 65535");
-	}
-	return 0;
+	return check_range(cfg, opt, 1, 65535, "a port");
 }
 
 static int

@@ -718,7 +718,7 @@ cmd_not_offered(struct session *s, const char *arg, size_t len)
 {
 	(void)arg;
 	(void)len;
-	reply(s, 502, "5.5.1", "Command not implemented");
+	reply(s, 502, "5.5.1", "%s is not offered by this server", s->verb);
 }
 
 static const struct command commands[] = {
