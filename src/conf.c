@@ -399,6 +399,7 @@ static cfg_opt_t smarthost_opts[] = {
 	CFG_STR("auth_password_file", NULL, CFGF_NODEFAULT),
 	CFG_BOOL("auth_plaintext", cfg_false, 0),
 	CFG_STR("rewrite_sender", NULL, CFGF_NODEFAULT),
+	CFG_STR("timeout", NULL, CFGF_NODEFAULT),
 	CFG_END()
 };
 
@@ -485,6 +486,7 @@ static const struct {
 	{"smarthost|ca_file", validate_absolute_path},
 	{"smarthost|auth_password_file", validate_absolute_path},
 	{"smarthost|rewrite_sender", validate_address},
+	{"smarthost|timeout", validate_duration},
 	{"queue|retry_min", validate_duration},
 	{"queue|retry_max", validate_duration},
 	{"queue|lifetime", validate_duration},
@@ -616,6 +618,8 @@ copy_smarthost(cfg_t *sec, struct smarthost_conf *s)
 	s->auth_user = dup_or_null(cfg_getstr(sec, "auth_user"));
 	s->auth_password_file = dup_or_null(cfg_getstr(sec, "auth_password_file"));
 	s->rewrite_sender = dup_or_null(cfg_getstr(sec, "rewrite_sender"));
+	s->auth_plaintext = cfg_getbool(sec, "auth_plaintext");
+	s->timeout = cfg_getopt(sec, "timeout")->nvalues ? duration_of(sec, "timeout", 0) : 0;
 }
 
 /* check_semantics - rules that span several keys; errors name the file. */

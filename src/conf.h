@@ -49,6 +49,8 @@ struct smarthost_conf {
 	char *auth_user;
 	char *auth_password_file;
 	char *rewrite_sender;
+	int auth_plaintext;       /* AUTH allowed without TLS */
+	long timeout;             /* seconds for every stage; 0: RFC 5321 4.5.3.2 */
 };
 
 struct queue_conf {

@@ -4,6 +4,7 @@
 #include "envelope.h"
 #include "buf.h"
 #include "log.h"
+#include "spool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +34,7 @@ envelope_reset(struct envelope *e)
 	if (e->md)
 		EVP_MD_CTX_free(e->md);
 	free(e->rcpts);
+	free(e->dests);
 	free(e->pipe_route);
 	envelope_init(e);
 }
@@ -90,12 +93,9 @@ int
 envelope_open_message(struct envelope *e, const struct conf *c,
     const struct envelope_client *cl)
 {
-	char line[ADDR_PATH_MAX + 32];
-	off_t off;
-
-	if (str_fmt(e->msg_path, sizeof(e->msg_path), "%s/tmp/%s.msg", c->spool_dir,
-	    e->id) < 0) {
+	if (spool_path(c, "tmp", e->id, ".msg", e->msg_path, sizeof(e->msg_path)) < 0) {
 		errno = ENAMETOOLONG;
+		e->msg_path[0] = '\0';
 		return -1;
 	}
 	e->msg_fd = open(e->msg_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -103,23 +103,11 @@ envelope_open_message(struct envelope *e, const struct conf *c,
 		e->msg_path[0] = '\0';
 		return -1;
 	}
-	/* SPEC 7: the program reads Return-Path: and Delivered-To: first. */
-	snprintf(line, sizeof(line), "Return-Path: <%s>\n", e->sender_text);
-	if (put(e->msg_fd, line) < 0)
+	/* Held until the transaction ends: spool_clean() leaves locked files alone. */
+	if (flock(e->msg_fd, LOCK_EX) < 0)
 		return -1;
-	for (size_t i = 0; i < e->nrcpts; i++) {
-		if (!e->rcpts[i].pipe)
-			continue;
-		snprintf(line, sizeof(line), "Delivered-To: %s\n", e->rcpts[i].text);
-		if (put(e->msg_fd, line) < 0)
-			return -1;
-	}
 	if (write_received(e, c, cl) < 0)
 		return -1;
-	off = lseek(e->msg_fd, 0, SEEK_CUR);
-	if (off < 0)
-		return -1;
-	e->body_offset = (size_t)off;
 	e->md = EVP_MD_CTX_new();
 	if (e->md == NULL || EVP_DigestInit_ex(e->md, EVP_sha256(), NULL) != 1) {
 		errno = ENOMEM;
@@ -185,58 +173,45 @@ envelope_delivery_id(const struct envelope *e, const char *rcpt, char *out,
 	EVP_MD_CTX_free(md);
 }
 
-int
-envelope_open_readonly(const struct envelope *e)
+void
+envelope_add_dest(struct envelope *e, const char *addr, const char *orig)
 {
-	return open(e->msg_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-}
-
-static int
-prepare_dir(const char *path, uid_t uid, gid_t gid, char *why, size_t whysize)
-{
-	struct stat st;
-
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-		snprintf(why, whysize, "mkdir %s", path);
-		return -1;
-	}
-	if (stat(path, &st) < 0) {
-		snprintf(why, whysize, "stat %s", path);
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		errno = ENOTDIR;
-		snprintf(why, whysize, "%s", path);
-		return -1;
-	}
-	if (geteuid() == 0 && (st.st_uid != uid || st.st_gid != gid)) {
-		if (st.st_uid != 0 && st.st_uid != uid) {
-			/* Someone else's directory: do not take it over. */
-			errno = EPERM;
-			snprintf(why, whysize, "%s is owned by uid %u, not the spool user",
-			    path, (unsigned)st.st_uid);
-			return -1;
-		}
-		if (chown(path, uid, gid) < 0) {
-			snprintf(why, whysize, "chown %s", path);
-			return -1;
-		}
-	}
-	return 0;
+	for (size_t i = 0; i < e->ndests; i++)
+		if (str_casecmp_ascii(e->dests[i].addr, addr) == 0)
+			return;
+	e->dests = xreallocarray(e->dests, e->ndests + 1, sizeof(*e->dests));
+	str_copy(e->dests[e->ndests].addr, sizeof(e->dests[0].addr), addr);
+	str_copy(e->dests[e->ndests].orig, sizeof(e->dests[0].orig), orig);
+	e->ndests++;
 }
 
 int
-envelope_prepare_dirs(const struct conf *c, uid_t uid, gid_t gid, char *why,
-    size_t whysize)
+envelope_spool(struct envelope *e, const struct conf *c,
+    const struct envelope_client *cl, uint64_t size)
 {
-	char tmp[4096];
+	struct spool_env env;
+	int rc;
 
-	if (str_fmt(tmp, sizeof(tmp), "%s/tmp", c->spool_dir) < 0) {
-		errno = ENAMETOOLONG;
-		snprintf(why, whysize, "%s", c->spool_dir);
-		return -1;
-	}
-	if (prepare_dir(c->spool_dir, uid, gid, why, whysize) < 0)
-		return -1;
-	return prepare_dir(tmp, uid, gid, why, whysize);
+	memset(&env, 0, sizeof(env));
+	str_copy(env.id, sizeof(env.id), e->id);
+	env.created = time(NULL);
+	env.next_try = env.created;
+	str_copy(env.sender, sizeof(env.sender), e->sender_text);
+	env.size = size;
+	env.smtputf8 = e->params.smtputf8;
+	env.body8bit = e->params.body_8bit;
+	str_copy(env.client, sizeof(env.client), cl->addr_text);
+	str_copy(env.helo, sizeof(env.helo), cl->helo);
+	for (size_t i = 0; i < e->ndests; i++)
+		if (spool_add_rcpt(&env, e->dests[i].addr, e->dests[i].orig) < 0) {
+			spool_env_free(&env);
+			errno = E2BIG;
+			return -1;
+		}
+	rc = spool_commit(c, e->msg_fd, &env);
+	spool_env_free(&env);
+	if (rc == 0)
+		e->msg_path[0] = '\0';   /* it lives in the queue now */
+	return rc;
 }
+

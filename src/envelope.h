@@ -3,10 +3,11 @@
  * the message file, our Received: header, the queue id and DELIVERY_ID.
  *
  * Shared by every way mail comes in (SMTP now, sendmail mode later).  The
- * message is streamed to a file in spool_dir/tmp as it arrives (memory stays
- * flat whatever the size), preceded by the headers the program must see:
- * Return-Path:, Delivered-To: and our Received: (SPEC 7).  The file is
- * removed when the transaction ends, whatever its outcome.
+ * message is streamed to spool_dir/tmp/ID.msg as it arrives (memory stays
+ * flat whatever the size), after our Received: header; the file is locked
+ * while we write it, so spool_clean() knows it is alive.  It becomes the
+ * spooled message (envelope_spool), or is removed when the transaction
+ * ends, whatever its outcome.
  */
 #ifndef ENVELOPE_H
 #define ENVELOPE_H
@@ -28,6 +29,12 @@ struct envelope_rcpt {
 	int pipe;                       /* delivered by the transaction's pipe run */
 };
 
+/* A destination for the smarthost, spooled with the message. */
+struct envelope_dest {
+	char addr[ADDR_PATH_MAX + 1];
+	char orig[ADDR_PATH_MAX + 1];
+};
+
 struct envelope {
 	char id[QUEUE_ID_LEN + 1];
 	struct addr sender;
@@ -36,9 +43,10 @@ struct envelope {
 	struct envelope_rcpt *rcpts;
 	size_t nrcpts, cap;
 	struct route_result *pipe_route;  /* the one program run, or NULL */
+	struct envelope_dest *dests;      /* for the smarthost, through the spool */
+	size_t ndests;
 	int msg_fd;                       /* -1 until DATA */
 	char msg_path[4096];
-	size_t body_offset;               /* where the client's message starts */
 	void *md;                         /* EVP_MD_CTX * over the client's message */
 	unsigned char digest[32];
 };
@@ -67,16 +75,14 @@ int envelope_finish_message(struct envelope *e);
 /* envelope_delivery_id - hex digest of recipient + message (SPEC 7). */
 void envelope_delivery_id(const struct envelope *e, const char *rcpt,
     char *out, size_t outsize);
-/* envelope_open_readonly - a fresh read-only fd on the message, at offset 0. */
-int envelope_open_readonly(const struct envelope *e);
-
-
-
+/* envelope_add_dest - a smarthost destination (once per address). */
+void envelope_add_dest(struct envelope *e, const char *addr, const char *orig);
 /*
- * envelope_prepare_dirs - spool_dir and spool_dir/tmp exist, mode 0700,
- * owned by uid/gid (chown only when we are root).  0, or -1 with errno and
- * the failing path in why.
+ * envelope_spool - commit the message and its smarthost destinations to the
+ * spool durably (spool_commit).  0, or -1 with errno.
  */
-int envelope_prepare_dirs(const struct conf *c, uid_t uid, gid_t gid,
-    char *why, size_t whysize);
+int envelope_spool(struct envelope *e, const struct conf *c,
+    const struct envelope_client *cl, uint64_t size);
+
+
 #endif

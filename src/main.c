@@ -12,7 +12,9 @@
 #include "launcher.h"
 #include "log.h"
 #include "route.h"
+#include "queue.h"
 #include "smtpd.h"
+#include "spool.h"
 #include "util.h"
 
 #include <errno.h>
@@ -34,10 +36,11 @@
 #define EX_UNAVAILABLE 69
 #define EX_SOFTWARE 70
 #define EX_TEMPFAIL 75
+#define EX_OSERR_CODE 71
 #define EX_CONFIG 78
 
 enum mode { MODE_INETD, MODE_ROUTE, MODE_CHECK, MODE_HELP, MODE_VERSION,
-	MODE_UNAVAILABLE };
+	MODE_FLUSH, MODE_LIST, MODE_OPERATE, MODE_UNAVAILABLE };
 
 struct options {
 	enum mode mode;
@@ -45,8 +48,13 @@ struct options {
 	int conf_explicit;
 	const char *aliases_file;
 	int verbose;
+	int json;
+	enum queue_op op;
+	const char *op_id;
 	const char *unavailable;
 };
+
+static void kick_queue(const struct conf *c, int launcher_fd);
 
 /* Set by SIGTERM; read by the session between commands (SPEC 6). */
 static volatile sig_atomic_t terminate_flag;
@@ -67,6 +75,9 @@ usage(FILE *fp)
 	    "usage: undersmtpd [-v] [-C file] [-a file]        one SMTP session on stdin/stdout\n"
 	    "       undersmtpd [-C file] [-a file] --route address...\n"
 	    "       undersmtpd [-C file] [-a file] --check-config\n"
+	    "       undersmtpd [-C file] -q | --flush            try every queued message now\n"
+	    "       undersmtpd [-C file] --queue [--json]        list the queue (mailq)\n"
+	    "       undersmtpd [-C file] --hold|--release|--requeue|--bounce|--delete ID\n"
 	    "       undersmtpd -h | --help | --version\n");
 }
 
@@ -90,13 +101,14 @@ parse_options(int argc, char **argv, struct options *o)
 		{"check-config", no_argument, NULL, 'K'},
 		{"daemon", no_argument, NULL, 'd'},
 		{"flush", no_argument, NULL, 'q'},
-		{"queue", no_argument, NULL, 'Q'},
+		{"queue", no_argument, NULL, 'L'},
+		{"json", no_argument, NULL, 'J'},
 		{"sendmail", no_argument, NULL, 'S'},
-		{"hold", required_argument, NULL, 'Q'},
-		{"release", required_argument, NULL, 'Q'},
-		{"requeue", required_argument, NULL, 'Q'},
-		{"bounce", required_argument, NULL, 'Q'},
-		{"delete", required_argument, NULL, 'Q'},
+		{"hold", required_argument, NULL, 0x100 + QOP_HOLD},
+		{"release", required_argument, NULL, 0x100 + QOP_RELEASE},
+		{"requeue", required_argument, NULL, 0x100 + QOP_REQUEUE},
+		{"bounce", required_argument, NULL, 0x100 + QOP_BOUNCE},
+		{"delete", required_argument, NULL, 0x100 + QOP_DELETE},
 		{NULL, 0, NULL, 0},
 	};
 	const char *base = strrchr(argv[0], '/');
@@ -140,12 +152,22 @@ parse_options(int argc, char **argv, struct options *o)
 			o->unavailable = "the standalone daemon (-d)";
 			break;
 		case 'q':
-			o->mode = MODE_UNAVAILABLE;
-			o->unavailable = "the queue (-q, --queue and the operator commands)";
+			o->mode = MODE_FLUSH;
 			break;
-		case 'Q':
-			o->mode = MODE_UNAVAILABLE;
-			o->unavailable = "the queue (-q, --queue and the operator commands)";
+		case 'L':
+			o->mode = MODE_LIST;
+			break;
+		case 'J':
+			o->json = 1;
+			break;
+		case 0x100 + QOP_HOLD:
+		case 0x100 + QOP_RELEASE:
+		case 0x100 + QOP_REQUEUE:
+		case 0x100 + QOP_BOUNCE:
+		case 0x100 + QOP_DELETE:
+			o->mode = MODE_OPERATE;
+			o->op = (enum queue_op)(c - 0x100);
+			o->op_id = optarg;
 			break;
 		case 'S':
 			o->mode = MODE_UNAVAILABLE;
@@ -436,7 +458,7 @@ run_inetd(const struct options *o)
 			conf_free(c);
 			return EX_CONFIG;
 		}
-		if (envelope_prepare_dirs(c, pw.pw_uid, pw.pw_gid, why, sizeof(why)) < 0) {
+		if (spool_prepare(c, pw.pw_uid, pw.pw_gid, why, sizeof(why)) < 0) {
 			log_warn("spool: %s", why);
 			say("421 4.3.0 Local error: spool unavailable; try again later\r\n");
 			conf_free(c);
@@ -474,7 +496,7 @@ run_inetd(const struct options *o)
 		env.trusted_uid = pw.pw_uid;
 	} else {
 		env.trusted_uid = geteuid();
-		if (envelope_prepare_dirs(c, geteuid(), getegid(), why, sizeof(why)) < 0) {
+		if (spool_prepare(c, geteuid(), getegid(), why, sizeof(why)) < 0) {
 			log_warn("spool: %s", why);
 			say("421 4.3.0 Local error: spool unavailable; try again later\r\n");
 			conf_free(c);
@@ -487,9 +509,121 @@ run_inetd(const struct options *o)
 		log_warnx("aliases %s has errors: local recipients get 451 until it is "
 		    "fixed", c->aliases);
 	smtpd_session(&env);
+	if (env.spooled > 0 && c->queue.run_after_accept)
+		kick_queue(c, env.launcher_fd);
 	aliases_free(env.aliases);
 	conf_free(c);
 	return 0;
+}
+
+/*
+ * become_spool_user - root hands the spool work to `user`; anyone else must
+ * be that user already (the spool is 0700).  0, or -1 after a message.
+ */
+static int
+become_spool_user(const struct conf *c)
+{
+	struct passwd pw;
+	char buf[4096], why[4200];
+
+	if (geteuid() == 0) {
+		if (spool_user(c, &pw, buf, sizeof(buf)) < 0 || pw.pw_uid == 0) {
+			fprintf(stderr, "undersmtpd: user \"%s\" does not exist or is root\n",
+			    c->user);
+			return -1;
+		}
+		if (spool_prepare(c, pw.pw_uid, pw.pw_gid, why, sizeof(why)) < 0) {
+			fprintf(stderr, "undersmtpd: spool: %s: %s\n", why, strerror(errno));
+			return -1;
+		}
+		if (drop_privileges(&pw) < 0) {
+			fprintf(stderr, "undersmtpd: drop privileges to %s: %s\n", c->user,
+			    strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if (spool_prepare(c, geteuid(), getegid(), why, sizeof(why)) < 0) {
+		fprintf(stderr, "undersmtpd: spool: %s: %s\n", why, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+run_queue_command(const struct options *o)
+{
+	struct diag d = {report_stderr, NULL, 0};
+	struct conf *c = load_conf(o, &d);
+	int rc = 0;
+
+	if (c == NULL)
+		return EX_CONFIG;
+	log_open("undersmtpd", c->log_file ? LOG_TO_FILE : LOG_TO_SYSLOG, c->log_file,
+	    o->verbose);
+	if (become_spool_user(c) < 0) {
+		conf_free(c);
+		return EX_TEMPFAIL;
+	}
+	if (o->mode == MODE_LIST) {
+		queue_list(c, stdout, o->json);
+	} else if (o->mode == MODE_OPERATE) {
+		char why[600];
+
+		if (queue_operate(c, o->op, o->op_id, why, sizeof(why)) < 0) {
+			fprintf(stderr, "undersmtpd: %s\n", why);
+			rc = 1;
+		}
+	} else {
+		struct queue_result res;
+
+		memset(&res, 0, sizeof(res));
+		if (queue_run_until_idle(c, 1, &res) < 0) {
+			fprintf(stderr, "undersmtpd: another queue run is in progress\n");
+			rc = EX_TEMPFAIL;
+		} else {
+			printf("delivered %d, failed %d, deferred %d, damaged %d\n",
+			    res.delivered, res.failed, res.remaining, res.damaged);
+			rc = res.remaining > 0 ? EX_TEMPFAIL : 0;
+		}
+	}
+	conf_free(c);
+	return rc;
+}
+
+/*
+ * kick_queue - SPEC 2: outside the daemon, a session that spooled mail
+ * starts a queue run in the background unless one is running already.
+ */
+static void
+kick_queue(const struct conf *c, int launcher_fd)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		log_warn("fork a queue run");
+		return;
+	}
+	if (pid > 0)
+		return;
+	/* The client's socket is fds 0-2: let go of it at once. */
+	{
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+			_exit(EX_OSERR_CODE);
+		if (null > 2)
+			close(null);
+	}
+	if (launcher_fd >= 0)
+		close(launcher_fd);
+	setsid();
+	{
+		struct queue_result res;
+
+		queue_run_until_idle(c, 0, &res);
+	}
+	_exit(0);
 }
 
 int
@@ -515,6 +649,10 @@ main(int argc, char **argv)
 		return 0;
 	case MODE_CHECK:
 		return run_check(&o);
+	case MODE_FLUSH:
+	case MODE_LIST:
+	case MODE_OPERATE:
+		return run_queue_command(&o);
 	case MODE_ROUTE:
 		return run_route(&o, argc, argv);
 	case MODE_UNAVAILABLE:

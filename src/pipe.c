@@ -10,6 +10,8 @@
  */
 #define _GNU_SOURCE
 #include "pipe.h"
+#include "addr.h"
+#include "buf.h"
 #include "log.h"
 #include "util.h"
 
@@ -64,6 +66,55 @@ sysexit_find(int status)
 		if (sysexit_table[i].status == status)
 			return &sysexit_table[i];
 	return NULL;
+}
+
+#define ADDR_LINE_MAX (ADDR_PATH_MAX + 32)
+
+int
+pipe_make_input(const char *dir, const char *id, int msgfd, const char *sender,
+    const char *const *recipients, size_t nrecipients)
+{
+	char path[4096], line[ADDR_LINE_MAX];
+	char buf[65536];
+	off_t off = 0;
+	int fd, ro = -1, saved;
+	ssize_t n;
+
+	if (str_fmt(path, sizeof(path), "%s/%s.in", dir, id) < 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	snprintf(line, sizeof(line), "Return-Path: <%s>\n", sender);
+	if (write_all(fd, line, strlen(line)) < 0)
+		goto fail;
+	for (size_t i = 0; i < nrecipients; i++) {
+		snprintf(line, sizeof(line), "Delivered-To: %s\n", recipients[i]);
+		if (write_all(fd, line, strlen(line)) < 0)
+			goto fail;
+	}
+	while ((n = pread(msgfd, buf, sizeof(buf), off)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || write_all(fd, buf, (size_t)n) < 0)
+			goto fail;
+		off += n;
+	}
+	/* Read-only for the program: it cannot change what others will read. */
+	ro = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (ro < 0)
+		goto fail;
+	close(fd);
+	unlink(path);
+	return ro;
+fail:
+	saved = errno;
+	close(fd);
+	unlink(path);
+	errno = saved;
+	return -1;
 }
 
 /* child_fail - report errno to the parent and die without cleanup. */

@@ -341,20 +341,11 @@ route_address(const struct conf *c, const struct aliases *a,
 	if (x.failed)
 		return;
 	for (size_t i = 0; i < r->ndest; i++) {
-		if (r->dest[i].kind != ROUTE_SMARTHOST)
-			continue;
-		if (c->nsmarthosts == 0) {
+		if (r->dest[i].kind == ROUTE_SMARTHOST && c->nsmarthosts == 0) {
 			fail(&x, 550, "5.3.5", "no smarthost is configured to forward this "
 			    "recipient", NULL, 0);
 			return;
 		}
-		/*
-		 * Interim rule of this version: there is no spool yet, so mail for
-		 * the smarthost cannot be accepted; say so with a 451, never a 250.
-		 */
-		fail(&x, 451, "4.3.0", "cannot accept mail for the smarthost: this "
-		    "version has no spool yet", NULL, 0);
-		return;
 	}
 	describe(c, r);
 }

@@ -18,6 +18,7 @@
 #include "route.h"
 #include "smtpd_data.h"
 #include "smtpd_parse.h"
+#include "spool.h"
 #include "util.h"
 
 #include <errno.h>
@@ -33,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#define ROUTE_MAX_PIPE_RCPTS 128   /* Delivered-To: lines for one run */
 #define JUNK_COMMAND_LIMIT 100   /* NOOP/RSET/VRFY/HELP before they count as errors */
 #define HELO_MAX 255
 #define READ_TOO_LONG 1          /* read_command(): distinct from every IO_* */
@@ -305,23 +307,22 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		free(r);
 		return;
 	}
-	if (route_pipe(r) != NULL) {
-		if (s->tx.pipe_route != NULL && !route_same_run(s->tx.pipe_route, r)) {
-			/* SPEC 7: one reply per message, so one program run per transaction. */
-			reply(s, 452, "4.5.3", "<%s>: goes to another program; send it in a "
-			    "separate transaction", shown);
-			free(r);
-			return;
-		}
-		if (s->tx.pipe_route == NULL)
-			s->tx.pipe_route = r;
-		else
-			free(r);
-		envelope_add_rcpt(&s->tx, &to, 1);
-	} else {
-		envelope_add_rcpt(&s->tx, &to, 0);
+	if (route_pipe(r) != NULL && s->tx.pipe_route != NULL &&
+	    !route_same_run(s->tx.pipe_route, r)) {
+		/* SPEC 7: one reply per message, so one program run per transaction. */
+		reply(s, 452, "4.5.3", "<%s>: goes to another program; send it in a "
+		    "separate transaction", shown);
 		free(r);
+		return;
 	}
+	for (size_t i = 0; i < r->ndest; i++)
+		if (r->dest[i].kind == ROUTE_SMARTHOST)
+			envelope_add_dest(&s->tx, r->dest[i].address, shown);
+	envelope_add_rcpt(&s->tx, &to, route_pipe(r) != NULL);
+	if (route_pipe(r) != NULL && s->tx.pipe_route == NULL)
+		s->tx.pipe_route = r;
+	else
+		free(r);
 	enter_state(s, STATE_RCPT);
 	reply(s, 250, "2.1.5", "Recipient <%s> ok", shown);
 }
@@ -450,7 +451,9 @@ deliver_pipe(struct session *s, struct smtp_reply *out, char *relay, size_t rela
 	struct pipe_result res;
 	const char *why = NULL;
 	const struct envelope_rcpt *first = NULL;
-	size_t n = 0, na = 0;
+	const char *delivered_to[ROUTE_MAX_PIPE_RCPTS];
+	size_t n = 0, na = 0, nd = 0;
+	char tmpdir[4096];
 	int slot;
 
 	snprintf(relay, relaysize, "pipe (%s)", cmd->argv[0]);
@@ -459,9 +462,14 @@ deliver_pipe(struct session *s, struct smtp_reply *out, char *relay, size_t rela
 		smtp_set_reply(out, 451, "4.3.0", "Local configuration error: pipe user");
 		return;
 	}
-	for (size_t i = 0; i < s->tx.nrcpts && first == NULL; i++)
-		if (s->tx.rcpts[i].pipe)
+	for (size_t i = 0; i < s->tx.nrcpts; i++) {
+		if (!s->tx.rcpts[i].pipe)
+			continue;
+		if (first == NULL)
 			first = &s->tx.rcpts[i];
+		if (nd < ARRAY_LEN(delivered_to))
+			delivered_to[nd++] = s->tx.rcpts[i].text;
+	}
 	/* argv: the administrator's words; captures only inside single elements. */
 	for (char **a = cmd->argv; *a && na < 256; a++) {
 		char expanded[4096];
@@ -516,12 +524,17 @@ deliver_pipe(struct session *s, struct smtp_reply *out, char *relay, size_t rela
 	req.uid = u.uid;
 	req.gid = u.gid;
 	req.timeout = pc->timeout;
-	req.stdin_fd = envelope_open_readonly(&s->tx);
+	if (spool_path(s->conf, "tmp", NULL, NULL, tmpdir, sizeof(tmpdir)) < 0)
+		req.stdin_fd = -1;
+	else
+		req.stdin_fd = pipe_make_input(tmpdir, s->tx.id, s->tx.msg_fd,
+		    s->tx.sender_text, delivered_to, nd);
 	slot = concurrency_slot(s, d->entry->name, pc->max_concurrency,
 	    now_ms() + pc->timeout * 1000);
 	if (req.stdin_fd < 0) {
-		log_warn("%s: open %s", s->tx.id, s->tx.msg_path);
-		smtp_set_reply(out, 451, "4.3.0", "Local error: cannot read the message file");
+		log_warn("%s: write the program's input in %s", s->tx.id, tmpdir);
+		smtp_set_reply(out, errno == ENOSPC ? 452 : 451, errno == ENOSPC ? "4.3.1"
+		    : "4.3.0", "Local error: cannot write the program's input");
 	} else if (slot == -1) {
 		smtp_set_reply(out, 451, "4.3.0", "Too many concurrent deliveries to this "
 		    "program; try again later");
@@ -540,16 +553,39 @@ deliver_pipe(struct session *s, struct smtp_reply *out, char *relay, size_t rela
 	free_vector(envp);
 }
 
+/* spool_message - the smarthost's copy, durable before the 250 (SPEC 8). */
+static void
+spool_message(struct session *s, const struct envelope_client *cl, uint64_t size,
+    struct smtp_reply *rep)
+{
+	if (envelope_spool(&s->tx, s->conf, cl, size) < 0) {
+		int full = errno == ENOSPC || errno == EDQUOT;
+
+		log_warn("%s: cannot spool the message", s->tx.id);
+		smtp_set_reply(rep, full ? 452 : 451, full ? "4.3.1" : "4.3.0",
+		    full ? "Insufficient system storage" : "Local error: cannot spool "
+		    "the message; try again later");
+		return;
+	}
+	s->env->spooled++;
+	log_info("%s: queued for %zu smarthost recipient(s)", s->tx.id, s->tx.ndests);
+	if (rep->code == 0)
+		smtp_set_reply(rep, 250, "2.0.0", "queued");
+	else
+		smtp_reply_append(rep, ", ", "rest queued");
+}
+
 static void
 log_delivery(const struct session *s, const struct smtp_reply *rep,
-    const char *relay, int64_t started)
+    const char *relay, int64_t started, int pipe_only)
 {
 	int64_t ms = now_ms() - started;
 	const char *status = rep->code < 300 ? "sent" : rep->code < 500 ? "deferred"
 	    : "bounced";
 
 	for (size_t i = 0; i < s->tx.nrcpts; i++)
-		log_info("%s: to=<%s>, relay=%s, delay=%lld.%02lld, status=%s (%d %s %s)",
+		if (!pipe_only || s->tx.rcpts[i].pipe)
+			log_info("%s: to=<%s>, relay=%s, delay=%lld.%02lld, status=%s (%d %s %s)",
 		    s->tx.id, s->tx.rcpts[i].text, relay, (long long)(ms / 1000),
 		    (long long)(ms % 1000 / 10), status, rep->code, rep->status, rep->text);
 }
@@ -654,11 +690,22 @@ cmd_data(struct session *s, const char *arg, size_t len)
 	log_info("%s: from=<%s>, size=%llu, nrcpt=%zu", s->tx.id, s->tx.sender_text,
 	    (unsigned long long)res.size, s->tx.nrcpts);
 	s->verb = "END-OF-MESSAGE";
-	if (data_verdict(s, &res, &rep) == 0 && s->tx.pipe_route != NULL)
-		deliver_pipe(s, &rep, relay, sizeof(relay));
-	else if (rep.code == 0)
-		smtp_set_reply(&rep, 451, "4.3.0", "No destination for this message");
-	log_delivery(s, &rep, relay, started);
+	memset(&rep, 0, sizeof(rep));
+	if (data_verdict(s, &res, &rep) == 0) {
+		/*
+		 * SPEC 7: the program first; the smarthost's copy is committed only
+		 * if the program accepted, so a 4xx/5xx leaves nothing spooled and
+		 * the client's retry never duplicates it.
+		 */
+		if (s->tx.pipe_route != NULL) {
+			deliver_pipe(s, &rep, relay, sizeof(relay));
+			log_delivery(s, &rep, relay, started, 1);
+		}
+		if (s->tx.ndests > 0 && (rep.code == 0 || rep.code == 250))
+			spool_message(s, &cl, res.size, &rep);
+	} else {
+		log_delivery(s, &rep, relay, started, 0);
+	}
 	if (rep.code == 250)
 		reply(s, 250, rep.status, "Ok: %s, id %s", rep.text, s->tx.id);
 	else

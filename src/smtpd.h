@@ -26,6 +26,7 @@ struct smtpd_env {
 	unsigned char client_ip[16];
 	char client_text[64];        /* "192.0.2.1" */
 	const volatile int *terminate;  /* set by SIGTERM */
+	int spooled;                 /* out: messages this session spooled */
 };
 
 /* smtpd_session - run a session to its end; returns 0 (errors are replies). */

@@ -1,0 +1,174 @@
+/*
+ * bounce.c - RFC 3464 multipart/report DSNs.  See bounce.h.
+ *
+ * The DSN carries a human-readable part, the machine-readable
+ * message/delivery-status part (one block per failed recipient) and the
+ * original message's header (text/rfc822-headers), never its body.
+ */
+#include "bounce.h"
+#include "buf.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HEADER_COPY_MAX (64 * 1024)
+
+void
+bounce_status(const char *reply, const char *fallback, char out[16])
+{
+	const char *p = reply;
+
+	str_copy(out, 16, fallback);
+	if (strlen(p) < 4)
+		return;
+	p += 4;       /* "550 5.1.1 ..." */
+	if ((p[0] == '4' || p[0] == '5') && p[1] == '.') {
+		size_t n = strspn(p, "0123456789.");
+
+		if (n >= 5 && n < 16 && (p[n] == ' ' || p[n] == '\0')) {
+			memcpy(out, p, n);
+			out[n] = '\0';
+		}
+	}
+}
+
+static void
+rfc5322_date(char *buf, size_t size, time_t t)
+{
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(buf, size, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+/* copy_headers - the original's header section (up to the empty line), bounded. */
+static void
+copy_headers(FILE *out, int msgfd)
+{
+	char buf[8192];
+	size_t total = 0;
+	off_t off = 0;
+	int bol = 1;
+	ssize_t n;
+
+	while (total < HEADER_COPY_MAX && (n = pread(msgfd, buf, sizeof(buf), off)) > 0) {
+		for (ssize_t i = 0; i < n && total < HEADER_COPY_MAX; i++, total++) {
+			if (bol && buf[i] == '\n')
+				return;
+			fputc(buf[i], out);
+			bol = buf[i] == '\n';
+		}
+		off += n;
+	}
+	if (!bol)
+		fputc('\n', out);
+}
+
+static void
+write_dsn(FILE *out, const struct conf *c, const struct spool_env *env,
+    const char *dsn_id, int msgfd)
+{
+	char date[64], arrival[64], boundary[64], status[16];
+
+	rfc5322_date(date, sizeof(date), time(NULL));
+	rfc5322_date(arrival, sizeof(arrival), env->created);
+	snprintf(boundary, sizeof(boundary), "%s.%lld/%s", dsn_id, (long long)time(NULL),
+	    c->hostname);
+	fprintf(out, "Received: by %s (undersmtpd) id %s; %s\n", c->hostname, dsn_id, date);
+	fprintf(out, "Date: %s\nFrom: Mail Delivery System <MAILER-DAEMON@%s>\n", date,
+	    c->hostname);
+	fprintf(out, "To: <%s>\nSubject: Undelivered Mail Returned to Sender\n", env->sender);
+	fprintf(out, "Message-ID: <%s.%s@%s>\nAuto-Submitted: auto-replied\n", dsn_id,
+	    env->id, c->hostname);
+	fprintf(out, "MIME-Version: 1.0\nContent-Type: multipart/report; "
+	    "report-type=delivery-status;\n\tboundary=\"%s\"\n\n", boundary);
+	fprintf(out, "This is a MIME-encapsulated message.\n\n--%s\n", boundary);
+	fprintf(out, "Content-Description: Notification\nContent-Type: text/plain; "
+	    "charset=us-ascii\n\n");
+	fprintf(out, "This is the mail system at host %s.\n\nYour message could not be "
+	    "delivered to one or more recipients.\nIt is attached below.\n\n", c->hostname);
+	for (size_t i = 0; i < env->nrcpts; i++)
+		if (env->rcpts[i].state == RCPT_FAILED)
+			fprintf(out, "<%s>: %s\n", env->rcpts[i].addr, env->rcpts[i].last);
+	fprintf(out, "\n--%s\nContent-Description: Delivery report\nContent-Type: "
+	    "message/delivery-status\n\n", boundary);
+	fprintf(out, "Reporting-MTA: dns; %s\nX-Undersmtpd-Queue-ID: %s\nArrival-Date: %s\n",
+	    c->hostname, env->id, arrival);
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		const struct spool_rcpt *r = &env->rcpts[i];
+
+		if (r->state != RCPT_FAILED)
+			continue;
+		bounce_status(r->last, "5.0.0", status);
+		fprintf(out, "\nFinal-Recipient: rfc822; %s\n", r->addr);
+		if (r->orig[0] && strcmp(r->orig, r->addr) != 0)
+			fprintf(out, "Original-Recipient: rfc822; %s\n", r->orig);
+		fprintf(out, "Action: failed\nStatus: %s\n", status);
+		if (r->last[0])
+			fprintf(out, "Diagnostic-Code: smtp; %s\n", r->last);
+	}
+	fprintf(out, "\n--%s\nContent-Description: Undelivered Message Headers\n"
+	    "Content-Type: text/rfc822-headers\n\n", boundary);
+	copy_headers(out, msgfd);
+	fprintf(out, "\n--%s--\n", boundary);
+}
+
+int
+bounce_create(const struct conf *c, const struct spool_env *env, int msgfd)
+{
+	struct spool_env dsn;
+	char path[4096];
+	FILE *out;
+	int fd, rc, saved;
+
+	if (env->sender[0] == '\0' || env->bounce)
+		return 0;     /* never a bounce of a bounce */
+	memset(&dsn, 0, sizeof(dsn));
+	if (random_hex(dsn.id, sizeof(dsn.id), 6) < 0 ||
+	    spool_path(c, "tmp", dsn.id, ".msg", path, sizeof(path)) < 0) {
+		errno = EIO;
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX) < 0 || (out = fdopen(dup(fd), "w")) == NULL) {
+		saved = errno;
+		close(fd);
+		unlink(path);
+		errno = saved;
+		return -1;
+	}
+	write_dsn(out, c, env, dsn.id, msgfd);
+	if (fflush(out) != 0 || ferror(out)) {
+		saved = errno;
+		fclose(out);
+		close(fd);
+		unlink(path);
+		errno = saved;
+		return -1;
+	}
+	dsn.size = (uint64_t)ftell(out);
+	fclose(out);
+	dsn.created = dsn.next_try = time(NULL);
+	dsn.bounce = 1;
+	str_copy(dsn.client, sizeof(dsn.client), "127.0.0.1");
+	str_copy(dsn.helo, sizeof(dsn.helo), c->hostname);
+	spool_add_rcpt(&dsn, env->sender, env->sender);
+	rc = spool_commit(c, fd, &dsn);
+	saved = errno;
+	spool_env_free(&dsn);
+	close(fd);
+	if (rc == 0)
+		log_info("%s: sender non-delivery notification: %s", env->id, dsn.id);
+	errno = saved;
+	return rc;
+}

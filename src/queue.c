@@ -1,0 +1,404 @@
+/*
+ * queue.c - the queue runner and the operator commands.  See queue.h.
+ *
+ * A message is owned by whoever holds its lock (spool_lock); a runner that
+ * cannot take it skips it, so two runners never send one message twice.
+ * A message is removed only after every recipient has a final outcome and
+ * any DSN it needs is itself safely spooled.
+ */
+#include "queue.h"
+#include "bounce.h"
+#include "log.h"
+#include "smtpc.h"
+#include "smtpd_parse.h"
+#include "spool.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PASSES 20
+
+/* backoff - retry_min * 2^(attempts-1), capped at retry_max, jittered +-10%. */
+static long
+backoff(const struct conf *c, int attempts)
+{
+	long d = c->queue.retry_min;
+	unsigned short r = 0;
+
+	for (int i = 1; i < attempts && d < c->queue.retry_max; i++)
+		d *= 2;
+	if (d > c->queue.retry_max)
+		d = c->queue.retry_max;
+	if (getrandom(&r, sizeof(r), 0) == (ssize_t)sizeof(r) && d >= 10)
+		d += (long)(r % (unsigned)(d / 5 + 1)) - d / 10;
+	return d > 0 ? d : 1;
+}
+
+static void
+log_outcome(const struct spool_env *e, const struct spool_rcpt *r, const char *relay,
+    const char *status)
+{
+	long delay = (long)(time(NULL) - e->created);
+
+	log_info("%s: to=<%s>, relay=%s, delay=%ld, status=%s (%s)", e->id, r->addr,
+	    relay, delay, status, r->last);
+}
+
+/* deliver - one transaction for the message's open recipients. */
+static void
+deliver(struct smtpc *sc, struct spool_env *e, int msgfd, struct queue_result *res)
+{
+	size_t *idx = xcalloc(e->nrcpts, sizeof(size_t));
+	struct smtpc_reply *rep = xcalloc(e->nrcpts, sizeof(*rep));
+	size_t n = 0;
+
+	for (size_t i = 0; i < e->nrcpts; i++)
+		if (e->rcpts[i].state == RCPT_PENDING || e->rcpts[i].state == RCPT_DEFERRED)
+			idx[n++] = i;
+	if (n == 0)
+		goto out;
+	if (!sc->open) {
+		struct smtpc_reply err;
+
+		if (smtpc_open(sc, &err) < 0) {
+			for (size_t i = 0; i < n; i++)
+				rep[i] = err;
+		} else if (smtpc_send(sc, e, msgfd, idx, n, rep) < 0) {
+			smtpc_close(sc);
+		}
+	} else if (smtpc_send(sc, e, msgfd, idx, n, rep) < 0) {
+		smtpc_close(sc);
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct spool_rcpt *r = &e->rcpts[idx[k]];
+
+		r->attempts++;
+		str_copy(r->last, sizeof(r->last), rep[k].text);
+		if (rep[k].code / 100 == 2) {
+			r->state = RCPT_DELIVERED;
+			res->delivered++;
+			log_outcome(e, r, sc->name, "sent");
+		} else if (rep[k].code / 100 == 5) {
+			r->state = RCPT_FAILED;
+			res->failed++;
+			log_outcome(e, r, sc->name, "bounced");
+		} else {
+			r->state = RCPT_DEFERRED;
+			log_outcome(e, r, sc->name[0] ? sc->name : "none", "deferred");
+		}
+	}
+out:
+	free(idx);
+	free(rep);
+}
+
+/* expire - past the lifetime, open recipients fail with their last reply. */
+static void
+expire(const struct conf *c, struct spool_env *e)
+{
+	for (size_t i = 0; i < e->nrcpts; i++) {
+		struct spool_rcpt *r = &e->rcpts[i];
+		struct smtp_reply text;
+
+		if (r->state != RCPT_PENDING && r->state != RCPT_DEFERRED)
+			continue;
+		char head[96];
+
+		snprintf(head, sizeof(head), "554 4.4.7 message expired after %ld s in the "
+		    "queue (lifetime)", c->queue.lifetime);
+		smtp_set_reply(&text, 554, "4.4.7", head);
+		if (r->last[0])
+			smtp_reply_append(&text, "; last: ", r->last);
+		str_copy(r->last, sizeof(r->last), text.text);
+		r->state = RCPT_FAILED;
+		log_outcome(e, r, "none", "expired");
+	}
+}
+
+/*
+ * finish - failed recipients get their DSN now (SPEC 8: on a 5xx, a bounce);
+ * a message whose recipients are all final is removed; otherwise it is
+ * scheduled for a retry with backoff.
+ */
+static void
+finish(const struct conf *c, struct spool_env *e, int msgfd, struct queue_result *res)
+{
+	int open = 0, failed = 0;
+
+	for (size_t i = 0; i < e->nrcpts; i++)
+		failed += e->rcpts[i].state == RCPT_FAILED;
+	if (failed > 0) {
+		if (bounce_create(c, e, msgfd) < 0) {
+			/* Disk full while writing the DSN: keep everything, try later (T68). */
+			log_warn("%s: cannot spool the non-delivery notification", e->id);
+		} else {
+			if (e->sender[0] == '\0' || e->bounce)
+				log_info("%s: no notification for a message from <> (never a "
+				    "bounce of a bounce)", e->id);
+			for (size_t i = 0; i < e->nrcpts; i++)
+				if (e->rcpts[i].state == RCPT_FAILED)
+					e->rcpts[i].state = RCPT_BOUNCED;
+		}
+	}
+	for (size_t i = 0; i < e->nrcpts; i++)
+		open += e->rcpts[i].state != RCPT_DELIVERED && e->rcpts[i].state != RCPT_BOUNCED;
+	if (open == 0) {
+		if (spool_remove(c, e->id) < 0)
+			log_warn("%s: remove from the queue", e->id);
+		else
+			log_info("%s: removed", e->id);
+		return;
+	}
+	e->attempts++;
+	e->next_try = time(NULL) + backoff(c, e->attempts);
+	res->remaining++;
+	res->deferred++;
+	if (spool_update(c, e) < 0)
+		log_warn("%s: update envelope", e->id);
+}
+
+static void
+run_one(const struct conf *c, struct smtpc *sc, const char *id, int force,
+    struct queue_result *res)
+{
+	struct spool_env e;
+	char why[512];
+	int lock = spool_lock(c, id);
+	time_t now = time(NULL);
+
+	if (lock < 0) {
+		if (errno == EWOULDBLOCK) {
+			res->skipped++;
+			res->remaining++;
+		}
+		return;
+	}
+	if (spool_read(c, id, &e, why, sizeof(why)) < 0) {
+		/* SPEC 8: moved aside with its reason, never deleted silently. */
+		spool_quarantine(c, id, why);
+		res->damaged++;
+		close(lock);
+		return;
+	}
+	if (e.hold) {
+		res->skipped++;
+	} else if (!force && e.next_try > now) {
+		res->remaining++;
+	} else {
+		deliver(sc, &e, lock, res);
+		if (now - e.created >= c->queue.lifetime)
+			expire(c, &e);
+		finish(c, &e, lock, res);
+	}
+	spool_env_free(&e);
+	close(lock);
+}
+
+void
+queue_run(const struct conf *c, int force, struct queue_result *res)
+{
+	char **ids = spool_ids(c);
+	struct smtpc sc;
+
+	res->remaining = 0;     /* what the last pass leaves; the counts add up */
+	smtpc_init(&sc, c);
+	for (size_t i = 0; ids[i] != NULL; i++)
+		run_one(c, &sc, ids[i], force, res);
+	smtpc_close(&sc);
+	spool_ids_free(ids);
+}
+
+/* queue_mtime - the queue directory's modification time (new messages). */
+static struct timespec
+queue_mtime(const struct conf *c)
+{
+	char path[4096];
+	struct stat st;
+	struct timespec zero = {0, 0};
+
+	if (spool_path(c, "queue", NULL, NULL, path, sizeof(path)) < 0 || stat(path, &st) < 0)
+		return zero;
+	return st.st_mtim;
+}
+
+int
+queue_run_until_idle(const struct conf *c, int force, struct queue_result *res)
+{
+	char path[4096];
+	int fd;
+
+	if (str_fmt(path, sizeof(path), "%s/run.lock", c->spool_dir) < 0)
+		return -1;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_warn("open %s", path);
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return -1;
+	}
+	memset(res, 0, sizeof(*res));
+	spool_clean(c);
+	/* Mail spooled while we ran would wait for the next run: look again. */
+	for (int pass = 0; pass < MAX_PASSES; pass++) {
+		struct timespec before = queue_mtime(c), after;
+
+		queue_run(c, force && pass == 0, res);
+		after = queue_mtime(c);
+		if (before.tv_sec == after.tv_sec && before.tv_nsec == after.tv_nsec)
+			break;
+		force = 0;
+	}
+	close(fd);
+	return 0;
+}
+
+static void
+json_string(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(out, "\\%c", *p);
+		else if (*p < 32)
+			fprintf(out, "\\u%04x", *p);
+		else
+			fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+int
+queue_list(const struct conf *c, FILE *out, int json)
+{
+	char **ids = spool_ids(c);
+	int count = 0;
+	time_t now = time(NULL);
+
+	if (!json)
+		fprintf(out, "%-14s %8s %6s %-8s %s\n", "Queue ID", "Size", "Age", "State",
+		    "Sender / Recipients");
+	for (size_t i = 0; ids[i] != NULL; i++) {
+		struct spool_env e;
+		char why[512];
+
+		if (spool_read(c, ids[i], &e, why, sizeof(why)) < 0) {
+			if (json) {
+				fprintf(out, "{\"id\":");
+				json_string(out, ids[i]);
+				fprintf(out, ",\"damaged\":");
+				json_string(out, why);
+				fprintf(out, "}\n");
+			} else {
+				fprintf(out, "%-14s damaged: %s\n", ids[i], why);
+			}
+			count++;
+			continue;
+		}
+		if (json) {
+			fprintf(out, "{\"id\":");
+			json_string(out, e.id);
+			fprintf(out, ",\"size\":%llu,\"age\":%lld,\"hold\":%s,\"next_try\":%lld,"
+			    "\"sender\":", (unsigned long long)e.size, (long long)(now - e.created),
+			    e.hold ? "true" : "false", (long long)e.next_try);
+			json_string(out, e.sender);
+			fprintf(out, ",\"recipients\":[");
+			for (size_t k = 0; k < e.nrcpts; k++) {
+				fprintf(out, "%s{\"address\":", k ? "," : "");
+				json_string(out, e.rcpts[k].addr);
+				fprintf(out, ",\"state\":\"%s\",\"attempts\":%d,\"last_reply\":",
+				    spool_state_name(e.rcpts[k].state), e.rcpts[k].attempts);
+				json_string(out, e.rcpts[k].last);
+				fputc('}', out);
+			}
+			fprintf(out, "]}\n");
+		} else {
+			fprintf(out, "%-14s %8llu %5lldm %-8s <%s>\n", e.id,
+			    (unsigned long long)e.size, (long long)(now - e.created) / 60,
+			    e.hold ? "held" : e.attempts ? "deferred" : "active", e.sender);
+			for (size_t k = 0; k < e.nrcpts; k++) {
+				fprintf(out, "%39s <%s> %s\n", "", e.rcpts[k].addr,
+				    spool_state_name(e.rcpts[k].state));
+				if (e.rcpts[k].last[0])
+					fprintf(out, "%41s(%s)\n", "", e.rcpts[k].last);
+			}
+		}
+		spool_env_free(&e);
+		count++;
+	}
+	if (!json)
+		fprintf(out, "-- %d message%s in the queue\n", count, count == 1 ? "" : "s");
+	spool_ids_free(ids);
+	return count;
+}
+
+int
+queue_operate(const struct conf *c, enum queue_op op, const char *id, char *why,
+    size_t whysize)
+{
+	struct spool_env e;
+	int lock = spool_lock(c, id), rc = 0;
+
+	if (lock < 0) {
+		snprintf(why, whysize, errno == EWOULDBLOCK ? "%s is being delivered right "
+		    "now; try again" : "%s: no such message", id);
+		return -1;
+	}
+	if (op == QOP_DELETE) {
+		rc = spool_remove(c, id);
+		if (rc < 0)
+			snprintf(why, whysize, "remove %s: %s", id, strerror(errno));
+		else
+			log_info("%s: deleted by the administrator", id);
+		close(lock);
+		return rc;
+	}
+	if (spool_read(c, id, &e, why, whysize) < 0) {
+		close(lock);
+		return -1;
+	}
+	switch (op) {
+	case QOP_HOLD:
+		e.hold = 1;
+		break;
+	case QOP_RELEASE:
+		e.hold = 0;
+		e.next_try = 0;
+		break;
+	case QOP_REQUEUE:
+		e.next_try = 0;
+		break;
+	case QOP_BOUNCE:
+		for (size_t i = 0; i < e.nrcpts; i++)
+			if (e.rcpts[i].state == RCPT_PENDING || e.rcpts[i].state == RCPT_DEFERRED) {
+				e.rcpts[i].state = RCPT_FAILED;
+				str_copy(e.rcpts[i].last, sizeof(e.rcpts[i].last),
+				    "550 5.0.0 returned to the sender by the administrator");
+			}
+		e.hold = 0;
+		break;
+	case QOP_DELETE:
+		break;
+	}
+	if (op == QOP_BOUNCE) {
+		struct queue_result res;
+
+		memset(&res, 0, sizeof(res));
+		finish(c, &e, lock, &res);
+	} else if (spool_update(c, &e) < 0) {
+		snprintf(why, whysize, "update %s: %s", id, strerror(errno));
+		rc = -1;
+	}
+	spool_env_free(&e);
+	close(lock);
+	return rc;
+}

@@ -1,0 +1,35 @@
+/*
+ * queue.h - the queue runner: takes each due message, forwards its pending
+ * recipients to the smarthost, records per-recipient outcomes, backs off
+ * between retry_min and retry_max, and bounces at the end of lifetime or on
+ * a permanent failure (SPEC section 8).  Also the operator commands on
+ * single messages and the listing.
+ */
+#ifndef QUEUE_H
+#define QUEUE_H
+
+#include <stdio.h>
+
+#include "conf.h"
+
+struct queue_result {
+	int delivered, deferred, failed, skipped, damaged;
+	int remaining;             /* messages left to retry (held ones excluded) */
+};
+
+/* queue_run - one pass; force ignores backoff (undersmtpd -q); adds to res. */
+void queue_run(const struct conf *c, int force, struct queue_result *res);
+/*
+ * queue_run_until_idle - passes until one finds nothing new (bounded), under
+ * the spool's run lock; returns -1 at once when another runner holds it.
+ */
+int queue_run_until_idle(const struct conf *c, int force, struct queue_result *res);
+/* queue_list - the spool as text (mailq style) or JSON lines; returns count. */
+int queue_list(const struct conf *c, FILE *out, int json);
+
+enum queue_op { QOP_HOLD, QOP_RELEASE, QOP_REQUEUE, QOP_BOUNCE, QOP_DELETE };
+/* queue_operate - one operator command on one message; 0, or -1 with why. */
+int queue_operate(const struct conf *c, enum queue_op op, const char *id,
+    char *why, size_t whysize);
+
+#endif

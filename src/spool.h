@@ -1,0 +1,99 @@
+/*
+ * spool.h - the durable spool (SPEC section 8): plain files a person can read.
+ *
+ *   spool_dir/tmp/ID.msg     a message being received (flock()ed by its writer)
+ *   spool_dir/queue/ID.msg   a committed message: our Received: + the message
+ *   spool_dir/queue/ID.env   its envelope (format below); present = committed
+ *   spool_dir/bad/ID.*       damaged files moved aside, with ID.why
+ *
+ * Nothing is answered 250 before spool_commit() returned 0: message written
+ * and fsync'd, envelope written and fsync'd, both linked into queue/, the
+ * directory fsync'd.  A lock (flock on queue/ID.msg, never replaced) is the
+ * ownership of a message: a runner that cannot take it skips the message.
+ */
+#ifndef SPOOL_H
+#define SPOOL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "addr.h"
+#include "conf.h"
+
+#define SPOOL_VERSION 1
+#define SPOOL_ID_MAX 32
+#define SPOOL_REPLY_MAX 256
+#define SPOOL_MAX_RCPTS 10000
+
+/*
+ * A recipient's life: pending -> (deferred ->)* delivered, or failed ->
+ * bounced once its DSN is spooled (or none is due).  delivered and bounced
+ * are final.
+ */
+enum rcpt_state { RCPT_PENDING, RCPT_DEFERRED, RCPT_DELIVERED, RCPT_FAILED, RCPT_BOUNCED };
+
+struct spool_rcpt {
+	char addr[ADDR_PATH_MAX + 1];      /* where it goes */
+	char orig[ADDR_PATH_MAX + 1];      /* as the client wrote it */
+	enum rcpt_state state;
+	int attempts;
+	char last[SPOOL_REPLY_MAX];        /* last reply, "" when none */
+};
+
+struct spool_env {
+	char id[SPOOL_ID_MAX];
+	time_t created;
+	time_t next_try;
+	int attempts;
+	int hold;
+	int bounce;                        /* this message is a DSN (sender <>) */
+	char sender[ADDR_PATH_MAX + 1];    /* "" for the null sender */
+	uint64_t size;
+	int smtputf8;
+	int body8bit;
+	char client[64];
+	char helo[256];
+	struct spool_rcpt *rcpts;
+	size_t nrcpts;
+};
+
+/* spool_prepare - the spool's directories exist, mode 0700, owned by uid. */
+int spool_prepare(const struct conf *c, uid_t uid, gid_t gid, char *why, size_t whysize);
+/* spool_path - spool_dir/sub/ID.ext into buf; -1 when it does not fit. */
+int spool_path(const struct conf *c, const char *sub, const char *id,
+    const char *ext, char *buf, size_t size);
+/*
+ * spool_commit - make a received message durable.  msgfd is the open
+ * tmp/ID.msg.  Returns 0, or -1 with errno; on failure nothing of it stays
+ * in queue/ and the tmp file is removed.
+ */
+int spool_commit(const struct conf *c, int msgfd, const struct spool_env *env);
+/* spool_update - rewrite the envelope of a committed message durably. */
+int spool_update(const struct conf *c, const struct spool_env *env);
+/* spool_read - parse queue/ID.env; -1 with why for a damaged one. */
+int spool_read(const struct conf *c, const char *id, struct spool_env *env,
+    char *why, size_t whysize);
+/* spool_parse_env - the envelope format from a buffer (fuzzable). */
+int spool_parse_env(const char *text, size_t len, struct spool_env *env,
+    char *why, size_t whysize);
+/* spool_format_env - the envelope as text (malloc'd, NUL-terminated). */
+char *spool_format_env(const struct spool_env *env, size_t *len);
+void spool_env_free(struct spool_env *env);
+int spool_add_rcpt(struct spool_env *env, const char *addr, const char *orig);
+/* spool_lock - take the message's lock; fd, or -1 (EWOULDBLOCK: taken). */
+int spool_lock(const struct conf *c, const char *id);
+/* spool_remove - delete a message (envelope first); 0 or -1 with errno. */
+int spool_remove(const struct conf *c, const char *id);
+/* spool_quarantine - move a message's files to bad/ with the reason. */
+void spool_quarantine(const struct conf *c, const char *id, const char *reason);
+/* spool_clean - remove stale tmp files and envelope-less queue files. */
+void spool_clean(const struct conf *c);
+/* spool_ids - the committed messages' ids (malloc'd vector, NULL-terminated). */
+char **spool_ids(const struct conf *c);
+void spool_ids_free(char **ids);
+const char *spool_state_name(enum rcpt_state s);
+/* spool_fsync_dir - fsync a directory by path. */
+int spool_fsync_dir(const char *path);
+
+#endif

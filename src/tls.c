@@ -1,0 +1,211 @@
+/*
+ * tls.c - plain or TLS I/O with deadlines over a non-blocking socket.
+ * See tls.h.
+ */
+#include "tls.h"
+#include "util.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+void
+netio_init(struct netio *io, int fd)
+{
+	io->fd = fd;
+	io->ctx = NULL;
+	io->ssl = NULL;
+}
+
+/* wait_io - poll for events until deadline; 0 ready, -1 with errno. */
+static int
+wait_io(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = events};
+		int64_t left = deadline - now_ms();
+		int n;
+
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		n = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+/* ssl_wait - after an SSL call wanted more: wait for the direction it named. */
+static int
+ssl_wait(struct netio *io, int rc, int64_t deadline)
+{
+	int err = SSL_get_error(io->ssl, rc);
+
+	if (err == SSL_ERROR_WANT_READ)
+		return wait_io(io->fd, POLLIN, deadline);
+	if (err == SSL_ERROR_WANT_WRITE)
+		return wait_io(io->fd, POLLOUT, deadline);
+	if (err == SSL_ERROR_ZERO_RETURN) {
+		errno = 0;
+		return 1;   /* clean close */
+	}
+	if (err != SSL_ERROR_SYSCALL || errno == 0)
+		errno = EPROTO;
+	return -1;
+}
+
+ssize_t
+netio_read(struct netio *io, void *buf, size_t n, int64_t deadline)
+{
+	for (;;) {
+		if (io->ssl != NULL) {
+			int rc = SSL_read(io->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+			int w;
+
+			if (rc > 0)
+				return rc;
+			w = ssl_wait(io, rc, deadline);
+			if (w == 1)
+				return 0;
+			if (w < 0)
+				return errno == 0 ? 0 : -1;
+			continue;
+		}
+		ssize_t r = read(io->fd, buf, n);
+
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		if (wait_io(io->fd, POLLIN, deadline) < 0)
+			return -1;
+	}
+}
+
+int
+netio_write_all(struct netio *io, const void *buf, size_t n, int64_t deadline)
+{
+	const char *p = buf;
+
+	while (n > 0) {
+		if (io->ssl != NULL) {
+			int rc = SSL_write(io->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+
+			if (rc > 0) {
+				p += rc;
+				n -= (size_t)rc;
+				continue;
+			}
+			if (ssl_wait(io, rc, deadline) != 0) {
+				if (errno == 0)
+					errno = EPIPE;
+				return -1;
+			}
+			continue;
+		}
+		ssize_t w = send(io->fd, p, n, MSG_NOSIGNAL);
+
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		if (wait_io(io->fd, POLLOUT, deadline) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+ssl_why(char *why, size_t whysize, const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256] = "";
+
+	if (e != 0)
+		ERR_error_string_n(e, buf, sizeof(buf));
+	snprintf(why, whysize, "%s%s%s", what, buf[0] ? ": " : "", buf);
+	ERR_clear_error();
+}
+
+int
+tls_start_client(struct netio *io, const char *host, int verify, const char *ca_file,
+    int64_t deadline, char *why, size_t whysize)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl;
+
+	if (ctx == NULL) {
+		ssl_why(why, whysize, "TLS context");
+		return -1;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	io->ctx = ctx;
+	if (verify) {
+		if (ca_file == NULL || SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+			ssl_why(why, whysize, "load CA certificates");
+			return -1;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	} else {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	}
+	ssl = SSL_new(ctx);
+	if (ssl == NULL || SSL_set_fd(ssl, io->fd) != 1) {
+		ssl_why(why, whysize, "TLS session");
+		SSL_free(ssl);
+		return -1;
+	}
+	io->ssl = ssl;
+	SSL_set_tlsext_host_name(ssl, host);
+	if (verify && SSL_set1_host(ssl, host) != 1) {
+		ssl_why(why, whysize, "TLS host name");
+		return -1;
+	}
+	for (;;) {
+		int rc = SSL_connect(ssl);
+
+		if (rc == 1)
+			break;
+		if (ssl_wait(io, rc, deadline) != 0) {
+			long v = SSL_get_verify_result(ssl);
+
+			if (v != X509_V_OK)
+				snprintf(why, whysize, "TLS certificate verification failed: %s",
+				    X509_verify_cert_error_string(v));
+			else if (errno == ETIMEDOUT)
+				snprintf(why, whysize, "TLS handshake timed out");
+			else
+				ssl_why(why, whysize, "TLS handshake failed");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void
+netio_close(struct netio *io)
+{
+	if (io->ssl != NULL) {
+		SSL_shutdown(io->ssl);
+		SSL_free(io->ssl);
+	}
+	if (io->ctx != NULL)
+		SSL_CTX_free(io->ctx);
+	if (io->fd >= 0)
+		close(io->fd);
+	netio_init(io, -1);
+}
