@@ -127,16 +127,20 @@ test_rejections(void **state)
 }
 
 static void
-test_smarthost_interim_and_missing(void **state)
+test_smarthost_and_missing(void **state)
 {
 	struct fixture *f = *state;
 	struct route_result r;
 	struct addr a;
 
-	route(f, "fwd@example.com", 0, &r);
-	assert_int_equal(r.code, 451);          /* no spool yet: never a fake 250 */
+	route(f, "fwd@example.com", 0, &r);      /* an address alias: the smarthost */
+	assert_int_equal(r.code, 250);
+	assert_int_equal(r.ndest, 1);
+	assert_int_equal(r.dest[0].kind, ROUTE_SMARTHOST);
+	assert_string_equal(r.dest[0].address, "elsewhere@remote.test");
 	route(f, "v@foreign.test", 1, &r);
-	assert_int_equal(r.code, 451);
+	assert_int_equal(r.code, 250);
+	assert_string_equal(r.dest[0].address, "v@foreign.test");
 	/* No smarthost configured: 550 5.3.5 (SPEC 5.3). */
 	f->c->nsmarthosts = 0;
 	route(f, "v@foreign.test", 1, &r);
@@ -156,7 +160,7 @@ main(void)
 		cmocka_unit_test(test_pipe_and_extension),
 		cmocka_unit_test(test_regex_runs_differ_by_capture),
 		cmocka_unit_test(test_rejections),
-		cmocka_unit_test(test_smarthost_interim_and_missing),
+		cmocka_unit_test(test_smarthost_and_missing),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
