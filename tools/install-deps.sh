@@ -9,7 +9,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-	build-essential clang pkg-config ca-certificates \
+	build-essential clang pkg-config ca-certificates openssl \
 	libpcre2-dev libconfuse-dev libssl-dev libcmocka-dev \
 	python3 python3-pytest python3-aiosmtpd \
 	swaks libwww-perl mandoc procps systemd xinetd >/dev/null

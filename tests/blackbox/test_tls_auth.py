@@ -1,0 +1,190 @@
+"""The smarthost client's TLS and AUTH (SPEC 9; TESTCATALOGUE T45, T97): against
+an aiosmtpd smarthost with STARTTLS and AUTH, certificates made by openssl."""
+import os
+import subprocess
+
+import pytest
+
+from smarthost import Sink, free_port
+from test_spool import queue_ids, send
+
+
+def make_cert(dirpath, name):
+    key, crt = dirpath / f"{name}.key", dirpath / f"{name}.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", str(key), "-out", str(crt), "-days", "2",
+                    "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"],
+                   check=True, capture_output=True)
+    return crt, key
+
+
+@pytest.fixture
+def certs(gw):
+    return make_cert(gw.base, "localhost")
+
+
+def conf(gw, port, tls="starttls", extra="", host="localhost"):
+    gw.write_conf(f'smarthost "isp" {{ host = "{host}" port = {port} tls = {tls} '
+                  f'timeout = 10s {extra} }}\n'
+                  'queue { run_after_accept = false }\n')
+
+
+def secret(gw, text="s3cret", mode=0o600):
+    """The password file, owned by the spool user that forwards the mail."""
+    from conftest import MAIL
+    path = gw.base / "smarthost.secret"
+    path.write_text(text + "\n")
+    path.chmod(mode)
+    os.chown(path, MAIL.pw_uid, MAIL.pw_gid)
+    return path
+
+
+def test_starttls_verified_and_auth_plain(gw, certs):
+    crt, key = certs
+    sink = Sink(tls_cert=crt, tls_key=key, require_starttls=True,
+                users={"me": "s3cret"}).start()
+    try:
+        conf(gw, sink.port, extra=f'ca_file = "{crt}" auth_user = "me" '
+                                  f'auth_password_file = "{secret(gw)}" '
+                                  f'rewrite_sender = "me@isp.example"')
+        assert send(gw, ["bob@remote.example"]).code == 250
+        f = gw.run("-q")
+        assert f.returncode == 0, gw.log_text()
+        (m,) = sink.wait_messages(1)
+        assert m.sender == "me@isp.example"     # rewrite_sender for the provider
+        assert queue_ids(gw) == []
+    finally:
+        sink.stop()
+
+
+def test_wrong_password_defers_never_bounces(gw, certs):
+    crt, key = certs
+    sink = Sink(tls_cert=crt, tls_key=key, require_starttls=True,
+                users={"me": "right"}).start()
+    try:
+        conf(gw, sink.port, extra=f'ca_file = "{crt}" auth_user = "me" '
+                                  f'auth_password_file = "{secret(gw, "wrong")}"')
+        assert send(gw, ["bob@remote.example"]).code == 250
+        assert gw.run("-q").returncode == 75
+        assert "authentication failed" in gw.run("--queue").stdout
+        assert sink.messages == [] and len(queue_ids(gw)) == 1
+    finally:
+        sink.stop()
+
+
+def test_password_file_readable_by_others_refused(gw, certs):
+    crt, key = certs
+    sink = Sink(tls_cert=crt, tls_key=key, users={"me": "s3cret"}).start()
+    try:
+        conf(gw, sink.port, extra=f'ca_file = "{crt}" auth_user = "me" '
+                                  f'auth_password_file = "{secret(gw, mode=0o644)}"')
+        assert send(gw, ["bob@remote.example"]).code == 250
+        assert gw.run("-q").returncode == 75
+        assert "readable by others" in gw.log_text()
+        assert sink.messages == []
+    finally:
+        sink.stop()
+
+
+def test_no_auth_without_tls(gw):
+    sink = Sink(users={"me": "s3cret"}).start()
+    try:
+        conf(gw, sink.port, tls="none", extra=f'auth_user = "me" '
+                                              f'auth_password_file = "{secret(gw)}"')
+        assert send(gw, ["bob@remote.example"]).code == 250
+        assert gw.run("-q").returncode == 75
+        assert "refusing AUTH without TLS" in gw.run("--queue").stdout
+        conf(gw, sink.port, tls="none", extra=f'auth_user = "me" auth_plaintext = true '
+                                              f'auth_password_file = "{secret(gw)}"')
+        assert gw.run("-q").returncode == 0
+        assert len(sink.wait_messages(1)) == 1
+    finally:
+        sink.stop()
+
+
+def test_tls_required_but_not_offered(gw):
+    """T97: STARTTLS required, the server does not offer it -> deferred, never plaintext."""
+    sink = Sink().start()
+    try:
+        conf(gw, sink.port, tls="starttls")
+        assert send(gw, ["bob@remote.example"]).code == 250
+        assert gw.run("-q").returncode == 75
+        assert "STARTTLS is not offered" in gw.run("--queue").stdout
+        assert sink.messages == []
+    finally:
+        sink.stop()
+
+
+@pytest.mark.parametrize("case", ["untrusted", "wrong-name"])
+def test_certificate_failures_defer(gw, certs, case):
+    """T97: self-signed without its CA, or a certificate for another name -> deferred."""
+    crt, key = certs if case == "untrusted" else make_cert(gw.base, "other.example")
+    sink = Sink(tls_cert=crt, tls_key=key, require_starttls=True).start()
+    try:
+        ca = "/etc/ssl/certs/ca-certificates.crt" if case == "untrusted" else crt
+        conf(gw, sink.port, extra=f'ca_file = "{ca}"')
+        assert send(gw, ["bob@remote.example"]).code == 250
+        assert gw.run("-q").returncode == 75
+        assert "verif" in gw.run("--queue").stdout
+        assert sink.messages == []
+        # tls = may (opportunistic) does not verify: it goes through encrypted.
+        conf(gw, sink.port, tls="may", extra=f'ca_file = "{ca}"')
+        assert gw.run("-q").returncode == 0
+        assert len(sink.wait_messages(1)) == 1
+    finally:
+        sink.stop()
+
+
+def test_implicit_tls(gw, certs):
+    """tls = tls: TLS from the first byte (port 465 style)."""
+    import ssl
+    import threading
+    import socket
+    crt, key = certs
+    port = free_port()
+    conf(gw, port, tls="tls", extra=f'ca_file = "{crt}"')
+    assert send(gw, ["bob@remote.example"]).code == 250
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(crt, key)
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(1)
+    seen = []
+
+    def serve():
+        raw, _ = srv.accept()
+        conn = ctx.wrap_socket(raw, server_side=True)
+        f = conn.makefile("rwb")
+
+        def say(line):
+            f.write(line + b"\r\n")
+            f.flush()
+        say(b"220 tls.test ESMTP")
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            seen.append(line)
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                say(b"250-tls.test\r\n250 PIPELINING")
+            elif verb == b"DATA":
+                say(b"354 go")
+                while f.readline() != b".\r\n":
+                    pass
+                say(b"250 2.0.0 stored")
+            elif verb == b"QUIT":
+                say(b"221 bye")
+                break
+            else:
+                say(b"250 ok")
+        conn.close()
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        assert gw.run("-q").returncode == 0, gw.log_text()
+    finally:
+        t.join(timeout=10)
+        srv.close()
+    assert any(l.startswith(b"RCPT TO:<bob@remote.example>") for l in seen)
