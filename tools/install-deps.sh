@@ -7,12 +7,15 @@ if [ "$(id -u)" -ne 0 ]; then
 	exec sudo sh "$0" "$@"
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Postfix is the real smarthost of the end-to-end test and the benchmark's
+# reference; preseeded so it installs unconfigured and never runs on port 25.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	build-essential clang pkg-config ca-certificates openssl \
 	libpcre2-dev libconfuse-dev libssl-dev libcmocka-dev \
 	python3 python3-pytest python3-aiosmtpd \
-	swaks libwww-perl mandoc procps systemd xinetd >/dev/null
+	swaks libwww-perl mandoc procps systemd xinetd postfix >/dev/null
 # The real rt-mailgate for the tests, extracted without pulling in an MTA.
 sh "$(dirname "$0")/../tests/setup-rt-mailgate.sh"
 echo "install-deps: done"
