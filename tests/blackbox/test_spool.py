@@ -329,3 +329,52 @@ def test_two_runners_deliver_once(gw, sink):
     rcpts = sorted(r for m in msgs for r in m.rcpts)
     assert rcpts == sorted(f"u{i}@remote.example" for i in range(30))
     assert queue_ids(gw) == []
+
+
+def test_fsync_rename_order_before_250(gw, sink):
+    """T57: traced acceptance: fsync(message) -> link into queue/ -> fsync(envelope)
+    -> rename/link envelope -> fsync(queue dir) -> only then the 250 is written."""
+    import shutil
+    if shutil.which("strace") is None:
+        pytest.skip("strace not installed")
+    relay_conf(gw, sink.port, run_after_accept=False)
+    from conftest import Client
+    events = []
+    for i in range(5):
+        trace = gw.base / f"trace{i}"
+        argv = ["strace", "-f", "-qq", "-e", "trace=fsync,link,rename,write,openat",
+                "-e", "signal=none", "-o", str(trace)] + gw.argv()
+        c = Client(argv)
+        c.greet()
+        assert c.mail(rcpts=[f"b{i}@remote.example"]).code == 250
+        c.cmd("QUIT")
+        c.close()
+        fds = {}
+        for line in trace.read_text().splitlines():
+            parts = line.split(None, 1)
+            if len(parts) < 2:
+                continue
+            call = parts[1]
+            if call.startswith("openat(") and "= " in call:
+                fd = call.rsplit("= ", 1)[1].split()[0]
+                fds[fd] = call.split('"')[1]
+            elif call.startswith("fsync("):
+                fd = call[6:].split(")")[0]
+                events.append(("fsync", fds.get(fd, "?")))
+            elif call.startswith(("link(", "rename(")):
+                events.append((call.split("(")[0], call.split('"')[3]))
+            elif call.startswith("write(") and '"250 2.0.0 Ok: queued' in call:
+                events.append(("reply250", ""))
+    replies = [i for i, e in enumerate(events) if e[0] == "reply250"]
+    assert len(replies) == 5
+    start = 0
+    for r in replies:
+        seq = events[start:r]
+        kinds = [k for k, _ in seq]
+        msg_sync = max(i for i, (k, p) in enumerate(seq) if k == "fsync" and p.endswith(".msg"))
+        msg_link = max(i for i, (k, p) in enumerate(seq) if k == "link" and p.endswith(".msg"))
+        env_sync = max(i for i, (k, p) in enumerate(seq) if k == "fsync" and ".env" in p)
+        env_link = max(i for i, (k, p) in enumerate(seq) if k == "link" and p.endswith(".env"))
+        dir_sync = max(i for i, (k, p) in enumerate(seq) if k == "fsync" and p.endswith("/queue"))
+        assert msg_sync < msg_link < env_sync < env_link < dir_sync, seq
+        start = r + 1
