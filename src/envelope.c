@@ -149,31 +149,6 @@ envelope_finish_message(struct envelope *e)
 }
 
 void
-envelope_delivery_id(const struct envelope *e, const char *rcpt, char *out,
-    size_t outsize)
-{
-	unsigned char d[32];
-	unsigned int len = 0;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	static const char hex[] = "0123456789abcdef";
-
-	out[0] = '\0';
-	if (md == NULL)
-		return;
-	if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
-	    EVP_DigestUpdate(md, rcpt, strlen(rcpt) + 1) == 1 &&
-	    EVP_DigestUpdate(md, e->digest, sizeof(e->digest)) == 1 &&
-	    EVP_DigestFinal_ex(md, d, &len) == 1 && outsize >= 33) {
-		for (size_t i = 0; i < 16; i++) {
-			out[2 * i] = hex[d[i] >> 4];
-			out[2 * i + 1] = hex[d[i] & 15];
-		}
-		out[32] = '\0';
-	}
-	EVP_MD_CTX_free(md);
-}
-
-void
 envelope_add_dest(struct envelope *e, const char *addr, const char *orig)
 {
 	for (size_t i = 0; i < e->ndests; i++)
@@ -202,6 +177,7 @@ envelope_spool(struct envelope *e, const struct conf *c,
 	env.body8bit = e->params.body_8bit;
 	str_copy(env.client, sizeof(env.client), cl->addr_text);
 	str_copy(env.helo, sizeof(env.helo), cl->helo);
+	memcpy(env.digest, e->digest, sizeof(env.digest));
 	for (size_t i = 0; i < e->ndests; i++)
 		if (spool_add_rcpt(&env, e->dests[i].addr, e->dests[i].orig) < 0) {
 			spool_env_free(&env);

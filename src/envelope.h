@@ -72,9 +72,6 @@ int envelope_open_message(struct envelope *e, const struct conf *c,
 struct data_sink envelope_sink(struct envelope *e);
 /* envelope_finish_message - close the digest; 0, or -1 with errno. */
 int envelope_finish_message(struct envelope *e);
-/* envelope_delivery_id - hex digest of recipient + message (SPEC 7). */
-void envelope_delivery_id(const struct envelope *e, const char *rcpt,
-    char *out, size_t outsize);
 /* envelope_add_dest - a smarthost destination (once per address). */
 void envelope_add_dest(struct envelope *e, const char *addr, const char *orig);
 /*

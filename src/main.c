@@ -8,6 +8,7 @@
 #define _GNU_SOURCE   /* setresuid(2) and friends: the only safe way to drop all three ids */
 #include "aliases.h"
 #include "conf.h"
+#include "delivery.h"
 #include "envelope.h"
 #include "launcher.h"
 #include "log.h"
@@ -54,7 +55,7 @@ struct options {
 	const char *unavailable;
 };
 
-static void kick_queue(const struct conf *c, int launcher_fd);
+static void kick_queue(const struct conf *c, struct delivery_ctx *dctx);
 
 /* Set by SIGTERM; read by the session between commands (SPEC 6). */
 static volatile sig_atomic_t terminate_flag;
@@ -412,14 +413,71 @@ become_launcher(int sock, pid_t session, uid_t spool_uid)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE;
 }
 
+/*
+ * privsep - SPEC 11.  Started as root: fork; the child drops to `user`
+ * (setgroups, setresgid, setresuid, verified) and returns 0 with d set to
+ * use the launcher; the parent stays root as the pipe launcher until the
+ * child is done, then returns 1 with the child's exit status.  As anyone
+ * else: 0, everything runs as ourselves.  -1 with why on failure.
+ */
+static int
+privsep(const struct conf *c, struct delivery_ctx *d, int *status, char *why,
+    size_t whysize)
+{
+	struct passwd pw;
+	char pwbuf[4096];
+	int sv[2];
+	pid_t pid;
+
+	d->conf = c;
+	d->running_as_root = 0;
+	d->launcher_fd = -1;
+	d->session_uid = geteuid();
+	if (geteuid() != 0)
+		return spool_prepare(c, geteuid(), getegid(), why, whysize) < 0 ? -1 : 0;
+	if (spool_user(c, &pw, pwbuf, sizeof(pwbuf)) < 0 || pw.pw_uid == 0) {
+		snprintf(why, whysize, "user \"%s\" does not exist or is root: refusing "
+		    "to run as root", c->user);
+		errno = EPERM;
+		return -1;
+	}
+	if (spool_prepare(c, pw.pw_uid, pw.pw_gid, why, whysize) < 0)
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(why, whysize, "socketpair for the pipe launcher");
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(why, whysize, "fork");
+		return -1;
+	}
+	if (pid > 0) {
+		close(sv[1]);
+		*status = become_launcher(sv[0], pid, pw.pw_uid);
+		return 1;
+	}
+	close(sv[0]);
+	if (drop_privileges(&pw) < 0) {
+		snprintf(why, whysize, "drop privileges to %s", c->user);
+		return -1;
+	}
+	d->running_as_root = 1;
+	d->launcher_fd = sv[1];
+	d->session_uid = pw.pw_uid;
+	return 0;
+}
+
 static int
 run_inetd(const struct options *o)
 {
 	struct diag d = {log_diag, NULL, 0};
 	struct smtpd_env env;
+	struct delivery_ctx dctx;
 	struct conf *c;
 	struct sigaction sa;
 	char why[4200];
+	int status = 0, rc;
 
 	/* fd 2 is the client's socket here: never log to it (SPEC 2, 10). */
 	log_open("undersmtpd", LOG_TO_SYSLOG, NULL, o->verbose);
@@ -438,79 +496,34 @@ run_inetd(const struct options *o)
 		log_open("undersmtpd", LOG_TO_SYSLOG, NULL, o->verbose);
 		log_warn("open log_file %s", c->log_file);
 	}
+	rc = privsep(c, &dctx, &status, why, sizeof(why));
+	if (rc != 0) {
+		/* 1: we were the launcher and the session is over; -1: no session. */
+		if (rc < 0) {
+			log_warn("%s", why);
+			say("421 4.3.0 Local error; try again later\r\n");
+			status = EX_TEMPFAIL;
+		}
+		conf_free(c);
+		return status;
+	}
 	memset(&env, 0, sizeof(env));
 	env.conf = c;
 	env.in_fd = 0;
 	env.out_fd = 1;
-	env.launcher_fd = -1;
 	env.terminate = &terminate_seen;
+	env.running_as_root = dctx.running_as_root;
+	env.launcher_fd = dctx.launcher_fd;
+	env.session_uid = dctx.session_uid;
+	env.trusted_uid = dctx.session_uid;
 	client_identity(&env);
-	if (geteuid() == 0) {
-		struct passwd pw;
-		char pwbuf[4096];
-		int sv[2];
-		pid_t pid;
-
-		if (spool_user(c, &pw, pwbuf, sizeof(pwbuf)) < 0 || pw.pw_uid == 0) {
-			log_warnx("user \"%s\" does not exist or is root: refusing to run "
-			    "sessions as root", c->user);
-			say("421 4.3.0 Local configuration error; try again later\r\n");
-			conf_free(c);
-			return EX_CONFIG;
-		}
-		if (spool_prepare(c, pw.pw_uid, pw.pw_gid, why, sizeof(why)) < 0) {
-			log_warn("spool: %s", why);
-			say("421 4.3.0 Local error: spool unavailable; try again later\r\n");
-			conf_free(c);
-			return EX_TEMPFAIL;
-		}
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-			log_warn("socketpair for the pipe launcher");
-			say("421 4.3.0 Local error; try again later\r\n");
-			conf_free(c);
-			return EX_TEMPFAIL;
-		}
-		pid = fork();
-		if (pid < 0) {
-			log_warn("fork the session");
-			say("421 4.3.0 Local error; try again later\r\n");
-			conf_free(c);
-			return EX_TEMPFAIL;
-		}
-		if (pid > 0) {
-			int rc;
-
-			close(sv[1]);
-			rc = become_launcher(sv[0], pid, pw.pw_uid);
-			conf_free(c);
-			return rc;
-		}
-		close(sv[0]);
-		if (drop_privileges(&pw) < 0) {
-			log_warn("drop privileges to %s", c->user);
-			say("421 4.3.0 Local error; try again later\r\n");
-			_exit(EX_TEMPFAIL);
-		}
-		env.running_as_root = 1;
-		env.launcher_fd = sv[1];
-		env.trusted_uid = pw.pw_uid;
-	} else {
-		env.trusted_uid = geteuid();
-		if (spool_prepare(c, geteuid(), getegid(), why, sizeof(why)) < 0) {
-			log_warn("spool: %s", why);
-			say("421 4.3.0 Local error: spool unavailable; try again later\r\n");
-			conf_free(c);
-			return EX_TEMPFAIL;
-		}
-	}
-	env.session_uid = geteuid();
 	env.aliases = aliases_load(c->aliases, env.trusted_uid, &d);
 	if (env.aliases == NULL)
 		log_warnx("aliases %s has errors: local recipients get 451 until it is "
 		    "fixed", c->aliases);
 	smtpd_session(&env);
 	if (env.spooled > 0 && c->queue.run_after_accept)
-		kick_queue(c, env.launcher_fd);
+		kick_queue(c, &dctx);
 	aliases_free(env.aliases);
 	conf_free(c);
 	return 0;
@@ -550,6 +563,53 @@ become_spool_user(const struct conf *c)
 	return 0;
 }
 
+/* run_queue - a queue run with programs started as pipe.user (SPEC 11). */
+static int
+run_queue(const struct conf *c, struct delivery_ctx *dctx, int force, int verbose)
+{
+	struct queue_ctx q;
+	struct queue_result res;
+	struct diag d = {log_diag, NULL, 0};
+	int rc;
+
+	memset(&q, 0, sizeof(q));
+	memset(&res, 0, sizeof(res));
+	q.conf = c;
+	q.dctx = *dctx;
+	q.aliases = aliases_load(c->aliases, dctx->session_uid, &d);
+	if (queue_run_until_idle(&q, force, &res) < 0) {
+		if (verbose)
+			fprintf(stderr, "undersmtpd: another queue run is in progress\n");
+		rc = EX_TEMPFAIL;
+	} else {
+		if (verbose)
+			printf("delivered %d, failed %d, deferred %d, damaged %d\n",
+			    res.delivered, res.failed, res.remaining, res.damaged);
+		rc = res.remaining > 0 ? EX_TEMPFAIL : 0;
+	}
+	aliases_free(q.aliases);
+	return rc;
+}
+
+/* run_flush - undersmtpd -q: every message now; 0 nothing left, 75 some deferred. */
+static int
+run_flush(const struct conf *c)
+{
+	struct delivery_ctx dctx;
+	char why[4200];
+	int status = 0, rc = privsep(c, &dctx, &status, why, sizeof(why));
+
+	if (rc == 1)
+		return status;
+	if (rc < 0) {
+		fprintf(stderr, "undersmtpd: %s: %s\n", why, strerror(errno));
+		return EX_TEMPFAIL;
+	}
+	rc = run_queue(c, &dctx, 1, 1);
+	fflush(stdout);
+	return rc;
+}
+
 static int
 run_queue_command(const struct options *o)
 {
@@ -561,6 +621,11 @@ run_queue_command(const struct options *o)
 		return EX_CONFIG;
 	log_open("undersmtpd", c->log_file ? LOG_TO_FILE : LOG_TO_SYSLOG, c->log_file,
 	    o->verbose);
+	if (o->mode == MODE_FLUSH) {
+		rc = run_flush(c);
+		conf_free(c);
+		return rc;
+	}
 	if (become_spool_user(c) < 0) {
 		conf_free(c);
 		return EX_TEMPFAIL;
@@ -574,18 +639,6 @@ run_queue_command(const struct options *o)
 			fprintf(stderr, "undersmtpd: %s\n", why);
 			rc = 1;
 		}
-	} else {
-		struct queue_result res;
-
-		memset(&res, 0, sizeof(res));
-		if (queue_run_until_idle(c, 1, &res) < 0) {
-			fprintf(stderr, "undersmtpd: another queue run is in progress\n");
-			rc = EX_TEMPFAIL;
-		} else {
-			printf("delivered %d, failed %d, deferred %d, damaged %d\n",
-			    res.delivered, res.failed, res.remaining, res.damaged);
-			rc = res.remaining > 0 ? EX_TEMPFAIL : 0;
-		}
 	}
 	conf_free(c);
 	return rc;
@@ -596,7 +649,7 @@ run_queue_command(const struct options *o)
  * starts a queue run in the background unless one is running already.
  */
 static void
-kick_queue(const struct conf *c, int launcher_fd)
+kick_queue(const struct conf *c, struct delivery_ctx *dctx)
 {
 	pid_t pid = fork();
 
@@ -615,14 +668,9 @@ kick_queue(const struct conf *c, int launcher_fd)
 		if (null > 2)
 			close(null);
 	}
-	if (launcher_fd >= 0)
-		close(launcher_fd);
+	/* The launcher stays: queued programs still run as pipe.user. */
 	setsid();
-	{
-		struct queue_result res;
-
-		queue_run_until_idle(c, 0, &res);
-	}
+	run_queue(c, dctx, 0, 0);
 	_exit(0);
 }
 

@@ -7,6 +7,8 @@
  * any DSN it needs is itself safely spooled.
  */
 #include "queue.h"
+#include "addr.h"
+#include "route.h"
 #include "bounce.h"
 #include "log.h"
 #include "smtpc.h"
@@ -52,50 +54,154 @@ log_outcome(const struct spool_env *e, const struct spool_rcpt *r, const char *r
 	    relay, delay, status, r->last);
 }
 
-/* deliver - one transaction for the message's open recipients. */
 static void
-deliver(struct smtpc *sc, struct spool_env *e, int msgfd, struct queue_result *res)
+record(struct spool_env *e, struct spool_rcpt *r, const char *reply, int code,
+    const char *relay, struct queue_result *res)
 {
-	size_t *idx = xcalloc(e->nrcpts, sizeof(size_t));
-	struct smtpc_reply *rep = xcalloc(e->nrcpts, sizeof(*rep));
-	size_t n = 0;
+	r->attempts++;
+	str_copy(r->last, sizeof(r->last), reply);
+	if (code / 100 == 2) {
+		r->state = RCPT_DELIVERED;
+		res->delivered++;
+		log_outcome(e, r, relay, "sent");
+	} else if (code / 100 == 5) {
+		r->state = RCPT_FAILED;
+		res->failed++;
+		log_outcome(e, r, relay, "bounced");
+	} else {
+		r->state = RCPT_DEFERRED;
+		log_outcome(e, r, relay[0] ? relay : "none", "deferred");
+	}
+}
 
-	for (size_t i = 0; i < e->nrcpts; i++)
-		if (e->rcpts[i].state == RCPT_PENDING || e->rcpts[i].state == RCPT_DEFERRED)
+/* reply_text - "451 4.3.0 text" for the envelope's last-reply field, bounded. */
+static void
+reply_text(char *out, size_t size, int code, const char *status, const char *text)
+{
+	struct smtp_reply r;
+	char head[24];
+
+	snprintf(head, sizeof(head), "%d %s", code, status);
+	smtp_set_reply(&r, code, status, head);
+	smtp_reply_append(&r, " ", text);
+	str_copy(out, size, r.text);
+}
+
+static int
+is_open(const struct spool_rcpt *r)
+{
+	return r->state == RCPT_PENDING || r->state == RCPT_DEFERRED;
+}
+
+/*
+ * to_program - a spooled recipient whose route is a program (policy queue,
+ * or a sync-then-queue retry): run it now.  The route's other destinations
+ * join the envelope as recipients of their own.
+ */
+static void
+to_program(struct queue_ctx *q, struct spool_env *e, size_t i,
+    const struct route_result *route, int msgfd, struct queue_result *res)
+{
+	char relay[300], id[33], addr[ADDR_PATH_MAX + 1];
+	const char *recipients[1];
+	struct delivery_job job;
+	struct smtp_reply rep;
+
+	str_copy(addr, sizeof(addr), e->rcpts[i].addr);
+	for (size_t k = 0; k < route->ndest; k++) {
+		int known = 0;
+
+		if (route->dest[k].kind != ROUTE_SMARTHOST)
+			continue;
+		for (size_t j = 0; j < e->nrcpts; j++)
+			known |= str_casecmp_ascii(e->rcpts[j].addr, route->dest[k].address) == 0;
+		if (!known)
+			spool_add_rcpt(e, route->dest[k].address, addr);
+	}
+	recipients[0] = addr;
+	delivery_id(e->digest, addr, id);
+	memset(&job, 0, sizeof(job));
+	job.route = route;
+	job.sender = e->sender;
+	job.recipients = recipients;
+	job.nrecipients = 1;
+	job.client_addr = e->client;
+	job.helo = e->helo;
+	job.queue_id = e->id;
+	job.delivery_id = id;
+	job.msgfd = msgfd;
+	memset(&rep, 0, sizeof(rep));
+	delivery_run(&q->dctx, &job, &rep, relay, sizeof(relay));
+	{
+		char text[SPOOL_REPLY_MAX];
+
+		reply_text(text, sizeof(text), rep.code, rep.status, rep.text);
+		/* spool_add_rcpt may have moved the array: index, not pointer. */
+		record(e, &e->rcpts[i], text, rep.code, relay, res);
+	}
+}
+
+/* deliver - every open recipient: programs one by one, the rest in one transaction. */
+static void
+deliver(struct queue_ctx *q, struct smtpc *sc, struct spool_env *e, int msgfd,
+    struct queue_result *res)
+{
+	size_t *idx, n = 0, count = e->nrcpts;
+	struct smtpc_reply *rep;
+
+	for (size_t i = 0; i < count; i++) {
+		struct route_result *route;
+		struct addr a;
+
+		if (!is_open(&e->rcpts[i]))
+			continue;
+		if (addr_parse_plain(e->rcpts[i].addr, &a) != ADDR_OK) {
+			record(e, &e->rcpts[i], "550 5.1.3 bad address in the spool", 550,
+			    "none", res);
+			continue;
+		}
+		route = xmalloc(sizeof(*route));
+		route_address(q->conf, q->aliases, &a, 1, route);
+		if (route->code != 250) {
+			char text[SPOOL_REPLY_MAX];
+
+			reply_text(text, sizeof(text), route->code, route->status, route->text);
+			record(e, &e->rcpts[i], text, route->code, "none", res);
+		} else if (route_pipe(route) != NULL) {
+			to_program(q, e, i, route, msgfd, res);
+		}
+		free(route);
+	}
+	idx = xcalloc(e->nrcpts + 1, sizeof(size_t));
+	rep = xcalloc(e->nrcpts + 1, sizeof(*rep));
+	for (size_t i = 0; i < e->nrcpts; i++) {
+		struct addr a;
+		struct route_result *route;
+
+		if (!is_open(&e->rcpts[i]) || addr_parse_plain(e->rcpts[i].addr, &a) != ADDR_OK)
+			continue;
+		route = xmalloc(sizeof(*route));
+		route_address(q->conf, q->aliases, &a, 1, route);
+		if (route->code == 250 && route_pipe(route) == NULL)
 			idx[n++] = i;
-	if (n == 0)
-		goto out;
-	if (!sc->open) {
-		struct smtpc_reply err;
+		free(route);
+	}
+	if (n > 0) {
+		if (!sc->open) {
+			struct smtpc_reply err;
 
-		if (smtpc_open(sc, &err) < 0) {
-			for (size_t i = 0; i < n; i++)
-				rep[i] = err;
+			if (smtpc_open(sc, &err) < 0) {
+				for (size_t i = 0; i < n; i++)
+					rep[i] = err;
+			} else if (smtpc_send(sc, e, msgfd, idx, n, rep) < 0) {
+				smtpc_close(sc);
+			}
 		} else if (smtpc_send(sc, e, msgfd, idx, n, rep) < 0) {
 			smtpc_close(sc);
 		}
-	} else if (smtpc_send(sc, e, msgfd, idx, n, rep) < 0) {
-		smtpc_close(sc);
+		for (size_t k = 0; k < n; k++)
+			record(e, &e->rcpts[idx[k]], rep[k].text, rep[k].code, sc->name, res);
 	}
-	for (size_t k = 0; k < n; k++) {
-		struct spool_rcpt *r = &e->rcpts[idx[k]];
-
-		r->attempts++;
-		str_copy(r->last, sizeof(r->last), rep[k].text);
-		if (rep[k].code / 100 == 2) {
-			r->state = RCPT_DELIVERED;
-			res->delivered++;
-			log_outcome(e, r, sc->name, "sent");
-		} else if (rep[k].code / 100 == 5) {
-			r->state = RCPT_FAILED;
-			res->failed++;
-			log_outcome(e, r, sc->name, "bounced");
-		} else {
-			r->state = RCPT_DEFERRED;
-			log_outcome(e, r, sc->name[0] ? sc->name : "none", "deferred");
-		}
-	}
-out:
 	free(idx);
 	free(rep);
 }
@@ -166,9 +272,10 @@ finish(const struct conf *c, struct spool_env *e, int msgfd, struct queue_result
 }
 
 static void
-run_one(const struct conf *c, struct smtpc *sc, const char *id, int force,
+run_one(struct queue_ctx *q, struct smtpc *sc, const char *id, int force,
     struct queue_result *res)
 {
+	const struct conf *c = q->conf;
 	struct spool_env e;
 	char why[512];
 	int lock = spool_lock(c, id);
@@ -193,7 +300,7 @@ run_one(const struct conf *c, struct smtpc *sc, const char *id, int force,
 	} else if (!force && e.next_try > now) {
 		res->remaining++;
 	} else {
-		deliver(sc, &e, lock, res);
+		deliver(q, sc, &e, lock, res);
 		if (now - e.created >= c->queue.lifetime)
 			expire(c, &e);
 		finish(c, &e, lock, res);
@@ -203,15 +310,25 @@ run_one(const struct conf *c, struct smtpc *sc, const char *id, int force,
 }
 
 void
-queue_run(const struct conf *c, int force, struct queue_result *res)
+queue_run(struct queue_ctx *q, int force, struct queue_result *res)
 {
-	char **ids = spool_ids(c);
+	char **ids = spool_ids(q->conf);
 	struct smtpc sc;
 
 	res->remaining = 0;     /* what the last pass leaves; the counts add up */
-	smtpc_init(&sc, c);
+	smtpc_init(&sc, q->conf);
+	if (q->aliases != NULL && aliases_changed(q->aliases)) {
+		struct diag d = {log_diag, NULL, 0};
+		struct aliases *fresh = aliases_load(q->conf->aliases,
+		    q->dctx.running_as_root ? q->dctx.session_uid : geteuid(), &d);
+
+		if (fresh != NULL) {
+			aliases_free(q->aliases);
+			q->aliases = fresh;
+		}
+	}
 	for (size_t i = 0; ids[i] != NULL; i++)
-		run_one(c, &sc, ids[i], force, res);
+		run_one(q, &sc, ids[i], force, res);
 	smtpc_close(&sc);
 	spool_ids_free(ids);
 }
@@ -230,8 +347,9 @@ queue_mtime(const struct conf *c)
 }
 
 int
-queue_run_until_idle(const struct conf *c, int force, struct queue_result *res)
+queue_run_until_idle(struct queue_ctx *q, int force, struct queue_result *res)
 {
+	const struct conf *c = q->conf;
 	char path[4096];
 	int fd;
 
@@ -252,7 +370,7 @@ queue_run_until_idle(const struct conf *c, int force, struct queue_result *res)
 	for (int pass = 0; pass < MAX_PASSES; pass++) {
 		struct timespec before = queue_mtime(c), after;
 
-		queue_run(c, force && pass == 0, res);
+		queue_run(q, force && pass == 0, res);
 		after = queue_mtime(c);
 		if (before.tv_sec == after.tv_sec && before.tv_nsec == after.tv_nsec)
 			break;

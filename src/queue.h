@@ -10,7 +10,16 @@
 
 #include <stdio.h>
 
+#include "aliases.h"
 #include "conf.h"
+#include "delivery.h"
+
+/* What a queue run needs: the configuration, the aliases, how to run programs. */
+struct queue_ctx {
+	const struct conf *conf;
+	struct aliases *aliases;      /* NULL: local recipients are deferred */
+	struct delivery_ctx dctx;
+};
 
 struct queue_result {
 	int delivered, deferred, failed, skipped, damaged;
@@ -18,12 +27,12 @@ struct queue_result {
 };
 
 /* queue_run - one pass; force ignores backoff (undersmtpd -q); adds to res. */
-void queue_run(const struct conf *c, int force, struct queue_result *res);
+void queue_run(struct queue_ctx *q, int force, struct queue_result *res);
 /*
  * queue_run_until_idle - passes until one finds nothing new (bounded), under
  * the spool's run lock; returns -1 at once when another runner holds it.
  */
-int queue_run_until_idle(const struct conf *c, int force, struct queue_result *res);
+int queue_run_until_idle(struct queue_ctx *q, int force, struct queue_result *res);
 /* queue_list - the spool as text (mailq style) or JSON lines; returns count. */
 int queue_list(const struct conf *c, FILE *out, int json);
 

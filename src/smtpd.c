@@ -11,6 +11,7 @@
 #include "smtpd.h"
 #include "addr.h"
 #include "buf.h"
+#include "delivery.h"
 #include "envelope.h"
 #include "launcher.h"
 #include "log.h"
@@ -307,6 +308,16 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		free(r);
 		return;
 	}
+	if (route_pipe(r) != NULL &&
+	    delivery_pipe_conf(s->conf, r)->policy == POLICY_QUEUE) {
+		/* SPEC 7.1: the queue runs this program, with retries; 250 once spooled. */
+		envelope_add_dest(&s->tx, shown, shown);
+		envelope_add_rcpt(&s->tx, &to, 0);
+		free(r);
+		enter_state(s, STATE_RCPT);
+		reply(s, 250, "2.1.5", "Recipient <%s> ok", shown);
+		return;
+	}
 	if (route_pipe(r) != NULL && s->tx.pipe_route != NULL &&
 	    !route_same_run(s->tx.pipe_route, r)) {
 		/* SPEC 7: one reply per message, so one program run per transaction. */
@@ -327,233 +338,35 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 	reply(s, 250, "2.1.5", "Recipient <%s> ok", shown);
 }
 
-/* env_add - "NAME=value" into a NULL-terminated vector with room left. */
+/* run_program - the transaction's program run (SPEC 7); its outcome is the reply. */
 static void
-env_add(char **envp, size_t *n, size_t max, const char *name, const char *value)
+run_program(struct session *s, struct smtp_reply *out, char *relay, size_t relaysize)
 {
-	size_t len;
-	char *s;
+	const char *recipients[ROUTE_MAX_PIPE_RCPTS];
+	char id[33];
+	struct delivery_ctx ctx = {s->conf, s->env->running_as_root,
+	    s->env->launcher_fd, s->env->session_uid};
+	struct delivery_job job;
+	size_t n = 0;
 
-	if (*n + 1 >= max)
-		return;
-	len = strlen(name) + strlen(value) + 2;
-	s = xmalloc(len);
-	snprintf(s, len, "%s=%s", name, value);
-	envp[(*n)++] = s;
-	envp[*n] = NULL;
+	for (size_t i = 0; i < s->tx.nrcpts && n < ARRAY_LEN(recipients); i++)
+		if (s->tx.rcpts[i].pipe)
+			recipients[n++] = s->tx.rcpts[i].text;
+	delivery_id(s->tx.digest, recipients[0], id);
+	memset(&job, 0, sizeof(job));
+	job.route = s->tx.pipe_route;
+	job.sender = s->tx.sender_text;
+	job.recipients = recipients;
+	job.nrecipients = n;
+	job.client_addr = s->env->client_text;
+	job.helo = s->helo;
+	job.queue_id = s->tx.id;
+	job.delivery_id = id;
+	job.msgfd = s->tx.msg_fd;
+	delivery_run(&ctx, &job, out, relay, relaysize);
 }
 
-static void
-free_vector(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-}
-
-struct pipe_user {
-	uid_t uid;
-	gid_t gid;
-	char name[64], home[256], shell[256];
-};
-
-/* resolve_pipe_user - who runs the program; -1 with why when nobody may. */
-static int
-resolve_pipe_user(const struct session *s, const struct pipe_conf *pc,
-    struct pipe_user *u, const char **why)
-{
-	const char *name = pc->user;
-	struct passwd *pw;
-
-	if (s->env->running_as_root) {
-		if (name == NULL)
-			name = "nobody";
-		pw = getpwnam(name);
-	} else {
-		pw = getpwuid(s->env->session_uid);
-		if (pw != NULL && name != NULL && strcmp(name, pw->pw_name) != 0) {
-			*why = "pipe.user differs from the user undersmtpd runs as "
-			    "(only root can switch users)";
-			return -1;
-		}
-	}
-	if (pw == NULL) {
-		*why = "pipe user not found in the password database";
-		return -1;
-	}
-	if (s->env->running_as_root &&
-	    (pw->pw_uid == 0 || pw->pw_uid == s->env->session_uid || pw->pw_gid == 0)) {
-		*why = "pipe.user may not be root or the spool owner";
-		return -1;
-	}
-	u->uid = pw->pw_uid;
-	u->gid = pw->pw_gid;
-	str_copy(u->name, sizeof(u->name), pw->pw_name);
-	str_copy(u->home, sizeof(u->home), pw->pw_dir ? pw->pw_dir : "/");
-	str_copy(u->shell, sizeof(u->shell), pw->pw_shell && pw->pw_shell[0]
-	    ? pw->pw_shell : "/bin/sh");
-	return 0;
-}
-
-/*
- * concurrency_slot - SPEC 7.1 max_concurrency across sessions: one of N
- * flock()ed files in spool_dir/tmp.  Returns the locked fd, -2 when no limit
- * is set, or -1 when none became free before the deadline.
- */
-static int
-concurrency_slot(const struct session *s, const char *alias, long max, int64_t until)
-{
-	char path[4096], safe[64];
-	size_t o = 0;
-
-	if (max <= 0)
-		return -2;
-	for (const char *p = alias; *p && o + 1 < sizeof(safe); p++)
-		safe[o++] = ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) ? *p : '_';
-	safe[o] = '\0';
-	for (;;) {
-		for (long i = 0; i < max; i++) {
-			int fd;
-
-			if (str_fmt(path, sizeof(path), "%s/tmp/slot-%s-%ld.lock",
-			    s->conf->spool_dir, safe, i) < 0)
-				return -1;
-			fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-			if (fd < 0) {
-				log_warn("open %s", path);
-				return -1;
-			}
-			if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-				return fd;
-			close(fd);
-		}
-		if (now_ms() >= until)
-			return -1;
-		{
-			struct timespec ts = {0, 100 * 1000000L};
-
-			nanosleep(&ts, NULL);
-		}
-	}
-}
-
-/* deliver_pipe - run the transaction's program; its outcome is the reply. */
-static void
-deliver_pipe(struct session *s, struct smtp_reply *out, char *relay, size_t relaysize)
-{
-	const struct route_result *r = s->tx.pipe_route;
-	const struct route_dest *d = route_pipe(r);
-	const struct alias_cmd *cmd = &d->target->cmd;
-	const struct pipe_conf *pc = conf_pipe_for(s->conf, d->entry->re ? NULL
-	    : d->entry->name);
-	char *argv[258], *envp[64], delivery_id[40], how[160];
-	struct pipe_user u;
-	struct pipe_request req;
-	struct pipe_result res;
-	const char *why = NULL;
-	const struct envelope_rcpt *first = NULL;
-	const char *delivered_to[ROUTE_MAX_PIPE_RCPTS];
-	size_t n = 0, na = 0, nd = 0;
-	char tmpdir[4096];
-	int slot;
-
-	snprintf(relay, relaysize, "pipe (%s)", cmd->argv[0]);
-	if (resolve_pipe_user(s, pc, &u, &why) < 0) {
-		log_warnx("%s: alias %s (%s): %s", s->tx.id, d->entry->name, d->source, why);
-		smtp_set_reply(out, 451, "4.3.0", "Local configuration error: pipe user");
-		return;
-	}
-	for (size_t i = 0; i < s->tx.nrcpts; i++) {
-		if (!s->tx.rcpts[i].pipe)
-			continue;
-		if (first == NULL)
-			first = &s->tx.rcpts[i];
-		if (nd < ARRAY_LEN(delivered_to))
-			delivered_to[nd++] = s->tx.rcpts[i].text;
-	}
-	/* argv: the administrator's words; captures only inside single elements. */
-	for (char **a = cmd->argv; *a && na < 256; a++) {
-		char expanded[4096];
-
-		if (cmd->has_captures && aliases_expand_arg(*a, &r->caps, expanded,
-		    sizeof(expanded)) == 0)
-			argv[na++] = xstrdup(expanded);
-		else if (cmd->has_captures) {
-			smtp_set_reply(out, 451, "4.3.0", "Argument too long after substitution");
-			argv[na] = NULL;
-			free_vector(argv);
-			return;
-		} else
-			argv[na++] = xstrdup(*a);
-	}
-	argv[na] = NULL;
-	envp[0] = NULL;
-	envelope_delivery_id(&s->tx, first->text, delivery_id, sizeof(delivery_id));
-	env_add(envp, &n, ARRAY_LEN(envp), "PATH", pc->path);
-	env_add(envp, &n, ARRAY_LEN(envp), "HOME", u.home);
-	env_add(envp, &n, ARRAY_LEN(envp), "SHELL", u.shell);
-	env_add(envp, &n, ARRAY_LEN(envp), "USER", u.name);
-	env_add(envp, &n, ARRAY_LEN(envp), "LOGNAME", u.name);
-	env_add(envp, &n, ARRAY_LEN(envp), "SENDER", s->tx.sender_text);
-	env_add(envp, &n, ARRAY_LEN(envp), "RECIPIENT", first->text);
-	env_add(envp, &n, ARRAY_LEN(envp), "ORIGINAL_RECIPIENT", first->text);
-	env_add(envp, &n, ARRAY_LEN(envp), "LOCAL", r->local);
-	env_add(envp, &n, ARRAY_LEN(envp), "DOMAIN", r->domain);
-	env_add(envp, &n, ARRAY_LEN(envp), "EXTENSION", r->extension);
-	env_add(envp, &n, ARRAY_LEN(envp), "CLIENT_ADDRESS", s->env->client_text);
-	env_add(envp, &n, ARRAY_LEN(envp), "CLIENT_HELO", s->helo);
-	env_add(envp, &n, ARRAY_LEN(envp), "QUEUE_ID", s->tx.id);
-	env_add(envp, &n, ARRAY_LEN(envp), "DELIVERY_ID", delivery_id);
-	for (size_t i = 1; i <= r->caps.n && i <= 9; i++) {
-		char name[16];
-
-		snprintf(name, sizeof(name), "MATCH_%zu", i);
-		env_add(envp, &n, ARRAY_LEN(envp), name, r->caps.num[i]);
-	}
-	for (size_t i = 0; i < r->caps.nnamed; i++) {
-		char name[48];
-
-		snprintf(name, sizeof(name), "MATCH_%s", r->caps.name[i]);
-		env_add(envp, &n, ARRAY_LEN(envp), name, r->caps.named[i]);
-	}
-	memset(&req, 0, sizeof(req));
-	req.argv = argv;
-	req.envp = envp;
-	req.path = pc->path;
-	req.home = u.home;
-	req.change_user = s->env->running_as_root;
-	req.uid = u.uid;
-	req.gid = u.gid;
-	req.timeout = pc->timeout;
-	if (spool_path(s->conf, "tmp", NULL, NULL, tmpdir, sizeof(tmpdir)) < 0)
-		req.stdin_fd = -1;
-	else
-		req.stdin_fd = pipe_make_input(tmpdir, s->tx.id, s->tx.msg_fd,
-		    s->tx.sender_text, delivered_to, nd);
-	slot = concurrency_slot(s, d->entry->name, pc->max_concurrency,
-	    now_ms() + pc->timeout * 1000);
-	if (req.stdin_fd < 0) {
-		log_warn("%s: write the program's input in %s", s->tx.id, tmpdir);
-		smtp_set_reply(out, errno == ENOSPC ? 452 : 451, errno == ENOSPC ? "4.3.1"
-		    : "4.3.0", "Local error: cannot write the program's input");
-	} else if (slot == -1) {
-		smtp_set_reply(out, 451, "4.3.0", "Too many concurrent deliveries to this "
-		    "program; try again later");
-	} else {
-		pipe_execute(s->env->launcher_fd, &req, &res);
-		pipe_reply(&res, pc->tempfail, pc->ntempfail, cmd->use_shell, out);
-		pipe_describe(&res, how, sizeof(how));
-		log_debug("%s: program %s: %s, %llu bytes of output", s->tx.id,
-		    argv[0], how, res.output_bytes);
-	}
-	if (slot >= 0)
-		close(slot);
-	if (req.stdin_fd >= 0)
-		close(req.stdin_fd);
-	free_vector(argv);
-	free_vector(envp);
-}
-
-/* spool_message - the smarthost's copy, durable before the 250 (SPEC 8). */
+/* spool_message - the spooled copy, durable before the 250 (SPEC 8). */
 static void
 spool_message(struct session *s, const struct envelope_client *cl, uint64_t size,
     struct smtp_reply *rep)
@@ -568,7 +381,7 @@ spool_message(struct session *s, const struct envelope_client *cl, uint64_t size
 		return;
 	}
 	s->env->spooled++;
-	log_info("%s: queued for %zu smarthost recipient(s)", s->tx.id, s->tx.ndests);
+	log_info("%s: queued for %zu recipient(s)", s->tx.id, s->tx.ndests);
 	if (rep->code == 0)
 		smtp_set_reply(rep, 250, "2.0.0", "queued");
 	else
@@ -698,8 +511,17 @@ cmd_data(struct session *s, const char *arg, size_t len)
 		 * the client's retry never duplicates it.
 		 */
 		if (s->tx.pipe_route != NULL) {
-			deliver_pipe(s, &rep, relay, sizeof(relay));
+			run_program(s, &rep, relay, sizeof(relay));
 			log_delivery(s, &rep, relay, started, 1);
+			if (rep.code / 100 == 4 && delivery_pipe_conf(s->conf,
+			    s->tx.pipe_route)->policy == POLICY_SYNC_THEN_QUEUE) {
+				/* SPEC 7.1: a temporary failure is spooled and retried. */
+				for (size_t i = 0; i < s->tx.nrcpts; i++)
+					if (s->tx.rcpts[i].pipe)
+						envelope_add_dest(&s->tx, s->tx.rcpts[i].text,
+						    s->tx.rcpts[i].text);
+				memset(&rep, 0, sizeof(rep));
+			}
 		}
 		if (s->tx.ndests > 0 && (rep.code == 0 || rep.code == 250))
 			spool_message(s, &cl, res.size, &rep);

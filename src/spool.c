@@ -18,6 +18,7 @@
  *   body8bit 0
  *   client 192.0.2.1
  *   helo client.example
+ *   digest 3F2A...              SHA-256 of the client's message, hex (DELIVERY_ID)
  *   rcpt deferred 1 bob@example.net bob@example.net 451+204.3.0+20try+20later
  *   end
  *
@@ -210,6 +211,9 @@ spool_format_env(const struct spool_env *e, size_t *len)
 	xtext_put(fp, e->client);
 	fputs("\nhelo ", fp);
 	xtext_put(fp, e->helo);
+	fputs("\ndigest ", fp);
+	for (size_t i = 0; i < sizeof(e->digest); i++)
+		fprintf(fp, "%02X", e->digest[i]);
 	fputc('\n', fp);
 	for (size_t i = 0; i < e->nrcpts; i++) {
 		const struct spool_rcpt *r = &e->rcpts[i];
@@ -364,6 +368,21 @@ spool_parse_env(const char *text, size_t len, struct spool_env *e, char *why,
 		TEXT("helo", e->helo)
 #undef NUM
 #undef TEXT
+		if (FIELD_IS("digest")) {
+			if (n != 2 || flen[1] != 2 * sizeof(e->digest))
+				goto badvalue;
+			for (size_t k = 0; k < sizeof(e->digest); k++) {
+				unsigned v2;
+				char hex[3] = {f[1][2 * k], f[1][2 * k + 1], '\0'};
+
+				if (!strchr("0123456789ABCDEF", hex[0]) ||
+				    !strchr("0123456789ABCDEF", hex[1]) ||
+				    sscanf(hex, "%2X", &v2) != 1)
+					goto badvalue;
+				e->digest[k] = (unsigned char)v2;
+			}
+			continue;
+		}
 		if (FIELD_IS("rcpt")) {
 			struct spool_rcpt r;
 			size_t s;

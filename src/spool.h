@@ -54,6 +54,7 @@ struct spool_env {
 	int body8bit;
 	char client[64];
 	char helo[256];
+	unsigned char digest[32];          /* of the client's message: DELIVERY_ID */
 	struct spool_rcpt *rcpts;
 	size_t nrcpts;
 };

@@ -139,9 +139,17 @@ test_semantic_errors(void **state)
 	assert_null(load("unknown_key = 1\n", &out));
 	assert_non_null(strstr(out.text, "1: no such option 'unknown_key'"));
 	assert_null(load("hostname = \"unterminated\n", &out));
-	/* The policies that need the spool say so. */
-	assert_null(load("pipe { policy = queue }\n", &out));
-	assert_non_null(strstr(out.text, "needs the spool"));
+	assert_null(load("pipe { policy = later }\n", &out));
+	assert_non_null(strstr(out.text, "sync | queue | sync-then-queue"));
+	{
+		struct conf *c = load("pipe { policy = queue }\nalias \"rt\" { policy = "
+		    "sync-then-queue }\n", &out);
+
+		assert_non_null(c);
+		assert_int_equal(c->pipe.policy, POLICY_QUEUE);
+		assert_int_equal(conf_pipe_for(c, "rt")->policy, POLICY_SYNC_THEN_QUEUE);
+		conf_free(c);
+	}
 }
 
 static void

@@ -1,0 +1,288 @@
+/*
+ * delivery.c - a message to the program of a pipe alias.  See delivery.h.
+ */
+#include "delivery.h"
+#include "launcher.h"
+#include "log.h"
+#include "pipe.h"
+#include "spool.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+/* env_add - "NAME=value" into a NULL-terminated vector with room left. */
+static void
+env_add(char **envp, size_t *n, size_t max, const char *name, const char *value)
+{
+	size_t len;
+	char *s;
+
+	if (*n + 1 >= max)
+		return;
+	len = strlen(name) + strlen(value) + 2;
+	s = xmalloc(len);
+	snprintf(s, len, "%s=%s", name, value);
+	envp[(*n)++] = s;
+	envp[*n] = NULL;
+}
+
+static void
+free_vector(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+}
+
+struct pipe_user {
+	uid_t uid;
+	gid_t gid;
+	char name[64], home[256], shell[256];
+};
+
+/* resolve_pipe_user - who runs the program; -1 with why when nobody may. */
+static int
+resolve_pipe_user(const struct delivery_ctx *s, const struct pipe_conf *pc,
+    struct pipe_user *u, const char **why)
+{
+	const char *name = pc->user;
+	struct passwd *pw;
+
+	if (s->running_as_root) {
+		if (name == NULL)
+			name = "nobody";
+		pw = getpwnam(name);
+	} else {
+		pw = getpwuid(s->session_uid);
+		if (pw != NULL && name != NULL && strcmp(name, pw->pw_name) != 0) {
+			*why = "pipe.user differs from the user undersmtpd runs as "
+			    "(only root can switch users)";
+			return -1;
+		}
+	}
+	if (pw == NULL) {
+		*why = "pipe user not found in the password database";
+		return -1;
+	}
+	if (s->running_as_root &&
+	    (pw->pw_uid == 0 || pw->pw_uid == s->session_uid || pw->pw_gid == 0)) {
+		*why = "pipe.user may not be root or the spool owner";
+		return -1;
+	}
+	u->uid = pw->pw_uid;
+	u->gid = pw->pw_gid;
+	str_copy(u->name, sizeof(u->name), pw->pw_name);
+	str_copy(u->home, sizeof(u->home), pw->pw_dir ? pw->pw_dir : "/");
+	str_copy(u->shell, sizeof(u->shell), pw->pw_shell && pw->pw_shell[0]
+	    ? pw->pw_shell : "/bin/sh");
+	return 0;
+}
+
+/*
+ * concurrency_slot - SPEC 7.1 max_concurrency across sessions: one of N
+ * flock()ed files in spool_dir/tmp.  Returns the locked fd, -2 when no limit
+ * is set, or -1 when none became free before the deadline.
+ */
+static int
+concurrency_slot(const struct delivery_ctx *s, const char *alias, long max, int64_t until)
+{
+	char path[4096], safe[64];
+	size_t o = 0;
+
+	if (max <= 0)
+		return -2;
+	for (const char *p = alias; *p && o + 1 < sizeof(safe); p++)
+		safe[o++] = ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) ? *p : '_';
+	safe[o] = '\0';
+	for (;;) {
+		for (long i = 0; i < max; i++) {
+			int fd;
+
+			if (str_fmt(path, sizeof(path), "%s/tmp/slot-%s-%ld.lock",
+			    s->conf->spool_dir, safe, i) < 0)
+				return -1;
+			fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+			if (fd < 0) {
+				log_warn("open %s", path);
+				return -1;
+			}
+			if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+				return fd;
+			close(fd);
+		}
+		if (now_ms() >= until)
+			return -1;
+		{
+			struct timespec ts = {0, 100 * 1000000L};
+
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+const struct pipe_conf *
+delivery_pipe_conf(const struct conf *c, const struct route_result *r)
+{
+	const struct route_dest *d = route_pipe(r);
+
+	return conf_pipe_for(c, d && !d->entry->re ? d->entry->name : NULL);
+}
+
+void
+delivery_id(const unsigned char digest[32], const char *rcpt, char out[33])
+{
+	unsigned char d[32];
+	unsigned int len = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	static const char hex[] = "0123456789abcdef";
+
+	out[0] = '\0';
+	if (md == NULL)
+		return;
+	if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(md, rcpt, strlen(rcpt) + 1) == 1 &&
+	    EVP_DigestUpdate(md, digest, 32) == 1 &&
+	    EVP_DigestFinal_ex(md, d, &len) == 1) {
+		for (size_t i = 0; i < 16; i++) {
+			out[2 * i] = hex[d[i] >> 4];
+			out[2 * i + 1] = hex[d[i] & 15];
+		}
+		out[32] = '\0';
+	}
+	EVP_MD_CTX_free(md);
+}
+
+/* build_argv - the administrator's words; captures only inside single elements. */
+static int
+build_argv(const struct alias_cmd *cmd, const struct alias_captures *caps,
+    char **argv, size_t max)
+{
+	size_t na = 0;
+
+	for (char **a = cmd->argv; *a && na + 1 < max; a++) {
+		char expanded[4096];
+
+		if (!cmd->has_captures) {
+			argv[na++] = xstrdup(*a);
+			continue;
+		}
+		if (aliases_expand_arg(*a, caps, expanded, sizeof(expanded)) < 0) {
+			argv[na] = NULL;
+			free_vector(argv);
+			return -1;
+		}
+		argv[na++] = xstrdup(expanded);
+	}
+	argv[na] = NULL;
+	return 0;
+}
+
+static void
+build_env(const struct delivery_job *job, const struct pipe_conf *pc,
+    const struct pipe_user *u, char **envp, size_t max)
+{
+	const struct route_result *r = job->route;
+	size_t n = 0;
+
+	envp[0] = NULL;
+	env_add(envp, &n, max, "PATH", pc->path);
+	env_add(envp, &n, max, "HOME", u->home);
+	env_add(envp, &n, max, "SHELL", u->shell);
+	env_add(envp, &n, max, "USER", u->name);
+	env_add(envp, &n, max, "LOGNAME", u->name);
+	env_add(envp, &n, max, "SENDER", job->sender);
+	env_add(envp, &n, max, "RECIPIENT", job->recipients[0]);
+	env_add(envp, &n, max, "ORIGINAL_RECIPIENT", job->recipients[0]);
+	env_add(envp, &n, max, "LOCAL", r->local);
+	env_add(envp, &n, max, "DOMAIN", r->domain);
+	env_add(envp, &n, max, "EXTENSION", r->extension);
+	env_add(envp, &n, max, "CLIENT_ADDRESS", job->client_addr);
+	env_add(envp, &n, max, "CLIENT_HELO", job->helo);
+	env_add(envp, &n, max, "QUEUE_ID", job->queue_id);
+	env_add(envp, &n, max, "DELIVERY_ID", job->delivery_id);
+	for (size_t i = 1; i <= r->caps.n && i <= 9; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "MATCH_%zu", i);
+		env_add(envp, &n, max, name, r->caps.num[i]);
+	}
+	for (size_t i = 0; i < r->caps.nnamed; i++) {
+		char name[48];
+
+		snprintf(name, sizeof(name), "MATCH_%s", r->caps.name[i]);
+		env_add(envp, &n, max, name, r->caps.named[i]);
+	}
+}
+
+void
+delivery_run(const struct delivery_ctx *ctx, const struct delivery_job *job,
+    struct smtp_reply *out, char *relay, size_t relaysize)
+{
+	const struct route_dest *d = route_pipe(job->route);
+	const struct alias_cmd *cmd = &d->target->cmd;
+	const struct pipe_conf *pc = delivery_pipe_conf(ctx->conf, job->route);
+	char *argv[258], *envp[64], how[160], tmpdir[4096];
+	struct pipe_user u;
+	struct pipe_request req;
+	struct pipe_result res;
+	const char *why = NULL;
+	int slot;
+
+	snprintf(relay, relaysize, "pipe (%s)", cmd->argv[0]);
+	if (resolve_pipe_user(ctx, pc, &u, &why) < 0) {
+		log_warnx("%s: alias %s (%s): %s", job->queue_id, d->entry->name, d->source, why);
+		smtp_set_reply(out, 451, "4.3.0", "Local configuration error: pipe user");
+		return;
+	}
+	if (build_argv(cmd, &job->route->caps, argv, ARRAY_LEN(argv)) < 0) {
+		smtp_set_reply(out, 451, "4.3.0", "Argument too long after substitution");
+		return;
+	}
+	build_env(job, pc, &u, envp, ARRAY_LEN(envp));
+	memset(&req, 0, sizeof(req));
+	req.argv = argv;
+	req.envp = envp;
+	req.path = pc->path;
+	req.home = u.home;
+	req.change_user = ctx->running_as_root;
+	req.uid = u.uid;
+	req.gid = u.gid;
+	req.timeout = pc->timeout;
+	if (spool_path(ctx->conf, "tmp", NULL, NULL, tmpdir, sizeof(tmpdir)) < 0)
+		req.stdin_fd = -1;
+	else
+		req.stdin_fd = pipe_make_input(tmpdir, job->queue_id, job->msgfd,
+		    job->sender, job->recipients, job->nrecipients);
+	slot = req.stdin_fd < 0 ? -2 : concurrency_slot(ctx, d->entry->name,
+	    pc->max_concurrency, now_ms() + pc->timeout * 1000);
+	if (req.stdin_fd < 0) {
+		int full = errno == ENOSPC || errno == EDQUOT;
+
+		log_warn("%s: write the program's input in %s", job->queue_id, tmpdir);
+		smtp_set_reply(out, full ? 452 : 451, full ? "4.3.1" : "4.3.0",
+		    "Local error: cannot write the program's input");
+	} else if (slot == -1) {
+		smtp_set_reply(out, 451, "4.3.0", "Too many concurrent deliveries to this "
+		    "program; try again later");
+	} else {
+		pipe_execute(ctx->launcher_fd, &req, &res);
+		pipe_reply(&res, pc->tempfail, pc->ntempfail, cmd->use_shell, out);
+		pipe_describe(&res, how, sizeof(how));
+		log_debug("%s: program %s: %s, %llu bytes of output", job->queue_id,
+		    argv[0], how, res.output_bytes);
+	}
+	if (slot >= 0)
+		close(slot);
+	if (req.stdin_fd >= 0)
+		close(req.stdin_fd);
+	free_vector(argv);
+	free_vector(envp);
+}
