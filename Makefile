@@ -35,7 +35,7 @@ MAIN := src/main.c
 OBJS := $(SRCS:src/%.c=$(BUILD)/%.o)
 BIN  := $(BUILD)/undersmtpd
 
-UNIT_TESTS := util conf addr aliases route smtpd_parse smtpd_data pipe
+UNIT_TESTS := util conf addr aliases route smtpd_parse smtpd_data pipe spool
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/test_%)
 PROGS      := $(BUILD)/recorder
 
