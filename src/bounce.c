@@ -160,6 +160,10 @@ bounce_create(const struct conf *c, const struct spool_env *env, int msgfd)
 	fclose(out);
 	dsn.created = dsn.next_try = time(NULL);
 	dsn.bounce = 1;
+	/* A non-ASCII sender can only be reached with SMTPUTF8. */
+	for (const unsigned char *p = (const unsigned char *)env->sender; *p; p++)
+		if (*p >= 0x80)
+			dsn.smtputf8 = 1;
 	str_copy(dsn.client, sizeof(dsn.client), "127.0.0.1");
 	str_copy(dsn.helo, sizeof(dsn.helo), c->hostname);
 	spool_add_rcpt(&dsn, env->sender, env->sender);

@@ -66,7 +66,7 @@ class Handler:
 
 class Sink:
     def __init__(self, tls_cert=None, tls_key=None, require_starttls=False,
-                 users=None, port=None):
+                 users=None, port=None, smtputf8=False):
         self.messages = []
         self.lock = threading.Lock()
         self.rcpt_replies = {}
@@ -76,7 +76,7 @@ class Sink:
         self.drop_after_dot = False
         self.connections_seen = set()
         self.port = port or free_port()
-        kwargs = {}
+        kwargs = {"enable_SMTPUTF8": smtputf8}
         if tls_cert:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(tls_cert, tls_key)

@@ -382,3 +382,142 @@ def test_fsync_rename_order_before_250(gw, sink):
         dir_sync = max(i for i, (k, p) in enumerate(seq) if k == "fsync" and p.endswith("/queue"))
         assert msg_sync < msg_link < env_sync < env_link < dir_sync, seq
         start = r + 1
+
+
+def raw_server(port, script, connections=1):
+    """An SMTP server on loopback for a few connections, each following script(conn)."""
+    import socket
+    import threading
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(1)
+    srv.settimeout(15)
+
+    def serve():
+        for _ in range(connections):
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                break
+            try:
+                script(conn)
+            except OSError:
+                pass
+            conn.close()
+        srv.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return t
+
+
+def test_slow_greeting_times_out(gw):
+    """T88: a late greeting -> the stage timeout fires, the message is requeued."""
+    port = free_port()
+    gw.write_conf(f'smarthost "slow" {{ host = "127.0.0.1" port = {port} tls = none '
+                  f'timeout = 1s }}\nqueue {{ run_after_accept = false }}\n')
+    assert send(gw, ["bob@remote.example"]).code == 250
+    t = raw_server(port, lambda conn: time.sleep(4))
+    start = time.time()
+    f = flush(gw)
+    assert f.returncode == 75 and time.time() - start < 4
+    assert "timed out" in gw.run("--queue").stdout
+    t.join(timeout=10)
+
+
+def test_dropped_mid_data_retried_from_start(gw, sink):
+    """T94: the connection drops in the middle of the message -> retried from the
+    start later; the spool copy is intact and arrives whole."""
+    port = free_port()
+    gw.write_conf(f'smarthost "s" {{ host = "127.0.0.1" port = {port} tls = none '
+                  f'timeout = 5s }}\nqueue {{ run_after_accept = false }}\n')
+    body = b"Subject: big\r\n\r\n" + b"".join(b"line %d\r\n" % i for i in range(20000))
+    assert send(gw, ["bob@remote.example"], body=body).code == 250
+
+    def script(conn):
+        f = conn.makefile("rwb")
+        for reply in [b"220 hi", b"250 ok", b"250 ok", b"250 ok", b"354 go"]:
+            f.write(reply + b"\r\n")
+            f.flush()
+            if reply != b"354 go":
+                f.readline()
+        f.read(5000)                       # part of the message, then hang up
+    t = raw_server(port, script)
+    assert flush(gw).returncode == 75
+    t.join(timeout=10)
+    relay_conf(gw, sink.port, run_after_accept=False)
+    assert flush(gw).returncode == 0
+    (m,) = sink.wait_messages(1)
+    assert m.data.endswith(b"line 19999\r\n")
+
+
+def test_size_limit_of_the_smarthost_bounces(gw):
+    """T98: the smarthost's SIZE is below the message size -> not sent; 5.3.4 DSN."""
+    port = free_port()
+    gw.write_conf(f'smarthost "s" {{ host = "127.0.0.1" port = {port} tls = none '
+                  f'timeout = 5s }}\nqueue {{ run_after_accept = false }}\n')
+    big = b"Subject: x\r\n\r\n" + (b"y" * 500 + b"\r\n") * 6
+    assert send(gw, ["bob@remote.example"], body=big).code == 250
+    lines = []
+
+    def script(conn):
+        f = conn.makefile("rwb")
+        f.write(b"220 hi\r\n")
+        f.flush()
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            lines.append(line)
+            if line.startswith(b"EHLO"):
+                f.write(b"250-small\r\n250 SIZE 2500\r\n")
+            elif line.startswith(b"MAIL FROM:<>"):
+                f.write(b"250 ok\r\n")       # the DSN is small enough
+            elif line.startswith(b"DATA"):
+                f.write(b"354 go\r\n")
+                f.flush()
+                while f.readline() != b".\r\n":
+                    pass
+                f.write(b"250 stored\r\n")
+            elif line.startswith(b"QUIT"):
+                f.write(b"221 bye\r\n")
+                f.flush()
+                return
+            else:
+                f.write(b"250 ok\r\n")
+            f.flush()
+    t = raw_server(port, script, connections=2)
+    assert flush(gw).returncode == 0
+    t.join(timeout=20)
+    assert not any(l.startswith(b"MAIL FROM:<alice") for l in lines)
+    assert any(l.startswith(b"MAIL FROM:<> SIZE=") for l in lines)
+    assert "5.3.4" in gw.log_text()
+
+
+def test_one_connection_for_many_messages(gw, sink):
+    """SPEC 9: one connection is reused for many messages."""
+    relay_conf(gw, sink.port, run_after_accept=False)
+    for i in range(5):
+        assert send(gw, [f"u{i}@remote.example"]).code == 250
+    sink.connections_seen.clear()
+    assert flush(gw).returncode == 0
+    assert len(sink.wait_messages(5)) == 5
+    assert len(sink.connections_seen) == 1
+
+
+def test_smtputf8_to_smarthost_without_it_bounces(gw, sink):
+    """SPEC 9: a message needing SMTPUTF8 for a smarthost without it bounces 5.6.7."""
+    relay_conf(gw, sink.port, run_after_accept=False)
+    c = gw.session()
+    c.greet()
+    assert c.cmd("MAIL FROM:<alice@remote.test> SMTPUTF8").code == 250
+    c.send("RCPT TO:<j\u00f6rg@remote.example>\r\n".encode())
+    assert c.reply().code == 250
+    assert c.cmd("DATA").code == 354
+    c.send(b"Subject: x\r\n\r\ny\r\n.\r\n")
+    assert c.reply().code == 250
+    c.cmd("QUIT")
+    c.close()
+    assert flush(gw).returncode == 0
+    (dsn,) = sink.wait_messages(1)
+    assert dsn.sender == "" and b"Status: 5.6.7" in dsn.data
