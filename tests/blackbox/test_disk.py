@@ -51,3 +51,22 @@ def test_free_space_threshold_at_mail(gw, small_spool):
     assert r.code == 452 and r.lines[0].startswith("4.3.1")
     c.cmd("QUIT")
     c.close()
+
+
+def test_disk_full_for_spooled_mail(gw, small_spool):
+    """T66 for mail to the smarthost: 452 after DATA, nothing half-written in tmp/ or
+    queue/, the session goes on and a small message is then spooled."""
+    gw.write_conf('min_free_space = 1k\nmax_message_size = 10M\n'
+                  'smarthost "s" { host = "127.0.0.1" port = 9 tls = none }\n'
+                  'queue { run_after_accept = false }\n')
+    c = gw.session()
+    c.greet()
+    body = b"Subject: big\r\n\r\n" + (b"b" * 998 + b"\r\n") * 2048
+    r = c.mail(rcpts=["bob@remote.example"], body=body)
+    assert r.code == 452 and r.lines[0].startswith("4.3.1"), r
+    assert list((small_spool / "tmp").glob("*.msg")) == []
+    assert list((small_spool / "queue").iterdir()) == []
+    assert c.mail(rcpts=["bob@remote.example"]).code == 250
+    c.cmd("QUIT")
+    c.close()
+    assert len(list((small_spool / "queue").glob("*.env"))) == 1

@@ -521,3 +521,57 @@ def test_smtputf8_to_smarthost_without_it_bounces(gw, sink):
     assert flush(gw).returncode == 0
     (dsn,) = sink.wait_messages(1)
     assert dsn.sender == "" and b"Status: 5.6.7" in dsn.data
+
+
+@pytest.mark.parametrize("call,errno_name,code", [
+    ("fsync", "EIO", 451), ("fsync", "ENOSPC", 452), ("link", "EIO", 451)])
+def test_injected_commit_failures(gw, sink, call, errno_name, code):
+    """T60/T67: fsync returning EIO or ENOSPC, link failing (strace fault injection)
+    -> 451/452, nothing in the queue, nothing left in tmp/, never a 250."""
+    import shutil
+    if shutil.which("strace") is None:
+        pytest.skip("strace not installed")
+    relay_conf(gw, sink.port, run_after_accept=False)
+    from conftest import Client, base_env
+    env = base_env()
+    if "ASAN_OPTIONS" in env:
+        env["ASAN_OPTIONS"] += ":detect_leaks=0"
+    argv = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={call}",
+            "-e", f"inject={call}:error={errno_name}"] + gw.argv()
+    c = Client(argv, env=env)
+    c.greet()
+    r = c.mail(rcpts=["bob@remote.example"])
+    assert r.code == code, r
+    assert c.cmd("NOOP").code == 250          # the session goes on
+    c.cmd("QUIT")
+    c.close()
+    assert queue_ids(gw) == []
+    assert list((gw.spool / "tmp").glob("*.msg")) == []
+    assert list((gw.spool / "queue").iterdir()) == []
+
+
+def test_parallel_receivers_unique_ids(gw, sink):
+    """T63: many receivers at once -> unique spool names, nothing overwritten."""
+    import threading
+    relay_conf(gw, sink.port, run_after_accept=False)
+    codes = []
+
+    def one(i):
+        c = gw.session()
+        c.greet()
+        codes.append(c.mail(rcpts=[f"p{i}@remote.example"],
+                            body=b"Subject: %d\r\n\r\nbody %d\r\n" % (i, i)).code)
+        c.cmd("QUIT")
+        c.close()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [250] * 50
+    assert len(queue_ids(gw)) == 50
+    assert flush(gw).returncode == 0
+    msgs = sink.wait_messages(50)
+    for m in msgs:
+        i = int(m.rcpts[0][1:].split("@")[0])
+        assert m.data.endswith(b"body %d\r\n" % i)
