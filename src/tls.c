@@ -170,7 +170,13 @@ tls_start_client(struct netio *io, const char *host, int verify, const char *ca_
 		return -1;
 	}
 	io->ssl = ssl;
-	SSL_set_tlsext_host_name(ssl, host);
+	{
+		/* The OpenSSL macro casts away const: give it a copy of its own. */
+		char sni[256];
+
+		str_copy(sni, sizeof(sni), host);
+		SSL_set_tlsext_host_name(ssl, sni);
+	}
 	if (verify && SSL_set1_host(ssl, host) != 1) {
 		ssl_why(why, whysize, "TLS host name");
 		return -1;
