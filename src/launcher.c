@@ -3,20 +3,30 @@
  *
  * One request is one SOCK_SEQPACKET message: a fixed header, then the search
  * path, the home directory, argv and envp as NUL-terminated strings, with
- * the message fd attached as SCM_RIGHTS.  One reply is a struct pipe_result.
+ * two fds attached as SCM_RIGHTS: the message, and the caller's end of a
+ * private socketpair on which a forked worker sends the struct pipe_result.
+ * Requests from many sessions may arrive at once; each has its own worker.
  * Every count and string is checked against the received length before use.
  */
+#define _GNU_SOURCE   /* setresuid(2): the only way to drop all three ids */
 #include "launcher.h"
 #include "log.h"
+#include "spool.h"
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define LAUNCHER_MAGIC 0x55534d31u   /* "USM1" */
@@ -53,11 +63,12 @@ launcher_call(int fd, const struct pipe_request *req, struct pipe_result *res)
 	size_t off = sizeof(h);
 	union {
 		struct cmsghdr hdr;
-		char space[CMSG_SPACE(sizeof(int))];
+		char space[CMSG_SPACE(2 * sizeof(int))];
 	} ctl;
 	struct iovec iov;
 	struct msghdr msg;
 	struct cmsghdr *cm;
+	int fds[2], reply[2];
 	ssize_t n;
 
 	if (append(buf, &off, req->path ? req->path : "") < 0 ||
@@ -70,6 +81,14 @@ launcher_call(int fd, const struct pipe_request *req, struct pipe_result *res)
 		if (append(buf, &off, *e) < 0)
 			goto toolong;
 	memcpy(buf, &h, sizeof(h));
+	/*
+	 * A private channel for the answer: many sessions share the launcher,
+	 * and each must read its own result.
+	 */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, reply) < 0) {
+		free(buf);
+		return -1;
+	}
 	memset(&msg, 0, sizeof(msg));
 	memset(&ctl, 0, sizeof(ctl));
 	iov.iov_base = buf;
@@ -81,37 +100,46 @@ launcher_call(int fd, const struct pipe_request *req, struct pipe_result *res)
 	cm = CMSG_FIRSTHDR(&msg);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &req->stdin_fd, sizeof(int));
+	cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
+	fds[0] = req->stdin_fd;
+	fds[1] = reply[1];
+	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
 	do
 		n = sendmsg(fd, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	free(buf);
-	if (n < 0)
+	close(reply[1]);
+	if (n < 0) {
+		close(reply[0]);
 		return -1;
+	}
 	/* The launcher enforces the timeout; allow it that plus its kill grace. */
 	{
 		int64_t deadline = now_ms() + (req->timeout + 10) * 1000;
 
 		for (;;) {
-			struct pollfd pfd = {.fd = fd, .events = POLLIN};
+			struct pollfd pfd = {.fd = reply[0], .events = POLLIN};
 			int64_t left = deadline - now_ms();
 			int rc;
 
 			if (left <= 0) {
+				close(reply[0]);
 				errno = ETIMEDOUT;
 				return -1;
 			}
 			rc = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
 			if (rc > 0)
 				break;
-			if (rc < 0 && errno != EINTR)
+			if (rc < 0 && errno != EINTR) {
+				close(reply[0]);
 				return -1;
+			}
 		}
 	}
 	do
-		n = recv(fd, res, sizeof(*res), 0);
+		n = recv(reply[0], res, sizeof(*res), 0);
 	while (n < 0 && errno == EINTR);
+	close(reply[0]);
 	if (n != (ssize_t)sizeof(*res)) {
 		if (n >= 0)
 			errno = EPIPE;
@@ -142,7 +170,7 @@ next_string(char *buf, size_t len, size_t *off)
 }
 
 static void
-serve_one(int fd, char *buf, ssize_t len, int msgfd, uid_t forbidden_uid)
+serve_one(int replyfd, char *buf, ssize_t len, int msgfd, uid_t forbidden_uid)
 {
 	struct launcher_hdr h;
 	struct pipe_request req;
@@ -192,28 +220,53 @@ reply:
 	if (msgfd >= 0)
 		close(msgfd);
 	do
-		n = send(fd, &res, sizeof(res), MSG_NOSIGNAL);
+		n = send(replyfd, &res, sizeof(res), MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		log_warn("launcher: send result");
 }
 
-void
-launcher_serve(int fd, uid_t forbidden_uid)
+/*
+ * reap - collect finished children without waiting; the main child's
+ * status (the session or queue run the launcher serves) is kept.
+ */
+static void
+reap(pid_t main_child, int *main_status, int *main_done)
 {
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		if (pid == main_child) {
+			*main_status = status;
+			*main_done = 1;
+		}
+}
+
+int
+launcher_serve(int fd, uid_t forbidden_uid, pid_t main_child)
+{
+	int main_status = 0, main_done = 0;
 	char *buf = xmalloc(LAUNCHER_MSG_MAX);
 
 	for (;;) {
 		union {
 			struct cmsghdr hdr;
-			char space[CMSG_SPACE(sizeof(int))];
+			char space[CMSG_SPACE(2 * sizeof(int))];
 		} ctl;
 		struct iovec iov = {buf, LAUNCHER_MSG_MAX};
 		struct msghdr msg;
 		struct cmsghdr *cm;
-		int msgfd = -1;
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int fds[2] = {-1, -1};
 		ssize_t n;
+		pid_t pid;
 
+		/* Wake up now and then to reap workers even when idle. */
+		if (poll(&pfd, 1, 1000) <= 0) {
+			reap(main_child, &main_status, &main_done);
+			continue;
+		}
 		memset(&msg, 0, sizeof(msg));
 		msg.msg_iov = &iov;
 		msg.msg_iovlen = 1;
@@ -226,16 +279,53 @@ launcher_serve(int fd, uid_t forbidden_uid)
 			break;
 		for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
 			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-			    cm->cmsg_len == CMSG_LEN(sizeof(int)))
-				memcpy(&msgfd, CMSG_DATA(cm), sizeof(int));
-		if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-			if (msgfd >= 0)
-				close(msgfd);
-			msgfd = -1;
+			    cm->cmsg_len == CMSG_LEN(2 * sizeof(int)))
+				memcpy(fds, CMSG_DATA(cm), sizeof(fds));
+		if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || fds[1] < 0) {
+			if (fds[0] >= 0)
+				close(fds[0]);
+			if (fds[1] >= 0)
+				close(fds[1]);
+			continue;
 		}
-		serve_one(fd, buf, n, msgfd, forbidden_uid);
+		/* One worker per request: sessions run their programs concurrently. */
+		pid = fork();
+		if (pid == 0) {
+			close(fd);
+			serve_one(fds[1], buf, n, fds[0], forbidden_uid);
+			_exit(0);
+		}
+		if (pid < 0) {
+			struct pipe_result res;
+
+			memset(&res, 0, sizeof(res));
+			res.outcome = PIPE_START_FAILED;
+			res.err = errno;
+			log_warn("launcher: fork a worker");
+			if (send(fds[1], &res, sizeof(res), MSG_NOSIGNAL) < 0)
+				log_warn("launcher: send result");
+		}
+		close(fds[0]);
+		close(fds[1]);
+		reap(main_child, &main_status, &main_done);
 	}
 	free(buf);
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, 0);
+
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid < 0)
+			break;
+		if (pid == main_child) {
+			main_status = status;
+			main_done = 1;
+		}
+	}
+	if (!main_done)
+		return 70;
+	return WIFEXITED(main_status) ? WEXITSTATUS(main_status) : 70;
 }
 
 int
@@ -251,3 +341,124 @@ pipe_execute(int launcher_fd, const struct pipe_request *req, struct pipe_result
 	}
 	return 0;
 }
+
+/* spool_user - the account sessions run as when started as root. */
+int
+launcher_spool_user(const struct conf *c, struct passwd *out, char *buf, size_t bufsize)
+{
+	struct passwd *pw = NULL;
+
+	if (getpwnam_r(c->user, out, buf, bufsize, &pw) != 0 || pw == NULL)
+		return -1;
+	return 0;
+}
+
+int
+launcher_drop_privileges(const struct passwd *pw)
+{
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+
+	if (setgroups(1, &pw->pw_gid) < 0 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
+		return -1;
+	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 ||
+	    ru != pw->pw_uid || eu != pw->pw_uid || su != pw->pw_uid ||
+	    rg != pw->pw_gid || eg != pw->pw_gid || sg != pw->pw_gid) {
+		errno = EPERM;
+		return -1;
+	}
+	return 0;
+}
+
+/* become_launcher - the root parent keeps nothing of the client's socket. */
+/* The one child a launcher serves: SIGTERM to the launcher is passed on. */
+static volatile pid_t served_child;
+
+static void
+forward_sigterm(int sig)
+{
+	if (served_child > 0)
+		kill(served_child, sig);
+}
+
+static int
+become_launcher(int sock, pid_t child, uid_t spool_uid)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	struct sigaction sa;
+	int status;
+
+	served_child = child;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = forward_sigterm;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) {
+		log_warn("launcher: redirect to /dev/null");
+		kill(child, SIGTERM);
+	}
+	if (null > 2)
+		close(null);
+	status = launcher_serve(sock, spool_uid, child);
+	close(sock);
+	return status;
+}
+
+/*
+ * privsep - SPEC 11.  Started as root: fork; the child drops to `user`
+ * (setgroups, setresgid, setresuid, verified) and returns 0 with d set to
+ * use the launcher; the parent stays root as the pipe launcher until the
+ * child is done, then returns 1 with the child's exit status.  As anyone
+ * else: 0, everything runs as ourselves.  -1 with why on failure.
+ */
+int
+launcher_privsep(const struct conf *c, struct delivery_ctx *d, int *status, char *why,
+    size_t whysize)
+{
+	struct passwd pw;
+	char pwbuf[4096];
+	int sv[2];
+	pid_t pid;
+
+	d->conf = c;
+	d->running_as_root = 0;
+	d->launcher_fd = -1;
+	d->session_uid = geteuid();
+	if (geteuid() != 0)
+		return spool_prepare(c, geteuid(), getegid(), why, whysize) < 0 ? -1 : 0;
+	if (launcher_spool_user(c, &pw, pwbuf, sizeof(pwbuf)) < 0 || pw.pw_uid == 0) {
+		snprintf(why, whysize, "user \"%s\" does not exist or is root: refusing "
+		    "to run as root", c->user);
+		errno = EPERM;
+		return -1;
+	}
+	if (spool_prepare(c, pw.pw_uid, pw.pw_gid, why, whysize) < 0)
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(why, whysize, "socketpair for the pipe launcher");
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(why, whysize, "fork");
+		return -1;
+	}
+	if (pid > 0) {
+		close(sv[1]);
+		*status = become_launcher(sv[0], pid, pw.pw_uid);
+		return 1;
+	}
+	close(sv[0]);
+	if (launcher_drop_privileges(&pw) < 0) {
+		snprintf(why, whysize, "drop privileges to %s", c->user);
+		return -1;
+	}
+	d->running_as_root = 1;
+	d->launcher_fd = sv[1];
+	d->session_uid = pw.pw_uid;
+	return 0;
+}
+

@@ -13,16 +13,38 @@
 #ifndef LAUNCHER_H
 #define LAUNCHER_H
 
+#include <pwd.h>
 #include <sys/types.h>
 
+#include "conf.h"
+#include "delivery.h"
 #include "pipe.h"
 
-/* launcher_serve - answer requests on fd until EOF; forbidden: uid never run. */
-void launcher_serve(int fd, uid_t forbidden_uid);
+/*
+ * launcher_serve - answer requests on fd until every holder closed it, then
+ * wait for all children; forbidden: a uid never to run as.  Returns the exit
+ * status of main_child (the session or queue run it served).
+ */
+int launcher_serve(int fd, uid_t forbidden_uid, pid_t main_child);
 /* launcher_call - one request; 0, or -1 with errno (launcher gone, bad reply). */
 int launcher_call(int fd, const struct pipe_request *req, struct pipe_result *res);
 /* pipe_execute - through the launcher when fd >= 0, else directly. */
 int pipe_execute(int launcher_fd, const struct pipe_request *req,
     struct pipe_result *res);
+
+/* launcher_spool_user - the `user` account; 0, or -1 when it does not exist. */
+int launcher_spool_user(const struct conf *c, struct passwd *out, char *buf,
+    size_t bufsize);
+/* launcher_drop_privileges - setgroups, setresgid, setresuid, verified. */
+int launcher_drop_privileges(const struct passwd *pw);
+/*
+ * launcher_privsep - SPEC 11.  Started as root: fork; the child drops to
+ * `user` and returns 0 with d set to use the launcher; the parent stays root
+ * as the launcher until the child is done, then returns 1 with the child's
+ * exit status.  As anyone else: 0, everything runs as ourselves.  -1 with
+ * why on failure.
+ */
+int launcher_privsep(const struct conf *c, struct delivery_ctx *d, int *status,
+    char *why, size_t whysize);
 
 #endif

@@ -202,24 +202,13 @@ load_conf(const struct options *o, struct diag *d)
 	return c;
 }
 
-/* spool_user - the account sessions run as when started as root. */
-static int
-spool_user(const struct conf *c, struct passwd *out, char *buf, size_t bufsize)
-{
-	struct passwd *pw = NULL;
-
-	if (getpwnam_r(c->user, out, buf, bufsize, &pw) != 0 || pw == NULL)
-		return -1;
-	return 0;
-}
-
 static uid_t
 trusted_uid_for(const struct conf *c)
 {
 	struct passwd pw;
 	char buf[4096];
 
-	if (geteuid() == 0 && spool_user(c, &pw, buf, sizeof(buf)) == 0)
+	if (geteuid() == 0 && launcher_spool_user(c, &pw, buf, sizeof(buf)) == 0)
 		return pw.pw_uid;
 	return geteuid();
 }
@@ -375,100 +364,6 @@ say(const char *line)
 }
 
 static int
-drop_privileges(const struct passwd *pw)
-{
-	uid_t ru, eu, su;
-	gid_t rg, eg, sg;
-
-	if (setgroups(1, &pw->pw_gid) < 0 ||
-	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
-	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
-		return -1;
-	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 ||
-	    ru != pw->pw_uid || eu != pw->pw_uid || su != pw->pw_uid ||
-	    rg != pw->pw_gid || eg != pw->pw_gid || sg != pw->pw_gid) {
-		errno = EPERM;
-		return -1;
-	}
-	return 0;
-}
-
-/* become_launcher - the root parent keeps nothing of the client's socket. */
-static int
-become_launcher(int sock, pid_t session, uid_t spool_uid)
-{
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	int status = 0;
-
-	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) {
-		log_warn("launcher: redirect to /dev/null");
-		kill(session, SIGTERM);
-	}
-	if (null > 2)
-		close(null);
-	launcher_serve(sock, spool_uid);
-	close(sock);
-	while (waitpid(session, &status, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE;
-}
-
-/*
- * privsep - SPEC 11.  Started as root: fork; the child drops to `user`
- * (setgroups, setresgid, setresuid, verified) and returns 0 with d set to
- * use the launcher; the parent stays root as the pipe launcher until the
- * child is done, then returns 1 with the child's exit status.  As anyone
- * else: 0, everything runs as ourselves.  -1 with why on failure.
- */
-static int
-privsep(const struct conf *c, struct delivery_ctx *d, int *status, char *why,
-    size_t whysize)
-{
-	struct passwd pw;
-	char pwbuf[4096];
-	int sv[2];
-	pid_t pid;
-
-	d->conf = c;
-	d->running_as_root = 0;
-	d->launcher_fd = -1;
-	d->session_uid = geteuid();
-	if (geteuid() != 0)
-		return spool_prepare(c, geteuid(), getegid(), why, whysize) < 0 ? -1 : 0;
-	if (spool_user(c, &pw, pwbuf, sizeof(pwbuf)) < 0 || pw.pw_uid == 0) {
-		snprintf(why, whysize, "user \"%s\" does not exist or is root: refusing "
-		    "to run as root", c->user);
-		errno = EPERM;
-		return -1;
-	}
-	if (spool_prepare(c, pw.pw_uid, pw.pw_gid, why, whysize) < 0)
-		return -1;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		snprintf(why, whysize, "socketpair for the pipe launcher");
-		return -1;
-	}
-	pid = fork();
-	if (pid < 0) {
-		snprintf(why, whysize, "fork");
-		return -1;
-	}
-	if (pid > 0) {
-		close(sv[1]);
-		*status = become_launcher(sv[0], pid, pw.pw_uid);
-		return 1;
-	}
-	close(sv[0]);
-	if (drop_privileges(&pw) < 0) {
-		snprintf(why, whysize, "drop privileges to %s", c->user);
-		return -1;
-	}
-	d->running_as_root = 1;
-	d->launcher_fd = sv[1];
-	d->session_uid = pw.pw_uid;
-	return 0;
-}
-
-static int
 run_inetd(const struct options *o)
 {
 	struct diag d = {log_diag, NULL, 0};
@@ -496,7 +391,7 @@ run_inetd(const struct options *o)
 		log_open("undersmtpd", LOG_TO_SYSLOG, NULL, o->verbose);
 		log_warn("open log_file %s", c->log_file);
 	}
-	rc = privsep(c, &dctx, &status, why, sizeof(why));
+	rc = launcher_privsep(c, &dctx, &status, why, sizeof(why));
 	if (rc != 0) {
 		/* 1: we were the launcher and the session is over; -1: no session. */
 		if (rc < 0) {
@@ -540,7 +435,7 @@ become_spool_user(const struct conf *c)
 	char buf[4096], why[4200];
 
 	if (geteuid() == 0) {
-		if (spool_user(c, &pw, buf, sizeof(buf)) < 0 || pw.pw_uid == 0) {
+		if (launcher_spool_user(c, &pw, buf, sizeof(buf)) < 0 || pw.pw_uid == 0) {
 			fprintf(stderr, "undersmtpd: user \"%s\" does not exist or is root\n",
 			    c->user);
 			return -1;
@@ -549,7 +444,7 @@ become_spool_user(const struct conf *c)
 			fprintf(stderr, "undersmtpd: spool: %s: %s\n", why, strerror(errno));
 			return -1;
 		}
-		if (drop_privileges(&pw) < 0) {
+		if (launcher_drop_privileges(&pw) < 0) {
 			fprintf(stderr, "undersmtpd: drop privileges to %s: %s\n", c->user,
 			    strerror(errno));
 			return -1;
@@ -597,7 +492,7 @@ run_flush(const struct conf *c)
 {
 	struct delivery_ctx dctx;
 	char why[4200];
-	int status = 0, rc = privsep(c, &dctx, &status, why, sizeof(why));
+	int status = 0, rc = launcher_privsep(c, &dctx, &status, why, sizeof(why));
 
 	if (rc == 1)
 		return status;
