@@ -11,6 +11,7 @@
 #include "delivery.h"
 #include "envelope.h"
 #include "launcher.h"
+#include "listen.h"
 #include "log.h"
 #include "route.h"
 #include "queue.h"
@@ -41,7 +42,7 @@
 #define EX_CONFIG 78
 
 enum mode { MODE_INETD, MODE_ROUTE, MODE_CHECK, MODE_HELP, MODE_VERSION,
-	MODE_FLUSH, MODE_LIST, MODE_OPERATE, MODE_UNAVAILABLE };
+	MODE_DAEMON, MODE_FLUSH, MODE_LIST, MODE_OPERATE, MODE_UNAVAILABLE };
 
 struct options {
 	enum mode mode;
@@ -74,6 +75,7 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: undersmtpd [-v] [-C file] [-a file]        one SMTP session on stdin/stdout\n"
+	    "       undersmtpd -d [-v] [-C file] [-a file]     the standalone daemon (foreground)\n"
 	    "       undersmtpd [-C file] [-a file] --route address...\n"
 	    "       undersmtpd [-C file] [-a file] --check-config\n"
 	    "       undersmtpd [-C file] -q | --flush            try every queued message now\n"
@@ -149,8 +151,7 @@ parse_options(int argc, char **argv, struct options *o)
 			o->mode = MODE_CHECK;
 			break;
 		case 'd':
-			o->mode = MODE_UNAVAILABLE;
-			o->unavailable = "the standalone daemon (-d)";
+			o->mode = MODE_DAEMON;
 			break;
 		case 'q':
 			o->mode = MODE_FLUSH;
@@ -569,6 +570,29 @@ kick_queue(const struct conf *c, struct delivery_ctx *dctx)
 	_exit(0);
 }
 
+/* run_daemon - undersmtpd -d: in the foreground, for systemd and supervisors. */
+static int
+run_daemon(const struct options *o)
+{
+	struct diag d = {report_stderr, NULL, 0};
+	struct conf *c = load_conf(o, &d);
+	struct daemon_opts dopts = {o->conf_file, o->conf_explicit, o->aliases_file,
+	    o->verbose};
+	int flags;
+
+	if (c == NULL)
+		return EX_CONFIG;
+	/* In the foreground standard error is ours: -v logs there too (SPEC 2). */
+	flags = (c->log_file ? LOG_TO_FILE : LOG_TO_SYSLOG) | (o->verbose ? LOG_TO_STDERR : 0);
+	if (log_open("undersmtpd", flags, c->log_file, o->verbose) < 0) {
+		fprintf(stderr, "undersmtpd: open log_file %s: %s\n", c->log_file,
+		    strerror(errno));
+		conf_free(c);
+		return EX_CONFIG;
+	}
+	return daemon_main(c, &dopts);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -596,6 +620,8 @@ main(int argc, char **argv)
 	case MODE_LIST:
 	case MODE_OPERATE:
 		return run_queue_command(&o);
+	case MODE_DAEMON:
+		return run_daemon(&o);
 	case MODE_ROUTE:
 		return run_route(&o, argc, argv);
 	case MODE_UNAVAILABLE:

@@ -680,6 +680,7 @@ spool_clean(const struct conf *c)
 	    (d = opendir(dirpath)) != NULL) {
 		while ((de = readdir(d)) != NULL) {
 			size_t len = strlen(de->d_name);
+			struct stat st;
 			int fd;
 
 			if (len < 5 || strcmp(de->d_name + len - 4, ".msg") != 0)
@@ -689,7 +690,12 @@ spool_clean(const struct conf *c)
 			fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 			if (fd < 0)
 				continue;
-			if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			/*
+			 * Unlocked and a minute old: its receiver died.  The age matters:
+			 * a receiver takes its lock just after creating the file.
+			 */
+			if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
+			    now - st.st_mtime > 60) {
 				log_info("spool: removing stale %s", path);
 				if (unlink(path) < 0)
 					log_warn("unlink %s", path);

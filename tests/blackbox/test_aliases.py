@@ -130,5 +130,5 @@ def test_cli_usage_errors(gw):
         assert r.returncode == 64, (args, r)
     r = subprocess.run([UNDERSMTPD, "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("undersmtpd ")
-    r = subprocess.run([UNDERSMTPD, "-d"], capture_output=True, text=True)
+    r = subprocess.run([UNDERSMTPD, "--sendmail"], capture_output=True, text=True)
     assert r.returncode == 69 and "not available in this version" in r.stderr

@@ -1,0 +1,598 @@
+/*
+ * listen.c - the standalone daemon: listeners, limits, the queue schedule,
+ * signals.  See listen.h.
+ *
+ * Process tree when started as root:
+ *
+ *   undersmtpd -d (root)            binds, then only starts pipe programs
+ *    `- daemon master (user)        poll loop, accepts, forks
+ *        |- session (user)          one per connection: smtpd_session()
+ *        `- queue run (user)        one at a time: queue_run_until_idle()
+ */
+#define _GNU_SOURCE   /* accept4(2), pipe2(2) */
+#include "listen.h"
+#include "aliases.h"
+#include "launcher.h"
+#include "log.h"
+#include "queue.h"
+#include "smtpd.h"
+#include "spool.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_LISTENERS 16
+#define SHUTDOWN_GRACE_MS 35000   /* SPEC 6: a message may finish within 30 s */
+
+struct session_slot {
+	pid_t pid;
+	int family;
+	unsigned char ip[16];
+};
+
+struct daemon {
+	struct conf *conf;
+	const struct daemon_opts *opts;
+	struct aliases *aliases;
+	struct delivery_ctx dctx;
+	int listeners[MAX_LISTENERS];
+	size_t nlisteners;
+	int sigpipe[2];
+	struct session_slot *slots;
+	size_t nslots;
+	pid_t runner;
+	time_t next_run;
+	struct timespec queue_seen;
+};
+
+/*
+ * Signal handlers only write the signal number into the self-pipe; the
+ * poll loop does the work.  The pipe's write end is the one piece of state
+ * a handler needs.
+ */
+static int signal_fd = -1;
+/* Set in a session child by SIGTERM; read by the session between commands. */
+static volatile int session_terminate;
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+	unsigned char c = (unsigned char)sig;
+
+	if (signal_fd >= 0 && write(signal_fd, &c, 1) < 0) {
+		/* A full pipe already holds a wake-up: nothing is lost. */
+	}
+	errno = saved;
+}
+
+static void
+on_session_sigterm(int sig)
+{
+	(void)sig;
+	session_terminate = 1;
+}
+
+static int
+set_nonblock_cloexec(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return -1;
+	return 0;
+}
+
+/* split_listen - "host:port" or "[v6]:port" into host and port. */
+static int
+split_listen(const char *spec, char *host, size_t hostsize, char *port, size_t portsize)
+{
+	const char *colon;
+	size_t hl;
+
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+
+		if (close == NULL || close[1] != ':')
+			return -1;
+		hl = (size_t)(close - spec - 1);
+		if (hl >= hostsize)
+			return -1;
+		memcpy(host, spec + 1, hl);
+		host[hl] = '\0';
+		colon = close + 1;
+	} else {
+		colon = strrchr(spec, ':');
+		if (colon == NULL)
+			return -1;
+		hl = (size_t)(colon - spec);
+		if (hl >= hostsize)
+			return -1;
+		memcpy(host, spec, hl);
+		host[hl] = '\0';
+	}
+	return str_copy(port, portsize, colon + 1);
+}
+
+static int
+bind_one(struct daemon *d, const char *spec)
+{
+	char host[256], port[16];
+	struct addrinfo hints, *res, *ai;
+	int rc, bound = 0;
+
+	if (strstr(spec, " proxy") != NULL) {
+		log_warnx("listen %s: the PROXY protocol is not available in this version",
+		    spec);
+		return -1;
+	}
+	if (split_listen(spec, host, sizeof(host), port, sizeof(port)) < 0) {
+		log_warnx("listen %s: bad address", spec);
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (rc != 0) {
+		log_warnx("listen %s: %s", spec, gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL && d->nlisteners < MAX_LISTENERS; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		int one = 1;
+
+		if (fd < 0) {
+			log_warn("listen %s: socket", spec);
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0 ||
+		    set_nonblock_cloexec(fd) < 0) {
+			log_warn("listen %s: bind", spec);
+			close(fd);
+			continue;
+		}
+		d->listeners[d->nlisteners++] = fd;
+		bound++;
+	}
+	freeaddrinfo(res);
+	if (bound == 0)
+		return -1;
+	log_info("listening on %s", spec);
+	return 0;
+}
+
+/* systemd_listeners - sockets passed with LISTEN_FDS (socket activation). */
+static int
+systemd_listeners(struct daemon *d)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	long n;
+
+	if (pid == NULL || fds == NULL || strtol(pid, NULL, 10) != (long)getpid())
+		return 0;
+	n = strtol(fds, NULL, 10);
+	for (long i = 0; i < n && d->nlisteners < MAX_LISTENERS; i++) {
+		int fd = 3 + (int)i;
+
+		if (set_nonblock_cloexec(fd) < 0) {
+			log_warn("LISTEN_FDS: fd %d", fd);
+			continue;
+		}
+		d->listeners[d->nlisteners++] = fd;
+	}
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	log_info("using %zu socket(s) passed by systemd", d->nlisteners);
+	return (int)d->nlisteners;
+}
+
+static size_t
+count_from(const struct daemon *d, int family, const unsigned char ip[16])
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->nslots; i++)
+		if (d->slots[i].pid > 0 && d->slots[i].family == family &&
+		    memcmp(d->slots[i].ip, ip, 16) == 0)
+			n++;
+	return n;
+}
+
+static size_t
+active_sessions(const struct daemon *d)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->nslots; i++)
+		n += d->slots[i].pid > 0;
+	return n;
+}
+
+static void
+refuse(int fd, const char *text)
+{
+	/* The socket is non-blocking: if this does not fit at once, so be it. */
+	if (write(fd, text, strlen(text)) < 0)
+		log_debug("refused client: write: %s", strerror(errno));
+	close(fd);
+}
+
+/* run_session - in the child: exactly the inetd session code on this socket. */
+static void __attribute__((noreturn))
+run_session(struct daemon *d, int fd)
+{
+	struct smtpd_env env;
+	struct sigaction sa;
+	int fl;
+
+	for (size_t i = 0; i < d->nlisteners; i++)
+		close(d->listeners[i]);
+	close(d->sigpipe[0]);
+	close(d->sigpipe[1]);
+	signal_fd = -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_session_sigterm;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0)
+		_exit(71);
+	if (fd > 1)
+		close(fd);
+	memset(&env, 0, sizeof(env));
+	env.conf = d->conf;
+	env.aliases = d->aliases;
+	env.in_fd = 0;
+	env.out_fd = 1;
+	env.terminate = &session_terminate;
+	env.running_as_root = d->dctx.running_as_root;
+	env.launcher_fd = d->dctx.launcher_fd;
+	env.session_uid = d->dctx.session_uid;
+	env.trusted_uid = d->dctx.session_uid;
+	{
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+
+		if (getpeername(0, (struct sockaddr *)&ss, &len) < 0 ||
+		    sockaddr_to_ip((struct sockaddr *)&ss, &env.client_family,
+		    env.client_ip) < 0) {
+			env.client_family = AF_INET;
+			env.client_ip[0] = 127;
+			env.client_ip[3] = 1;
+		}
+		ip_to_text(env.client_family, env.client_ip, env.client_text,
+		    sizeof(env.client_text));
+	}
+	smtpd_session(&env);
+	_exit(0);
+}
+
+static void
+accept_on(struct daemon *d, int lfd)
+{
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		int family;
+		unsigned char ip[16];
+		char text[64];
+		pid_t pid;
+		size_t slot;
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warn("accept");
+			return;
+		}
+		if (sockaddr_to_ip((struct sockaddr *)&ss, &family, ip) < 0) {
+			family = AF_INET;
+			memset(ip, 0, 16);
+		}
+		ip_to_text(family, ip, text, sizeof(text));
+		if (active_sessions(d) >= (size_t)d->conf->max_connections) {
+			log_warnx("connect from [%s]: too many connections (%ld)", text,
+			    d->conf->max_connections);
+			refuse(fd, "421 4.7.0 Too many connections; try again later\r\n");
+			continue;
+		}
+		if (!conf_relay_allowed(d->conf, family, ip) &&
+		    count_from(d, family, ip) >= (size_t)d->conf->max_connections_per_ip) {
+			log_warnx("connect from [%s]: too many connections from this address "
+			    "(%ld)", text, d->conf->max_connections_per_ip);
+			refuse(fd, "421 4.7.0 Too many connections from your address\r\n");
+			continue;
+		}
+		for (slot = 0; slot < d->nslots && d->slots[slot].pid > 0; slot++)
+			;
+		if (slot == d->nslots) {
+			d->slots = xreallocarray(d->slots, d->nslots + 1, sizeof(*d->slots));
+			d->nslots++;
+		}
+		pid = fork();
+		if (pid < 0) {
+			log_warn("fork a session for [%s]", text);
+			refuse(fd, "421 4.3.0 Local error; try again later\r\n");
+			continue;
+		}
+		if (pid == 0)
+			run_session(d, fd);
+		close(fd);
+		d->slots[slot].pid = pid;
+		d->slots[slot].family = family;
+		memcpy(d->slots[slot].ip, ip, 16);
+	}
+}
+
+static struct timespec
+queue_mtime(const struct conf *c)
+{
+	char path[4096];
+	struct stat st;
+	struct timespec zero = {0, 0};
+
+	if (spool_path(c, "queue", NULL, NULL, path, sizeof(path)) < 0 || stat(path, &st) < 0)
+		return zero;
+	return st.st_mtim;
+}
+
+/* maybe_run_queue - every run_interval, and as soon as something was spooled. */
+static void
+maybe_run_queue(struct daemon *d, int now_please)
+{
+	struct timespec m = queue_mtime(d->conf);
+	int changed = m.tv_sec != d->queue_seen.tv_sec || m.tv_nsec != d->queue_seen.tv_nsec;
+	pid_t pid;
+
+	if (d->runner > 0 || (!now_please && !changed && time(NULL) < d->next_run))
+		return;
+	d->queue_seen = m;
+	d->next_run = time(NULL) + d->conf->queue.run_interval;
+	pid = fork();
+	if (pid < 0) {
+		log_warn("fork a queue run");
+		return;
+	}
+	if (pid == 0) {
+		struct queue_ctx q;
+		struct queue_result res;
+		struct sigaction sa;
+
+		for (size_t i = 0; i < d->nlisteners; i++)
+			close(d->listeners[i]);
+		close(d->sigpipe[0]);
+		close(d->sigpipe[1]);
+		signal_fd = -1;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = SIG_DFL;
+		sigaction(SIGCHLD, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		memset(&q, 0, sizeof(q));
+		q.conf = d->conf;
+		q.aliases = d->aliases;
+		q.dctx = d->dctx;
+		q.dctx.conf = d->conf;
+		_exit(queue_run_until_idle(&q, 0, &res) < 0 ? 75 : 0);
+	}
+	d->runner = pid;
+}
+
+static void
+reap(struct daemon *d)
+{
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == d->runner) {
+			d->runner = 0;
+			continue;
+		}
+		for (size_t i = 0; i < d->nslots; i++)
+			if (d->slots[i].pid == pid)
+				d->slots[i].pid = 0;
+		if (WIFSIGNALED(status))
+			log_warnx("session process %ld killed by signal %d", (long)pid,
+			    WTERMSIG(status));
+	}
+}
+
+/* reload - SIGHUP: a new configuration and aliases, or the old ones kept. */
+static void
+reload(struct daemon *d)
+{
+	struct diag dg = {log_diag, NULL, 0};
+	struct conf *c = conf_load(d->opts->conf_file, !d->opts->conf_explicit, &dg);
+	struct aliases *a;
+
+	if (c == NULL) {
+		log_warnx("SIGHUP: %s has %d error(s): keeping the running configuration",
+		    d->opts->conf_file, dg.errors);
+		return;
+	}
+	if (d->opts->aliases_file != NULL) {
+		free(c->aliases);
+		c->aliases = xstrdup(d->opts->aliases_file);
+	}
+	a = aliases_load(c->aliases, d->dctx.session_uid, &dg);
+	if (a == NULL) {
+		log_warnx("SIGHUP: aliases %s has %d error(s): keeping the running "
+		    "configuration and aliases", c->aliases, dg.errors);
+		conf_free(c);
+		return;
+	}
+	/* Sessions and the queue run hold their own copies (fork). */
+	conf_free(d->conf);
+	aliases_free(d->aliases);
+	d->conf = c;
+	d->dctx.conf = c;
+	d->aliases = a;
+	log_info("SIGHUP: configuration %s and aliases %s reloaded",
+	    c->file ? c->file : "(defaults)", c->aliases);
+}
+
+static void
+shutdown_sessions(struct daemon *d)
+{
+	int64_t until = now_ms() + SHUTDOWN_GRACE_MS;
+
+	for (size_t i = 0; i < d->nlisteners; i++)
+		close(d->listeners[i]);
+	d->nlisteners = 0;
+	log_info("SIGTERM: no new connections; %zu session(s) finishing",
+	    active_sessions(d));
+	for (size_t i = 0; i < d->nslots; i++)
+		if (d->slots[i].pid > 0)
+			kill(d->slots[i].pid, SIGTERM);
+	if (d->runner > 0)
+		kill(d->runner, SIGTERM);
+	while ((active_sessions(d) > 0 || d->runner > 0) && now_ms() < until) {
+		struct timespec ts = {0, 50 * 1000000L};
+
+		nanosleep(&ts, NULL);
+		reap(d);
+	}
+	for (size_t i = 0; i < d->nslots; i++)
+		if (d->slots[i].pid > 0) {
+			log_warnx("session %ld still running after the grace period: killed",
+			    (long)d->slots[i].pid);
+			kill(d->slots[i].pid, SIGKILL);
+		}
+	if (d->runner > 0)
+		kill(d->runner, SIGKILL);
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
+}
+
+static int
+serve(struct daemon *d)
+{
+	struct sigaction sa;
+	int stop = 0;
+
+	if (pipe2(d->sigpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		log_warn("pipe for signals");
+		return 75;
+	}
+	signal_fd = d->sigpipe[1];
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	{
+		struct diag dg = {log_diag, NULL, 0};
+
+		d->aliases = aliases_load(d->conf->aliases, d->dctx.session_uid, &dg);
+		if (d->aliases == NULL)
+			log_warnx("aliases %s has errors: local recipients get 451 until it "
+			    "is fixed (SIGHUP reloads)", d->conf->aliases);
+	}
+	spool_clean(d->conf);
+	maybe_run_queue(d, 1);
+	log_info("daemon started (pid %ld)", (long)getpid());
+	while (!stop) {
+		struct pollfd pfd[MAX_LISTENERS + 1];
+		size_t n = 0;
+		int rc;
+
+		pfd[n].fd = d->sigpipe[0];
+		pfd[n++].events = POLLIN;
+		for (size_t i = 0; i < d->nlisteners; i++) {
+			pfd[n].fd = d->listeners[i];
+			pfd[n++].events = POLLIN;
+		}
+		rc = poll(pfd, n, 1000);
+		if (rc < 0 && errno != EINTR) {
+			log_warn("poll");
+			continue;
+		}
+		if (rc > 0 && (pfd[0].revents & POLLIN)) {
+			unsigned char sigs[64];
+			ssize_t k = read(d->sigpipe[0], sigs, sizeof(sigs));
+
+			for (ssize_t i = 0; i < k; i++) {
+				if (sigs[i] == SIGHUP)
+					reload(d);
+				else if (sigs[i] == SIGTERM || sigs[i] == SIGINT)
+					stop = 1;
+			}
+		}
+		reap(d);
+		if (stop)
+			break;
+		for (size_t i = 1; rc > 0 && i < n; i++)
+			if (pfd[i].revents & POLLIN)
+				accept_on(d, pfd[i].fd);
+		maybe_run_queue(d, 0);
+	}
+	shutdown_sessions(d);
+	log_info("daemon stopped");
+	return 0;
+}
+
+int
+daemon_main(struct conf *c, const struct daemon_opts *o)
+{
+	struct daemon d;
+	char why[4200];
+	int status = 0, rc;
+
+	memset(&d, 0, sizeof(d));
+	d.conf = c;
+	d.opts = o;
+	/* Bind first, as root if need be; everything after runs as `user`. */
+	if (systemd_listeners(&d) == 0) {
+		for (size_t i = 0; i < c->nlisten; i++)
+			if (bind_one(&d, c->listen[i]) < 0) {
+				fprintf(stderr, "undersmtpd: cannot listen on %s (see the log)\n",
+				    c->listen[i]);
+				return 75;
+			}
+	}
+	if (d.nlisteners == 0) {
+		fprintf(stderr, "undersmtpd: nothing to listen on\n");
+		return 64;
+	}
+	rc = launcher_privsep(c, &d.dctx, &status, why, sizeof(why));
+	if (rc == 1)
+		return status;         /* we were the launcher; the daemon is done */
+	if (rc < 0) {
+		log_warn("%s", why);
+		fprintf(stderr, "undersmtpd: %s: %s\n", why, strerror(errno));
+		return 75;
+	}
+	rc = serve(&d);
+	aliases_free(d.aliases);
+	free(d.slots);
+	conf_free(d.conf);
+	return rc;
+}

@@ -1,0 +1,280 @@
+"""The standalone daemon (undersmtpd -d; TESTCATALOGUE J): many clients at once,
+connection limits, SIGHUP, SIGTERM, kill -9, socket activation, no leaks."""
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import UNDERSMTPD, base_env
+from smarthost import Sink, free_port
+from test_spool import queue_ids
+
+
+class Daemon:
+    def __init__(self, gw, port, argv=None, env=None):
+        self.gw = gw
+        self.port = port
+        self.proc = subprocess.Popen(argv or gw.argv("-d"), env=env or base_env(),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        end = time.time() + 15
+        while time.time() < end:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                # That probe was a session: let it end so it counts against no limit.
+                gw.wait_log("disconnect from")
+                time.sleep(0.2)
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("daemon died: " + self.proc.stderr.read().decode())
+                time.sleep(0.05)
+        raise RuntimeError("daemon did not listen")
+
+    def master(self):
+        """The daemon master: the launcher's child when started as root."""
+        try:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                kids = [int(x) for x in f.read().split()]
+        except OSError:
+            kids = []
+        return kids[0] if kids else self.proc.pid
+
+    def stop(self, timeout=60):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+
+def connect(port):
+    from test_superservers import Connected
+    return Connected(socket.create_connection(("127.0.0.1", port), timeout=10))
+
+
+def daemon_conf(gw, port, extra=""):
+    gw.write_conf(f'listen = {{ "127.0.0.1:{port}" }}\n' + extra)
+
+
+def test_concurrent_clients_exactly_once(gw):
+    """T101/J: 20 concurrent clients x 25 messages, to a program and to the smarthost:
+    every message delivered exactly once (counted at the program and the sink)."""
+    sink = Sink().start()
+    port = free_port()
+    counter = gw.rec / "count"
+    daemon_conf(gw, port, f'smarthost "s" {{ host = "127.0.0.1" port = {sink.port} '
+                          f'tls = none }}\n')
+    gw.write_aliases(f'x: "|@REC@ --count {counter}"\n'.replace(
+        "@REC@", f"{gw.recorder}"))
+    d = Daemon(gw, port)
+    errors = []
+
+    def client(k):
+        try:
+            c = connect(port)
+            c.greet()
+            for i in range(25):
+                rcpt = "x@example.com" if i % 2 else f"c{k}m{i}@remote.example"
+                r = c.mail(rcpts=[rcpt], body=b"Subject: %d/%d\r\n\r\nbody\r\n" % (k, i))
+                if r.code != 250:
+                    errors.append((k, i, r))
+            c.cmd("QUIT")
+            c.sock.close()
+        except Exception as e:       # noqa: BLE001 - reported below
+            errors.append((k, repr(e)))
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == [], [l for l in gw.log_text().splitlines() if "warn" in l.lower()
+                              or "cannot" in l or "spool" in l][:20]
+        msgs = sink.wait_messages(20 * 13, timeout=60)
+        rcpts = sorted(r for m in msgs for r in m.rcpts)
+        assert rcpts == sorted(f"c{k}m{i}@remote.example" for k in range(20)
+                               for i in range(0, 25, 2))
+        assert counter.read_text().count("1\n") == 20 * 12
+        end = time.time() + 20
+        while queue_ids(gw) and time.time() < end:
+            time.sleep(0.1)
+        assert queue_ids(gw) == []
+    finally:
+        assert d.stop() == 0
+        sink.stop()
+
+
+def test_connection_limits(gw):
+    """T102: over max_connections -> 421 4.7.0 for the extra client; existing sessions
+    unaffected.  Per-IP limit for clients outside relay_networks."""
+    port = free_port()
+    daemon_conf(gw, port, "max_connections = 2\n")
+    d = Daemon(gw, port)
+    try:
+        a, b = connect(port), connect(port)
+        assert a.reply().code == 220 and b.reply().code == 220
+        c = connect(port)
+        r = c.reply()
+        assert r.code == 421 and r.lines[0].startswith("4.7.0")
+        assert a.cmd("NOOP").code == 250
+        a.cmd("QUIT")
+        b.cmd("QUIT")
+        a.sock.close()
+        b.sock.close()
+    finally:
+        d.stop()
+    port = free_port()
+    daemon_conf(gw, port, 'max_connections_per_ip = 1\nrelay_networks = { "10.0.0.0/8" }\n')
+    d = Daemon(gw, port)
+    try:
+        a = connect(port)
+        assert a.reply().code == 220
+        b = connect(port)
+        assert b.reply().code == 421
+        a.cmd("QUIT")
+        a.sock.close()
+    finally:
+        d.stop()
+
+
+def test_sighup_reload_good_and_broken(gw):
+    """SIGHUP re-reads configuration and aliases; a broken file keeps the old ones."""
+    port = free_port()
+    daemon_conf(gw, port)
+    gw.write_aliases('a: "|@REC@ --exit 0"\n')
+    d = Daemon(gw, port)
+    try:
+        def rcpt(addr):
+            c = connect(port)
+            c.greet()
+            c.cmd("MAIL FROM:<s@remote.test>")
+            code = c.cmd(f"RCPT TO:<{addr}>").code
+            c.cmd("QUIT")
+            c.sock.close()
+            return code
+        assert rcpt("b@example.com") == 550
+        gw.write_aliases('a: "|@REC@"\nb: "|@REC@"\n')
+        os.kill(d.master(), signal.SIGHUP)
+        assert gw.wait_log("SIGHUP: configuration")
+        assert rcpt("b@example.com") == 250
+        gw.write_aliases('a: "|@REC@"\nbroken line\n')
+        os.kill(d.master(), signal.SIGHUP)
+        assert gw.wait_log("keeping the running configuration and aliases")
+        assert rcpt("b@example.com") == 250
+        gw.conf.write_text(gw.conf.read_text() + "bogus_key = 1\n")
+        os.kill(d.master(), signal.SIGHUP)
+        assert gw.wait_log("keeping the running configuration\n") or \
+            gw.wait_log("keeping the running configuration")
+    finally:
+        assert d.stop() == 0
+
+
+def test_sigterm_during_data_and_idle(gw):
+    """T14: SIGTERM -> idle sessions get 421 4.3.2; a message in DATA finishes with
+    its true reply; the daemon exits 0."""
+    port = free_port()
+    daemon_conf(gw, port)
+    gw.write_aliases('x: "|@REC@"\n')
+    d = Daemon(gw, port)
+    idle = connect(port)
+    idle.greet()
+    busy = connect(port)
+    busy.greet()
+    assert busy.cmd("MAIL FROM:<s@remote.test>").code == 250
+    assert busy.cmd("RCPT TO:<x@example.com>").code == 250
+    assert busy.cmd("DATA").code == 354
+    busy.send(b"Subject: t\r\n\r\nhalf\r\n")
+    time.sleep(0.3)
+    d.proc.send_signal(signal.SIGTERM)
+    r = idle.reply()
+    assert r.code == 421 and r.lines[0].startswith("4.3.2")
+    time.sleep(0.3)
+    busy.send(b"rest\r\n.\r\n")
+    assert busy.reply().code == 250
+    assert d.proc.wait(timeout=40) == 0
+    assert gw.one_record().body() == b"half\nrest\n"
+
+
+def test_kill_9_after_250_then_restart_delivers(gw):
+    """F/J: kill -9 of the daemon after a 250 -> the message is delivered after restart."""
+    port, sport = free_port(), free_port()
+    daemon_conf(gw, port, f'smarthost "s" {{ host = "127.0.0.1" port = {sport} tls = none }}\n'
+                          'queue { run_interval = 1s retry_min = 1s retry_max = 1s }\n')
+    d = Daemon(gw, port)
+    c = connect(port)
+    c.greet()
+    assert c.mail(rcpts=["bob@remote.example"]).code == 250
+    c.cmd("QUIT")
+    c.sock.close()
+    os.kill(d.master(), signal.SIGKILL)
+    d.proc.kill()
+    d.proc.wait(timeout=10)
+    assert len(queue_ids(gw)) == 1
+    sink = Sink(port=sport).start()
+    try:
+        d = Daemon(gw, port)
+        assert len(sink.wait_messages(1, timeout=20)) == 1
+    finally:
+        d.stop()
+        sink.stop()
+
+
+def test_no_leaks_after_many_sessions(gw):
+    """T78/J: after 300 sessions with pipes, timeouts and aborts: no zombie, the
+    master's fd count unchanged."""
+    port = free_port()
+    daemon_conf(gw, port, "pipe { timeout = 1s }\n")
+    gw.write_aliases('ok: "|@REC@ --exit 0"\nslow: "|@REC@ --sleep 5"\n')
+    d = Daemon(gw, port)
+    try:
+        master = d.master()
+        before = len(os.listdir(f"/proc/{master}/fd"))
+        for i in range(300):
+            c = connect(port)
+            c.greet()
+            if i % 50 == 0:
+                c.mail(rcpts=["slow@example.com"])
+            elif i % 3 == 0:
+                c.send(b"MAIL FROM:<a@b.test>\r\n")      # abort mid-way
+                c.sock.close()
+                continue
+            else:
+                c.mail(rcpts=["ok@example.com"])
+            c.cmd("QUIT")
+            c.sock.close()
+        time.sleep(1.5)
+        after = len(os.listdir(f"/proc/{master}/fd"))
+        assert after == before
+        out = subprocess.run(["ps", "-eo", "stat,ppid,args"], capture_output=True,
+                             text=True).stdout
+        assert not [l for l in out.splitlines() if l.startswith("Z")
+                    and ("undersmtpd" in l or "recorder" in l)]
+    finally:
+        assert d.stop() == 0
+
+
+def test_systemd_socket_activation(gw):
+    """LISTEN_FDS: the daemon serves the socket systemd passes (no Accept=yes)."""
+    import shutil
+    if shutil.which("systemd-socket-activate") is None:
+        pytest.skip("systemd-socket-activate not installed")
+    port = free_port()
+    gw.write_conf('listen = { "127.0.0.1:1" }\n')      # must not be used
+    gw.write_aliases('x: "|@REC@"\n')
+    d = Daemon(gw, port, argv=["systemd-socket-activate", f"--listen=127.0.0.1:{port}"]
+               + gw.argv("-d"))
+    try:
+        c = connect(port)
+        c.greet()
+        assert c.mail(rcpts=["x@example.com"]).code == 250
+        c.cmd("QUIT")
+        c.sock.close()
+        assert "using 1 socket(s) passed by systemd" in gw.log_text()
+    finally:
+        d.stop()
