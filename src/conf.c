@@ -430,6 +430,7 @@ static cfg_opt_t top_opts[] = {
 	CFG_INT("max_connections", 100, 0),
 	CFG_INT("max_connections_per_ip", 10, 0),
 	CFG_STR("timeout", "5m", 0),
+	CFG_INT("min_data_rate", 500, 0),
 	CFG_INT("max_errors", 20, 0),
 	CFG_INT("max_hops", 100, 0),
 	CFG_STR("unknown_local", "reject", 0),
@@ -460,6 +461,7 @@ static const struct {
 	{"max_connections", validate_positive},
 	{"max_connections_per_ip", validate_positive},
 	{"timeout", validate_duration},
+	{"min_data_rate", validate_nonnegative},
 	{"max_errors", validate_positive},
 	{"max_hops", validate_positive},
 	{"unknown_local", validate_unknown_local},
@@ -681,6 +683,7 @@ conf_build(cfg_t *cfg)
 	c->max_connections = cfg_getint(cfg, "max_connections");
 	c->max_connections_per_ip = cfg_getint(cfg, "max_connections_per_ip");
 	c->timeout = duration_of(cfg, "timeout", 300);
+	c->min_data_rate = cfg_getint(cfg, "min_data_rate");
 	c->max_errors = cfg_getint(cfg, "max_errors");
 	c->max_hops = cfg_getint(cfg, "max_hops");
 	c->unknown_local = strcmp(cfg_getstr(cfg, "unknown_local"), "relay") == 0

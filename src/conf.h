@@ -82,6 +82,7 @@ struct conf {
 	long max_connections;
 	long max_connections_per_ip;
 	long timeout;             /* seconds, per command */
+	long min_data_rate;       /* bytes/s averaged over DATA, 0: none */
 	long max_errors;          /* then 421 */
 	long max_hops;            /* Received: headers allowed */
 	enum unknown_local unknown_local;

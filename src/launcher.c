@@ -373,7 +373,7 @@ launcher_drop_privileges(const struct passwd *pw)
 }
 
 /* become_launcher - the root parent keeps nothing of the client's socket. */
-/* The one child a launcher serves: SIGTERM to the launcher is passed on. */
+/* The one child a launcher serves: SIGTERM and SIGHUP to the launcher are passed on. */
 static volatile pid_t served_child;
 
 static void
@@ -395,6 +395,7 @@ become_launcher(int sock, pid_t child, uid_t spool_uid)
 	sa.sa_handler = forward_sigterm;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 
 	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) {
 		log_warn("launcher: redirect to /dev/null");

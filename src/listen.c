@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -559,6 +560,41 @@ serve(struct daemon *d)
 	return 0;
 }
 
+/*
+ * check_accounts - SPEC 11: started as root, neither `user` nor any
+ * pipe.user may be root, and no pipe.user may be `user`.
+ */
+static int
+check_accounts(const struct conf *c)
+{
+	struct passwd *pw;
+	uid_t spool_uid;
+	const char *names[1 + 64];
+	size_t n = 0;
+
+	if (geteuid() != 0)
+		return 0;
+	pw = getpwnam(c->user);
+	if (pw == NULL || pw->pw_uid == 0) {
+		log_warnx("user \"%s\" does not exist or is root: refusing to start", c->user);
+		return -1;
+	}
+	spool_uid = pw->pw_uid;
+	names[n++] = c->pipe.user ? c->pipe.user : "nobody";
+	for (size_t i = 0; i < c->nalias_overrides && n < ARRAY_LEN(names); i++)
+		if (c->alias_overrides[i].pipe.user != NULL)
+			names[n++] = c->alias_overrides[i].pipe.user;
+	for (size_t i = 0; i < n; i++) {
+		pw = getpwnam(names[i]);
+		if (pw == NULL || pw->pw_uid == 0 || pw->pw_uid == spool_uid) {
+			log_warnx("pipe user \"%s\" %s: refusing to start", names[i],
+			    pw == NULL ? "does not exist" : "is root or the spool owner");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 daemon_main(struct conf *c, const struct daemon_opts *o)
 {
@@ -569,6 +605,11 @@ daemon_main(struct conf *c, const struct daemon_opts *o)
 	memset(&d, 0, sizeof(d));
 	d.conf = c;
 	d.opts = o;
+	if (check_accounts(c) < 0) {
+		fprintf(stderr, "undersmtpd: unsafe or missing accounts (see the log)\n");
+		conf_free(c);
+		return 78;
+	}
 	/* Bind first, as root if need be; everything after runs as `user`. */
 	if (systemd_listeners(&d) == 0) {
 		for (size_t i = 0; i < c->nlisten; i++)

@@ -460,7 +460,7 @@ cmd_data(struct session *s, const char *arg, size_t len)
 	struct envelope_client cl = {s->helo, s->env->client_text,
 	    s->tx.params.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP"};
 	struct data_limits lim = {s->conf->max_message_size, s->conf->max_hops,
-	    (int64_t)s->conf->timeout * 1000};
+	    (int64_t)s->conf->timeout * 1000, s->conf->min_data_rate};
 	struct data_result res;
 	struct data_sink sink;
 	struct smtp_reply rep;

@@ -152,11 +152,30 @@ data_read(struct reader *r, const struct data_limits *lim,
 		.in_headers = 1, .line_start = 1, .line_len = 0,
 	};
 
+	int64_t start = now_ms();
+	uint64_t received = 0;
+
 	memset(res, 0, sizeof(*res));
 	for (;;) {
 		const char *p;
 		size_t n;
-		int rc = reader_chunk(r, &p, &n, now_ms() + lim->idle_ms);
+		int64_t deadline = now_ms() + lim->idle_ms;
+		int rc;
+
+		/*
+		 * A minimum data rate (Postfix smtpd_min_data_rate): a client that
+		 * trickles a byte now and then cannot hold a session for ever.
+		 */
+		if (lim->min_rate > 0) {
+			int64_t earned = start + lim->idle_ms +
+			    (int64_t)(received * 1000 / (uint64_t)lim->min_rate);
+
+			if (earned < deadline)
+				deadline = earned;
+		}
+		rc = reader_chunk(r, &p, &n, deadline);
+		if (rc == IO_OK)
+			received += n;
 
 		if (rc == IO_EOF) {
 			res->end = DATA_EOF;

@@ -28,6 +28,7 @@ struct data_limits {
 	uint64_t max_size;            /* stored bytes */
 	long max_hops;                /* Received: headers allowed */
 	int64_t idle_ms;              /* deadline for each read */
+	long min_rate;                /* bytes/s the whole DATA must average, 0: none */
 };
 
 struct data_sink {

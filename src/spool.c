@@ -94,6 +94,14 @@ prepare_dir(const char *path, uid_t uid, gid_t gid, char *why, size_t whysize)
 			return -1;
 		}
 	}
+	/* The spool is nobody else's business: no group or other access. */
+	if ((st.st_mode & 077) != 0) {
+		log_warnx("%s had mode %03o: setting 0700", path, (unsigned)(st.st_mode & 0777));
+		if (chmod(path, 0700) < 0) {
+			snprintf(why, whysize, "chmod %s", path);
+			return -1;
+		}
+	}
 	return 0;
 }
 

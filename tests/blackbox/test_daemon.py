@@ -168,7 +168,7 @@ def test_sighup_reload_good_and_broken(gw):
         assert gw.wait_log("keeping the running configuration and aliases")
         assert rcpt("b@example.com") == 250
         gw.conf.write_text(gw.conf.read_text() + "bogus_key = 1\n")
-        os.kill(d.master(), signal.SIGHUP)
+        os.kill(d.proc.pid, signal.SIGHUP)       # to the launcher: passed on
         assert gw.wait_log("keeping the running configuration\n") or \
             gw.wait_log("keeping the running configuration")
     finally:
@@ -278,3 +278,84 @@ def test_systemd_socket_activation(gw):
         assert "using 1 socket(s) passed by systemd" in gw.log_text()
     finally:
         d.stop()
+
+
+def test_slowloris_and_slow_data(gw):
+    """T103/T104: 60 idle sockets trickling bytes are closed at the per-command
+    deadline; DATA trickled below min_data_rate gets 421; a real client is served."""
+    port = free_port()
+    daemon_conf(gw, port, "timeout = 2s\nmin_data_rate = 1000\nmax_connections = 100\n")
+    gw.write_aliases('x: "|@REC@"\n')
+    d = Daemon(gw, port)
+    try:
+        idle = []
+        for _ in range(60):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"N")                       # a command that never ends
+            idle.append(s)
+        slow = connect(port)
+        slow.greet()
+        slow.cmd("MAIL FROM:<a@remote.test>")
+        slow.cmd("RCPT TO:<x@example.com>")
+        assert slow.cmd("DATA").code == 354
+        start = time.time()
+        r = None
+        for _ in range(20):                      # one short line a second: < 1000 B/s
+            try:
+                slow.send(b"x\r\n")
+            except OSError:
+                break
+            time.sleep(1)
+            slow.sock.settimeout(0.01)
+            try:
+                r = slow.reply()
+                break
+            except (socket.timeout, BlockingIOError, EOFError):
+                pass
+            finally:
+                slow.sock.settimeout(10)
+        assert r is not None and r.code == 421, r
+        assert time.time() - start < 10
+        for s in idle:
+            s.settimeout(10)
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            assert b"421 4.7.0" in data          # closed at the deadline
+            s.close()
+        c = connect(port)
+        c.greet()
+        assert c.mail(rcpts=["x@example.com"]).code == 250
+        c.cmd("QUIT")
+        c.sock.close()
+        assert len(gw.records()) == 1
+    finally:
+        d.stop()
+
+
+@pytest.mark.parametrize("conf,why", [
+    ('user = "root"\n', "is root"),
+    ('pipe { user = "root" }\n', "is root or the spool owner"),
+    ('alias "x" { user = "mail" }\n', "is root or the spool owner"),
+])
+def test_refuses_unsafe_accounts(gw, conf, why):
+    """SPEC 11: started as root, the daemon refuses root or the spool owner as a
+    program's user, and root as `user`."""
+    daemon_conf(gw, free_port(), conf)
+    r = gw.run("-d")
+    assert r.returncode == 78
+    assert why in gw.log_text()
+
+
+def test_spool_mode_tightened(gw):
+    """A spool directory others may read is set back to 0700."""
+    port = free_port()
+    daemon_conf(gw, port)
+    gw.spool.mkdir()
+    gw.spool.chmod(0o755)
+    d = Daemon(gw, port)
+    d.stop()
+    assert oct(gw.spool.stat().st_mode & 0o777) == "0o700"
