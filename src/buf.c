@@ -2,6 +2,7 @@
  * buf.c - bounded reader and writer with deadlines.  See buf.h.
  */
 #include "buf.h"
+#include "tls.h"
 #include "util.h"
 
 #include <errno.h>
@@ -13,6 +14,8 @@ void
 reader_init(struct reader *r, int fd)
 {
 	r->fd = fd;
+	r->tls = NULL;
+	r->tls_wfd = -1;
 	r->start = r->end = 0;
 	r->eof = 0;
 	r->interrupt = NULL;
@@ -63,10 +66,20 @@ reader_fill(struct reader *r, int64_t deadline)
 		r->start = 0;
 	}
 	for (;;) {
-		st = wait_fd(r->fd, POLLIN, deadline, r->interrupt);
-		if (st != IO_OK)
-			return st;
-		n = read(r->fd, r->data + r->end, sizeof(r->data) - r->end);
+		if (r->tls != NULL) {
+			/* TLS may hold decrypted bytes the socket no longer shows. */
+			if (r->interrupt != NULL && *r->interrupt)
+				return IO_INTERRUPTED;
+			n = tls_server_read(r->tls, r->fd, r->tls_wfd, r->data + r->end,
+			    sizeof(r->data) - r->end, deadline);
+			if (n < 0 && errno == ETIMEDOUT)
+				return IO_TIMEOUT;
+		} else {
+			st = wait_fd(r->fd, POLLIN, deadline, r->interrupt);
+			if (st != IO_OK)
+				return st;
+			n = read(r->fd, r->data + r->end, sizeof(r->data) - r->end);
+		}
 		if (n > 0) {
 			r->end += (size_t)n;
 			return IO_OK;
@@ -110,6 +123,8 @@ void
 writer_init(struct writer *w, int fd)
 {
 	w->fd = fd;
+	w->tls = NULL;
+	w->tls_rfd = -1;
 	w->len = 0;
 	w->failed = 0;
 }
@@ -136,7 +151,9 @@ writer_flush(struct writer *w, int64_t deadline)
 	size_t off = 0;
 
 	while (off < w->len && !w->failed) {
-		ssize_t n = write(w->fd, w->data + off, w->len - off);
+		ssize_t n = w->tls != NULL ? tls_server_write(w->tls, w->tls_rfd, w->fd,
+		    w->data + off, w->len - off, deadline)
+		    : write(w->fd, w->data + off, w->len - off);
 
 		if (n > 0) {
 			off += (size_t)n;

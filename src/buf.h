@@ -27,6 +27,8 @@ enum io_status {
 
 struct reader {
 	int fd;
+	void *tls;          /* SSL * after STARTTLS; the writer's fd is tls_wfd */
+	int tls_wfd;
 	size_t start, end;
 	int eof;
 	/* Set by the caller: when it becomes non-zero a wait returns IO_INTERRUPTED. */
@@ -36,6 +38,8 @@ struct reader {
 
 struct writer {
 	int fd;
+	void *tls;          /* SSL * after STARTTLS; the reader's fd is tls_rfd */
+	int tls_rfd;
 	size_t len;
 	int failed;
 	char data[WRITER_SIZE];

@@ -10,6 +10,7 @@
  */
 #include "smtpd.h"
 #include "addr.h"
+#include "auth.h"
 #include "buf.h"
 #include "delivery.h"
 #include "envelope.h"
@@ -20,6 +21,7 @@
 #include "smtpd_data.h"
 #include "smtpd_parse.h"
 #include "spool.h"
+#include "tls.h"
 #include "util.h"
 
 #include <errno.h>
@@ -64,6 +66,8 @@ struct session {
 	long errors, junk, commands;
 	long msgs;
 	const char *verb;            /* command being answered, for the log */
+	void *tls;                   /* SSL * after STARTTLS */
+	char auth_user[256];         /* after a successful AUTH */
 };
 
 struct command {
@@ -73,6 +77,8 @@ struct command {
 	int junk;                    /* counts toward the junk limit */
 	void (*run)(struct session *s, const char *arg, size_t len);
 };
+
+static int read_command(struct session *s, char *line, size_t *len);
 
 static const char *const state_names[] = {"GREETED", "READY", "MAIL", "RCPT", "QUIT"};
 
@@ -172,6 +178,20 @@ maybe_reload_aliases(struct session *s)
 	s->env->aliases = fresh;
 }
 
+static int
+starttls_offered(const struct session *s)
+{
+	return s->conf->tls.cert_file != NULL && s->tls == NULL;
+}
+
+/* AUTH only over TLS (SPEC 6), and only once. */
+static int
+auth_offered(const struct session *s)
+{
+	return s->conf->tls.auth_users_file != NULL && s->tls != NULL &&
+	    s->auth_user[0] == '\0';
+}
+
 static void
 cmd_helo_common(struct session *s, const char *arg, size_t len, int esmtp)
 {
@@ -193,8 +213,10 @@ cmd_helo_common(struct session *s, const char *arg, size_t len, int esmtp)
 		return;
 	}
 	reply(s, 250, NULL, "%s Hello %s [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\n"
-	    "ENHANCEDSTATUSCODES\nSMTPUTF8", s->conf->hostname, s->helo,
-	    s->env->client_text, (unsigned long long)s->conf->max_message_size);
+	    "ENHANCEDSTATUSCODES\nSMTPUTF8%s%s", s->conf->hostname, s->helo,
+	    s->env->client_text, (unsigned long long)s->conf->max_message_size,
+	    starttls_offered(s) ? "\nSTARTTLS" : "",
+	    auth_offered(s) ? "\nAUTH PLAIN LOGIN" : "");
 }
 
 static void
@@ -457,8 +479,11 @@ data_verdict(struct session *s, const struct data_result *res, struct smtp_reply
 static void
 cmd_data(struct session *s, const char *arg, size_t len)
 {
-	struct envelope_client cl = {s->helo, s->env->client_text,
-	    s->tx.params.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP"};
+	/* RFC 3848 with-types: S for TLS, A for authenticated. */
+	const char *proto = s->tx.params.smtputf8 ? (s->tls ? (s->auth_user[0] ?
+	    "UTF8SMTPSA" : "UTF8SMTPS") : "UTF8SMTP") : s->esmtp ? (s->tls ?
+	    (s->auth_user[0] ? "ESMTPSA" : "ESMTPS") : "ESMTP") : "SMTP";
+	struct envelope_client cl = {s->helo, s->env->client_text, proto};
 	struct data_limits lim = {s->conf->max_message_size, s->conf->max_hops,
 	    (int64_t)s->conf->timeout * 1000, s->conf->min_data_rate};
 	struct data_result res;
@@ -582,6 +607,182 @@ cmd_help(struct session *s, const char *arg, size_t len)
 	reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
 }
 
+/*
+ * cmd_starttls - RFC 3207.  Whatever the client sent after STARTTLS in the
+ * same segment is thrown away (TESTCATALOGUE T45), and the session starts
+ * again from the greeting: HELO/EHLO, no transaction, no AUTH.
+ */
+static void
+cmd_starttls(struct session *s, const char *arg, size_t len)
+{
+	char why[300];
+	void *ssl;
+
+	(void)arg;
+	if (!starttls_offered(s)) {
+		reply(s, s->tls ? 503 : 502, "5.5.1", s->tls ? "TLS already active"
+		    : "STARTTLS is not offered by this server");
+		return;
+	}
+	if (len > 0) {
+		reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+		return;
+	}
+	reply(s, 220, "2.0.0", "Ready to start TLS");
+	flush(s);
+	reader_discard(&s->in);
+	{
+		int fl;
+
+		/* The handshake and TLS I/O poll with deadlines on non-blocking fds. */
+		if ((fl = fcntl(s->env->in_fd, F_GETFL)) >= 0)
+			fcntl(s->env->in_fd, F_SETFL, fl | O_NONBLOCK);
+		if ((fl = fcntl(s->env->out_fd, F_GETFL)) >= 0)
+			fcntl(s->env->out_fd, F_SETFL, fl | O_NONBLOCK);
+	}
+	ssl = tls_server_accept(s->conf->tls.cert_file, s->conf->tls.key_file,
+	    s->env->in_fd, s->env->out_fd, deadline(s), why, sizeof(why));
+	if (ssl == NULL) {
+		log_warnx("STARTTLS from [%s]: %s", s->env->client_text, why);
+		enter_state(s, STATE_QUIT);
+		s->out.failed = 1;      /* nothing more can be said in the clear */
+		return;
+	}
+	s->tls = ssl;
+	s->in.tls = ssl;
+	s->in.tls_wfd = s->env->out_fd;
+	s->out.tls = ssl;
+	s->out.tls_rfd = s->env->in_fd;
+	end_transaction(s);
+	s->helo[0] = '\0';
+	enter_state(s, STATE_GREETED);
+	log_info("STARTTLS from [%s]: %s", s->env->client_text, tls_version(ssl));
+}
+
+/* auth_read_response - one line of an AUTH exchange, base64-decoded. */
+static int
+auth_read_response(struct session *s, char *out, size_t outsize)
+{
+	char line[SMTP_LINE_MAX + 1];
+	size_t len = 0;
+	int rc;
+
+	rc = read_command(s, line, &len);
+	if (rc != 0)
+		return -1;
+	if (len == 1 && line[0] == '*') {
+		reply(s, 501, "5.7.0", "Authentication cancelled");
+		return -2;
+	}
+	rc = auth_b64decode(line, len, out, outsize);
+	if (rc < 0) {
+		reply(s, 501, "5.5.2", "Bad base64 in the AUTH response");
+		return -2;
+	}
+	return rc;
+}
+
+static void
+cmd_auth(struct session *s, const char *arg, size_t len)
+{
+	char mech[16], buf[600], user[256] = "", pass[256] = "", why[300];
+	const char *p = arg, *resp;
+	size_t mlen = 0, resplen;
+	int n;
+
+	if (s->conf->tls.auth_users_file == NULL) {
+		reply(s, 502, "5.5.1", "AUTH is not offered by this server");
+		return;
+	}
+	if (s->tls == NULL) {
+		reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+		return;
+	}
+	if (s->auth_user[0]) {
+		reply(s, 503, "5.5.1", "Already authenticated");
+		return;
+	}
+	while (mlen < len && p[mlen] != ' ' && mlen + 1 < sizeof(mech)) {
+		mech[mlen] = (char)((p[mlen] >= 'a' && p[mlen] <= 'z') ? p[mlen] - 32 : p[mlen]);
+		mlen++;
+	}
+	mech[mlen] = '\0';
+	resp = p + mlen + (mlen < len ? 1 : 0);
+	resplen = len > mlen ? len - mlen - 1 : 0;
+	if (strcmp(mech, "PLAIN") == 0) {
+		/* RFC 4616: authzid NUL authcid NUL password, maybe given at once. */
+		const char *a, *b;
+
+		if (resplen == 0) {
+			reply(s, 334, NULL, "%s", "");
+			flush(s);
+			if ((n = auth_read_response(s, buf, sizeof(buf))) < 0)
+				goto done;
+		} else if ((n = auth_b64decode(resp, resplen, buf, sizeof(buf))) < 0) {
+			reply(s, 501, "5.5.2", "Bad base64 in AUTH PLAIN");
+			goto done;
+		}
+		a = memchr(buf, '\0', (size_t)n);
+		b = a ? memchr(a + 1, '\0', (size_t)n - (size_t)(a + 1 - buf)) : NULL;
+		if (b == NULL) {
+			reply(s, 501, "5.5.2", "Bad AUTH PLAIN response");
+			goto done;
+		}
+		str_copy(user, sizeof(user), a + 1);
+		if ((size_t)(buf + n - (b + 1)) >= sizeof(pass)) {
+			reply(s, 501, "5.5.2", "Bad AUTH PLAIN response");
+			goto done;
+		}
+		memcpy(pass, b + 1, (size_t)(buf + n - (b + 1)));
+		pass[buf + n - (b + 1)] = '\0';
+	} else if (strcmp(mech, "LOGIN") == 0) {
+		if (resplen > 0) {
+			/* The user name may come with the command (an initial response). */
+			if (auth_b64decode(resp, resplen, user, sizeof(user)) < 0) {
+				reply(s, 501, "5.5.2", "Bad base64 in AUTH LOGIN");
+				goto done;
+			}
+		} else {
+			reply(s, 334, NULL, "VXNlcm5hbWU6");      /* "Username:" */
+			flush(s);
+			if ((n = auth_read_response(s, user, sizeof(user))) < 0)
+				goto done;
+		}
+		reply(s, 334, NULL, "UGFzc3dvcmQ6");      /* "Password:" */
+		flush(s);
+		if ((n = auth_read_response(s, pass, sizeof(pass))) < 0)
+			goto done;
+	} else {
+		reply(s, 504, "5.5.4", "Unrecognized authentication type");
+		goto done;
+	}
+	switch (auth_check(s->conf->tls.auth_users_file, user, pass, why, sizeof(why))) {
+	case AUTH_OK:
+		str_copy(s->auth_user, sizeof(s->auth_user), user);
+		s->relay_allowed = 1;
+		log_info("AUTH from [%s]: user %s", s->env->client_text, user);
+		reply(s, 235, "2.7.0", "Authentication successful");
+		break;
+	case AUTH_TEMP:
+		log_warnx("AUTH: %s", why);
+		reply(s, 454, "4.7.0", "Temporary authentication failure");
+		break;
+	default:
+		{
+			/* A failed guess costs the guesser time. */
+			struct timespec ts = {2, 0};
+
+			nanosleep(&ts, NULL);
+		}
+		log_warnx("AUTH from [%s]: failed for user %s", s->env->client_text, user);
+		reply(s, 535, "5.7.8", "Authentication credentials invalid");
+		break;
+	}
+done:
+	explicit_bzero(pass, sizeof(pass));
+	explicit_bzero(buf, sizeof(buf));
+}
+
 static void
 cmd_not_offered(struct session *s, const char *arg, size_t len)
 {
@@ -601,10 +802,10 @@ static const struct command commands[] = {
 	{"QUIT", ANY_STATE, 1, 0, cmd_quit},
 	{"VRFY", ANY_STATE, 0, 1, cmd_vrfy},
 	{"HELP", ANY_STATE, 0, 1, cmd_help},
-	/* Known verbs we do not offer: EXPN reveals aliases; no TLS/AUTH/BDAT yet. */
+	{"STARTTLS", IN(STATE_GREETED) | IN(STATE_READY), 0, 0, cmd_starttls},
+	{"AUTH", IN(STATE_READY), 0, 0, cmd_auth},
+	/* Known verbs we do not offer: EXPN reveals aliases; no BDAT. */
 	{"EXPN", ANY_STATE, 0, 1, cmd_not_offered},
-	{"STARTTLS", ANY_STATE, 0, 0, cmd_not_offered},
-	{"AUTH", ANY_STATE, 0, 0, cmd_not_offered},
 	{"BDAT", ANY_STATE, 0, 0, cmd_not_offered},
 	{"ETRN", ANY_STATE, 0, 1, cmd_not_offered},
 	{"TURN", ANY_STATE, 0, 1, cmd_not_offered},
@@ -752,6 +953,7 @@ smtpd_session(struct smtpd_env *env)
 	log_info("disconnect from [%s] commands=%ld messages=%ld errors=%ld",
 	    env->client_text, s->commands, s->msgs, s->errors);
 	envelope_reset(&s->tx);
+	tls_server_free(s->tls);
 	free(s);
 	return 0;
 }

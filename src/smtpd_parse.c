@@ -204,6 +204,12 @@ smtp_parse_mail(const char *arg, size_t len, struct addr *from,
 				smtp_set_reply(err, 501, "5.5.4", "BODY must be 7BIT or 8BITMIME");
 				return -1;
 			}
+		} else if (ke - ks == 4 && prefix_ci(arg + ks, 4, "AUTH")) {
+			/* RFC 4954 5: MAIL's AUTH= is accepted and not trusted. */
+			if (!has_value) {
+				smtp_set_reply(err, 501, "5.5.4", "Bad AUTH parameter");
+				return -1;
+			}
 		} else if (ke - ks == 8 && prefix_ci(arg + ks, 8, "SMTPUTF8")) {
 			if (p->smtputf8 || has_value) {
 				smtp_set_reply(err, 501, "5.5.4", "Bad SMTPUTF8 parameter");

@@ -215,3 +215,113 @@ netio_close(struct netio *io)
 		close(io->fd);
 	netio_init(io, -1);
 }
+
+/* server_wait - wait for the direction SSL asked for, on the right fd. */
+static int
+server_wait(SSL *ssl, int rc, int rfd, int wfd, int64_t deadline)
+{
+	int err = SSL_get_error(ssl, rc);
+
+	if (err == SSL_ERROR_WANT_READ)
+		return wait_io(rfd, POLLIN, deadline);
+	if (err == SSL_ERROR_WANT_WRITE)
+		return wait_io(wfd, POLLOUT, deadline);
+	if (err == SSL_ERROR_ZERO_RETURN) {
+		errno = 0;
+		return 1;
+	}
+	if (err != SSL_ERROR_SYSCALL || errno == 0)
+		errno = EPROTO;
+	return -1;
+}
+
+void *
+tls_server_accept(const char *cert_file, const char *key_file, int rfd, int wfd,
+    int64_t deadline, char *why, size_t whysize)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	SSL *ssl = NULL;
+
+	if (ctx == NULL) {
+		ssl_why(why, whysize, "TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		ssl_why(why, whysize, "load the certificate and key");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	ssl = SSL_new(ctx);
+	SSL_CTX_free(ctx);      /* the session keeps its own reference */
+	if (ssl == NULL || SSL_set_rfd(ssl, rfd) != 1 || SSL_set_wfd(ssl, wfd) != 1) {
+		ssl_why(why, whysize, "TLS session");
+		SSL_free(ssl);
+		return NULL;
+	}
+	for (;;) {
+		int rc = SSL_accept(ssl);
+
+		if (rc == 1)
+			return ssl;
+		if (server_wait(ssl, rc, rfd, wfd, deadline) != 0) {
+			if (errno == ETIMEDOUT)
+				snprintf(why, whysize, "TLS handshake timed out");
+			else
+				ssl_why(why, whysize, "TLS handshake failed");
+			SSL_free(ssl);
+			return NULL;
+		}
+	}
+}
+
+ssize_t
+tls_server_read(void *ssl, int rfd, int wfd, void *buf, size_t n, int64_t deadline)
+{
+	for (;;) {
+		int rc = SSL_read(ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+		int w;
+
+		if (rc > 0)
+			return rc;
+		w = server_wait(ssl, rc, rfd, wfd, deadline);
+		if (w == 1)
+			return 0;
+		if (w < 0)
+			return errno == 0 ? 0 : -1;
+	}
+}
+
+ssize_t
+tls_server_write(void *ssl, int rfd, int wfd, const void *buf, size_t n,
+    int64_t deadline)
+{
+	for (;;) {
+		int rc = SSL_write(ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+
+		if (rc > 0)
+			return rc;
+		if (server_wait(ssl, rc, rfd, wfd, deadline) != 0) {
+			if (errno == 0)
+				errno = EPIPE;
+			return -1;
+		}
+	}
+}
+
+void
+tls_server_free(void *ssl)
+{
+	if (ssl != NULL) {
+		SSL_shutdown(ssl);
+		SSL_free(ssl);
+	}
+}
+
+const char *
+tls_version(void *ssl)
+{
+	return ssl ? SSL_get_version(ssl) : "";
+}

@@ -30,4 +30,20 @@ int tls_start_client(struct netio *io, const char *host, int verify,
     const char *ca_file, int64_t deadline, char *why, size_t whysize);
 void netio_close(struct netio *io);
 
+/*
+ * The server side, for STARTTLS in a session whose input and output may be
+ * two descriptors (inetd over pipes): tls_server_accept() loads the
+ * certificate and key and performs the handshake on non-blocking fds;
+ * tls_server_read()/tls_server_write() then stand in for read()/write().
+ */
+void *tls_server_accept(const char *cert_file, const char *key_file, int rfd,
+    int wfd, int64_t deadline, char *why, size_t whysize);
+ssize_t tls_server_read(void *ssl, int rfd, int wfd, void *buf, size_t n,
+    int64_t deadline);
+ssize_t tls_server_write(void *ssl, int rfd, int wfd, const void *buf, size_t n,
+    int64_t deadline);
+void tls_server_free(void *ssl);
+/* tls_version - "TLSv1.3" and the like, for the log and Received:. */
+const char *tls_version(void *ssl);
+
 #endif

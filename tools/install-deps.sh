@@ -13,7 +13,7 @@ echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-se
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	build-essential clang pkg-config ca-certificates openssl \
-	libpcre2-dev libconfuse-dev libssl-dev libcmocka-dev \
+	libpcre2-dev libconfuse-dev libssl-dev libcrypt-dev libcmocka-dev \
 	python3 python3-pytest python3-aiosmtpd \
 	swaks libwww-perl mandoc procps strace systemd xinetd postfix >/dev/null
 # The real rt-mailgate for the tests, extracted without pulling in an MTA.

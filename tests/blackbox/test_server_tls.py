@@ -1,0 +1,167 @@
+"""Server-side STARTTLS and AUTH (SPEC 6, 11; TESTCATALOGUE T45): the
+certificate and key from the configuration, AUTH PLAIN/LOGIN only after
+STARTTLS against a crypt(3) users file, relay allowed only after AUTH."""
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from conftest import MAIL
+from test_tls_auth import make_cert
+
+UNTRUSTED = "127.0.0.2"
+
+
+@pytest.fixture
+def tls_gw(gw):
+    crt, key = make_cert(gw.base, "mx.example.com")
+    users = gw.base / "users"
+    hashed = subprocess.run(["openssl", "passwd", "-6", "s3cret"], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    users.write_text(f"# user:crypt(3) hash\nalice:{hashed}\n")
+    users.chmod(0o600)
+    import os
+    os.chown(users, MAIL.pw_uid, MAIL.pw_gid)
+    os.chown(key, MAIL.pw_uid, MAIL.pw_gid)
+    gw.write_conf(f'relay_networks = {{ "127.0.0.1/32" }}\n'
+                  f'smarthost "s" {{ host = "127.0.0.1" port = 9 tls = none }}\n'
+                  f'queue {{ run_after_accept = false }}\n'
+                  f'tls {{ cert_file = "{crt}" key_file = "{key}" '
+                  f'auth_users_file = "{users}" }}\n')
+    gw.crt = crt
+    gw.users = users
+    return gw
+
+
+def tls_client(gw, source=UNTRUSTED):
+    """A session over a real socket; returns (Client, ssl context)."""
+    c = gw.session(source=source)
+    ctx = ssl.create_default_context(cafile=str(gw.crt))
+    return c, ctx
+
+
+def upgrade(c, ctx):
+    c.sock = ctx.wrap_socket(c.sock, server_hostname="mx.example.com")
+    c.buf = b""
+
+
+def test_starttls_then_auth_then_relay(tls_gw):
+    gw = tls_gw
+    c, ctx = tls_client(gw)
+    r = c.greet()
+    assert "STARTTLS" in r.lines and not any(l.startswith("AUTH") for l in r.lines)
+    assert c.cmd("AUTH PLAIN AGFsaWNlAHMzY3JldA==").code == 530      # not before TLS
+    assert c.cmd("MAIL FROM:<a@remote.test>").code == 250
+    assert c.cmd("RCPT TO:<v@foreign.test>").code == 554             # no relay yet
+    c.cmd("RSET")
+    assert c.cmd("STARTTLS").code == 220
+    upgrade(c, ctx)
+    r = c.cmd("EHLO client.test")
+    assert "AUTH PLAIN LOGIN" in r.lines and "STARTTLS" not in r.lines
+    assert c.cmd("AUTH PLAIN AGFsaWNlAHMzY3JldA==").code == 235     # \0alice\0s3cret
+    r = c.mail(rcpts=["v@foreign.test"])
+    assert r.code == 250
+    c.cmd("QUIT")
+    c.close()
+    env = next((gw.spool / "queue").glob("*.env")).read_text()
+    assert "rcpt pending 0 v@foreign.test" in env
+    msg = next((gw.spool / "queue").glob("*.msg")).read_bytes()
+    assert b"with ESMTPSA id" in msg
+
+
+def test_auth_login_with_smtplib(tls_gw):
+    gw = tls_gw
+    # smtplib over a real TCP connection, through an inetd-style session.
+    c = gw.session(source=UNTRUSTED)
+    s = smtplib.SMTP()
+    s.sock = c.sock
+    s.file = None
+    code, _ = s.getreply()
+    assert code == 220
+    s.ehlo("client.test")
+    s._host = "mx.example.com"      # the name the certificate is checked against
+    s.starttls(context=ssl.create_default_context(cafile=str(gw.crt)))
+    s.ehlo("client.test")
+    s.user, s.password = "alice", "s3cret"
+    code, _ = s.auth("LOGIN", s.auth_login)        # with an initial response
+    assert code == 235
+    s.sendmail("a@remote.test", ["v@foreign.test"], b"Subject: x\r\n\r\ny\r\n")
+    s.quit()
+    c.close()
+
+
+def test_wrong_password_is_slow_and_535(tls_gw):
+    gw = tls_gw
+    c, ctx = tls_client(gw)
+    c.greet()
+    c.cmd("STARTTLS")
+    upgrade(c, ctx)
+    c.cmd("EHLO client.test")
+    start = time.time()
+    r = c.cmd("AUTH PLAIN AGFsaWNlAHdyb25n")                          # \0alice\0wrong
+    assert r.code == 535 and time.time() - start >= 1.5
+    assert c.cmd("MAIL FROM:<a@remote.test>").code == 250
+    assert c.cmd("RCPT TO:<v@foreign.test>").code == 554
+    c.cmd("QUIT")
+    c.close()
+
+
+def test_users_file_readable_by_others(tls_gw):
+    gw = tls_gw
+    gw.users.chmod(0o644)
+    c, ctx = tls_client(gw)
+    c.greet()
+    c.cmd("STARTTLS")
+    upgrade(c, ctx)
+    c.cmd("EHLO client.test")
+    assert c.cmd("AUTH PLAIN AGFsaWNlAHMzY3JldA==").code == 454
+    c.cmd("QUIT")
+    c.close()
+    assert "readable by others" in gw.log_text()
+
+
+def test_plaintext_after_starttls_discarded(tls_gw):
+    """T45: STARTTLS\\r\\nRSET\\r\\n in one segment: the RSET never gets a reply."""
+    gw = tls_gw
+    c, ctx = tls_client(gw)
+    c.greet()
+    c.send(b"STARTTLS\r\nRSET\r\n")
+    assert c.reply().code == 220
+    upgrade(c, ctx)
+    r = c.cmd("EHLO client.test")          # the first reply under TLS is EHLO's
+    assert r.code == 250 and r.lines[0].startswith("mx.example.com Hello")
+    assert c.cmd("NOOP").code == 250
+    c.cmd("QUIT")
+    c.close()
+
+
+def test_no_starttls_without_certificate(gw):
+    c = gw.session()
+    r = c.greet()
+    assert "STARTTLS" not in r.lines
+    assert c.cmd("STARTTLS").code == 502
+    assert c.cmd("AUTH PLAIN x").code == 502
+    c.cmd("QUIT")
+    c.close()
+
+
+def test_auth_login_prompts_and_cancel(tls_gw):
+    import base64
+    gw = tls_gw
+    c, ctx = tls_client(gw)
+    c.greet()
+    c.cmd("STARTTLS")
+    upgrade(c, ctx)
+    c.cmd("EHLO client.test")
+    r = c.cmd("AUTH LOGIN")
+    assert r.code == 334 and base64.b64decode(r.lines[0]) == b"Username:"
+    assert c.cmd("*").code == 501                                     # cancelled
+    r = c.cmd("AUTH LOGIN")
+    assert c.cmd(base64.b64encode(b"alice").decode()).code == 334
+    assert c.cmd(base64.b64encode(b"s3cret").decode()).code == 235
+    assert c.cmd("AUTH LOGIN").code == 503                            # only once
+    c.cmd("QUIT")
+    c.close()
