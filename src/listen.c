@@ -14,6 +14,7 @@
 #include "aliases.h"
 #include "launcher.h"
 #include "log.h"
+#include "proxy.h"
 #include "queue.h"
 #include "smtpd.h"
 #include "spool.h"
@@ -49,6 +50,7 @@ struct daemon {
 	struct aliases *aliases;
 	struct delivery_ctx dctx;
 	int listeners[MAX_LISTENERS];
+	int proxied[MAX_LISTENERS];   /* this listener expects a PROXY header */
 	size_t nlisteners;
 	int sigpipe[2];
 	struct session_slot *slots;
@@ -135,12 +137,15 @@ bind_one(struct daemon *d, const char *spec)
 	struct addrinfo hints, *res, *ai;
 	int rc, bound = 0;
 
-	if (strstr(spec, " proxy") != NULL) {
-		log_warnx("listen %s: the PROXY protocol is not available in this version",
-		    spec);
-		return -1;
+	char addr[300];
+	int proxy = 0;
+
+	str_copy(addr, sizeof(addr), spec);
+	if (strlen(addr) > 6 && strcmp(addr + strlen(addr) - 6, " proxy") == 0) {
+		addr[strlen(addr) - 6] = '\0';
+		proxy = 1;
 	}
-	if (split_listen(spec, host, sizeof(host), port, sizeof(port)) < 0) {
+	if (split_listen(addr, host, sizeof(host), port, sizeof(port)) < 0) {
 		log_warnx("listen %s: bad address", spec);
 		return -1;
 	}
@@ -169,13 +174,14 @@ bind_one(struct daemon *d, const char *spec)
 			close(fd);
 			continue;
 		}
+		d->proxied[d->nlisteners] = proxy;
 		d->listeners[d->nlisteners++] = fd;
 		bound++;
 	}
 	freeaddrinfo(res);
 	if (bound == 0)
 		return -1;
-	log_info("listening on %s", spec);
+	log_info("listening on %s%s", addr, proxy ? " (PROXY protocol)" : "");
 	return 0;
 }
 
@@ -236,10 +242,53 @@ refuse(int fd, const char *text)
 	close(fd);
 }
 
+/*
+ * read_proxy_header - consume exactly the PROXY header in front of the
+ * session (peeking first, so no SMTP byte is taken).  0 with info, -1 when
+ * there is no valid header within the timeout.
+ */
+static int
+read_proxy_header(int fd, long timeout, struct proxy_info *info)
+{
+	unsigned char buf[PROXY_HEADER_MAX];
+	int64_t deadline = now_ms() + timeout * 1000;
+	size_t seen = 0;
+
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int64_t left = deadline - now_ms();
+		ssize_t n;
+		int rc;
+
+		if (left <= 0 || poll(&pfd, 1, (int)(left > 60000 ? 60000 : left)) <= 0)
+			return -1;
+		n = recv(fd, buf, sizeof(buf), MSG_PEEK);
+		if (n <= 0)
+			return -1;
+		rc = proxy_parse(buf, (size_t)n, info);
+		if (rc < 0)
+			return -1;
+		if (rc > 0) {
+			/* Now take exactly the header off the socket. */
+			ssize_t got = recv(fd, buf, (size_t)rc, MSG_WAITALL);
+
+			return got == rc ? 0 : -1;
+		}
+		if ((size_t)n == seen) {
+			struct timespec ts = {0, 20 * 1000000L};
+
+			nanosleep(&ts, NULL);   /* the rest of the header is on its way */
+		}
+		seen = (size_t)n;
+	}
+}
+
 /* run_session - in the child: exactly the inetd session code on this socket. */
 static void __attribute__((noreturn))
-run_session(struct daemon *d, int fd)
+run_session(struct daemon *d, int fd, int proxied)
 {
+	struct proxy_info pinfo;
+
 	struct smtpd_env env;
 	struct sigaction sa;
 	int fl;
@@ -256,6 +305,13 @@ run_session(struct daemon *d, int fd)
 	sa.sa_handler = on_session_sigterm;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	memset(&pinfo, 0, sizeof(pinfo));
+	if (proxied && read_proxy_header(fd, d->conf->timeout, &pinfo) < 0) {
+		/* A marked listener speaks only to HAProxy: no header, no session. */
+		log_warnx("connection on a PROXY listener without a valid PROXY header: "
+		    "closed");
+		_exit(0);
+	}
 	fl = fcntl(fd, F_GETFL);
 	if (fl >= 0)
 		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
@@ -277,7 +333,11 @@ run_session(struct daemon *d, int fd)
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 
-		if (getpeername(0, (struct sockaddr *)&ss, &len) < 0 ||
+		if (proxied && !pinfo.local) {
+			/* The client HAProxy saw: it drives relay control and the log. */
+			env.client_family = pinfo.family;
+			memcpy(env.client_ip, pinfo.ip, 16);
+		} else if (getpeername(0, (struct sockaddr *)&ss, &len) < 0 ||
 		    sockaddr_to_ip((struct sockaddr *)&ss, &env.client_family,
 		    env.client_ip) < 0) {
 			env.client_family = AF_INET;
@@ -292,7 +352,7 @@ run_session(struct daemon *d, int fd)
 }
 
 static void
-accept_on(struct daemon *d, int lfd)
+accept_on(struct daemon *d, int lfd, int proxied)
 {
 	for (;;) {
 		struct sockaddr_storage ss;
@@ -340,7 +400,7 @@ accept_on(struct daemon *d, int lfd)
 			continue;
 		}
 		if (pid == 0)
-			run_session(d, fd);
+			run_session(d, fd, proxied);
 		close(fd);
 		d->slots[slot].pid = pid;
 		d->slots[slot].family = family;
@@ -552,7 +612,7 @@ serve(struct daemon *d)
 			break;
 		for (size_t i = 1; rc > 0 && i < n; i++)
 			if (pfd[i].revents & POLLIN)
-				accept_on(d, pfd[i].fd);
+				accept_on(d, pfd[i].fd, d->proxied[i - 1]);
 		maybe_run_queue(d, 0);
 	}
 	shutdown_sessions(d);
