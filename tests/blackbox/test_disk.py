@@ -70,3 +70,40 @@ def test_disk_full_for_spooled_mail(gw, small_spool):
     c.cmd("QUIT")
     c.close()
     assert len(list((small_spool / "queue").glob("*.env"))) == 1
+
+
+def test_disk_fills_while_writing_a_dsn(gw, small_spool):
+    """T68: no room for the DSN -> the original message is kept and retried; once
+    there is room, the DSN goes out.  No loop, nothing lost."""
+    from smarthost import Sink
+    sink = Sink().start()
+    try:
+        gw.write_conf(f'min_free_space = 1k\n'
+                      f'smarthost "s" {{ host = "127.0.0.1" port = {sink.port} tls = none }}\n'
+                      'queue { run_after_accept = false }\n')
+        c = gw.session()
+        c.greet()
+        assert c.mail(rcpts=["gone@remote.example"]).code == 250
+        c.cmd("QUIT")
+        c.close()
+        sink.rcpt_replies = {"gone@remote.example": "550 5.1.1 no such user"}
+        filler = small_spool / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:                                   # fill the tmpfs to the last block
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        assert gw.run("-q").returncode == 75   # the DSN could not be spooled
+        assert len(list((small_spool / "queue").glob("*.env"))) == 1
+        assert sink.messages == []
+        assert "cannot spool the non-delivery notification" in gw.log_text()
+        filler.unlink()
+        assert gw.run("-q").returncode == 0
+        (dsn,) = sink.wait_messages(1)
+        assert dsn.sender == "" and b"Status: 5.1.1" in dsn.data
+        assert list((small_spool / "queue").glob("*.env")) == []
+    finally:
+        sink.stop()

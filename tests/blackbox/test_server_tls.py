@@ -165,3 +165,30 @@ def test_auth_login_prompts_and_cancel(tls_gw):
     assert c.cmd("AUTH LOGIN").code == 503                            # only once
     c.cmd("QUIT")
     c.close()
+
+
+@pytest.mark.skipif(subprocess.run(["perl", "-MIO::Socket::SSL", "-MAuthen::SASL", "-e1"],
+                                   capture_output=True).returncode != 0,
+                    reason="swaks needs IO::Socket::SSL and Authen::SASL")
+def test_swaks_starttls_and_auth_against_the_daemon(tls_gw):
+    """swaks --tls --auth against the daemon: relaying only after AUTH."""
+    from smarthost import free_port
+    from test_daemon import Daemon
+    gw = tls_gw
+    port = free_port()
+    gw.conf.write_text(gw.conf.read_text() + f'listen = {{ "127.0.0.1:{port}" }}\n')
+    d = Daemon(gw, port)
+    try:
+        base = ["swaks", "--server", f"127.0.0.1:{port}", "--tls", "--tls-verify",
+                "--tls-ca-path", str(gw.crt), "--tls-sni", "mx.example.com",
+                "--from", "a@remote.test", "--to", "v@foreign.test"]
+        r = subprocess.run(base + ["--local-interface", "127.0.0.2"], capture_output=True,
+                           text=True, timeout=60)
+        assert "<~* 554 5.7.1" in r.stdout, r.stdout     # under TLS, no AUTH: no relay
+        r = subprocess.run(base + ["--local-interface", "127.0.0.2", "--auth", "PLAIN",
+                                   "--auth-user", "alice", "--auth-password", "s3cret"],
+                           capture_output=True, text=True, timeout=60)
+        assert "<~  235 2.7.0" in r.stdout and "<~  250 2.0.0 Ok: queued" in r.stdout, \
+            r.stdout + r.stderr
+    finally:
+        d.stop()
