@@ -684,8 +684,13 @@ daemon_main(struct conf *c, const struct daemon_opts *o)
 		return 64;
 	}
 	rc = launcher_privsep(c, &d.dctx, &status, why, sizeof(why));
-	if (rc == 1)
-		return status;         /* we were the launcher; the daemon is done */
+	if (rc == 1) {
+		/* We were the launcher; the daemon is done. */
+		for (size_t i = 0; i < d.nlisteners; i++)
+			close(d.listeners[i]);
+		conf_free(c);
+		return status;
+	}
 	if (rc < 0) {
 		log_warn("%s", why);
 		fprintf(stderr, "undersmtpd: %s: %s\n", why, strerror(errno));

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "route.h"
 #include "queue.h"
+#include "sendmail.h"
 #include "smtpd.h"
 #include "spool.h"
 #include "util.h"
@@ -42,7 +43,7 @@
 #define EX_CONFIG 78
 
 enum mode { MODE_INETD, MODE_ROUTE, MODE_CHECK, MODE_HELP, MODE_VERSION,
-	MODE_DAEMON, MODE_FLUSH, MODE_LIST, MODE_OPERATE, MODE_UNAVAILABLE };
+	MODE_DAEMON, MODE_FLUSH, MODE_LIST, MODE_OPERATE, MODE_SENDMAIL };
 
 struct options {
 	enum mode mode;
@@ -53,10 +54,10 @@ struct options {
 	int json;
 	enum queue_op op;
 	const char *op_id;
-	const char *unavailable;
+	struct sm_opts sm;            /* sendmail mode */
+	char **route_args;            /* --route / -bv addresses */
+	int nroute_args;
 };
-
-static void kick_queue(const struct conf *c, struct delivery_ctx *dctx);
 
 /* Set by SIGTERM; read by the session between commands (SPEC 6). */
 static volatile sig_atomic_t terminate_flag;
@@ -94,6 +95,45 @@ report_stderr(void *ctx, const char *file, int line, const char *msg)
 		fprintf(stderr, "%s: %s\n", file, msg);
 }
 
+/*
+ * sendmail_options - sendmail's command line (SPEC 2): each of its modes is
+ * one of ours (-bs a session, -bp the queue, -bv --route, -bi a check of the
+ * aliases, -q a flush); -bm, the default, delivers the message on stdin.
+ */
+static int
+sendmail_options(int argc, char **argv, const char *name, struct options *o)
+{
+	int rc = sendmail_parse(argc, argv, name, &o->sm);
+
+	if (rc != 0)
+		return rc;
+	o->conf_file = o->sm.conf_file;
+	o->conf_explicit = o->sm.conf_explicit;
+	o->route_args = o->sm.rcpts;
+	o->nroute_args = (int)o->sm.nrcpts;
+	switch (o->sm.mode) {
+	case SM_SMTP:
+		o->mode = MODE_INETD;
+		break;
+	case SM_LIST:
+		o->mode = MODE_LIST;
+		break;
+	case SM_VERIFY:
+		o->mode = MODE_ROUTE;
+		break;
+	case SM_ALIASES:
+		o->mode = MODE_CHECK;
+		break;
+	case SM_FLUSH:
+		o->mode = MODE_FLUSH;
+		break;
+	case SM_DELIVER:
+		o->mode = MODE_SENDMAIL;
+		break;
+	}
+	return 0;
+}
+
 static int
 parse_options(int argc, char **argv, struct options *o)
 {
@@ -121,11 +161,10 @@ parse_options(int argc, char **argv, struct options *o)
 	memset(o, 0, sizeof(*o));
 	o->conf_file = DEFAULT_CONF;
 	if (strcmp(base, "sendmail") == 0 || strcmp(base, "mailq") == 0 ||
-	    strcmp(base, "newaliases") == 0) {
-		o->mode = MODE_UNAVAILABLE;
-		o->unavailable = "sendmail compatibility (sendmail, mailq, newaliases)";
-		return 0;
-	}
+	    strcmp(base, "newaliases") == 0)
+		return sendmail_options(argc, argv, base, o);
+	if (argc > 1 && strcmp(argv[1], "--sendmail") == 0)
+		return sendmail_options(argc - 1, argv + 1, "sendmail", o);
 	while ((c = getopt_long(argc, argv, "+C:a:vhdq", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'C':
@@ -172,9 +211,8 @@ parse_options(int argc, char **argv, struct options *o)
 			o->op_id = optarg;
 			break;
 		case 'S':
-			o->mode = MODE_UNAVAILABLE;
-			o->unavailable = "sendmail compatibility (--sendmail)";
-			break;
+			fprintf(stderr, "undersmtpd: --sendmail must come first\n");
+			return -1;
 		default:
 			return -1;
 		}
@@ -183,7 +221,9 @@ parse_options(int argc, char **argv, struct options *o)
 		fprintf(stderr, "undersmtpd: --route needs at least one address\n");
 		return -1;
 	}
-	if (o->mode != MODE_ROUTE && o->mode != MODE_UNAVAILABLE && optind < argc) {
+	o->route_args = argv + optind;
+	o->nroute_args = argc - optind;
+	if (o->mode != MODE_ROUTE && optind < argc) {
 		fprintf(stderr, "undersmtpd: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
@@ -268,7 +308,7 @@ run_check(const struct options *o)
 }
 
 static int
-run_route(const struct options *o, int argc, char **argv)
+run_route(const struct options *o)
 {
 	struct diag d = {report_stderr, NULL, 0};
 	struct conf *c = load_conf(o, &d);
@@ -281,7 +321,8 @@ run_route(const struct options *o, int argc, char **argv)
 	if (a == NULL)
 		fprintf(stderr, "undersmtpd: %s: aliases unavailable; local recipients "
 		    "get a temporary failure\n", c->aliases);
-	for (int i = optind; i < argc; i++) {
+	for (int i = 0; i < o->nroute_args; i++) {
+		char **argv = o->route_args;
 		char text[ADDR_PATH_MAX + 3];
 		size_t len = strlen(argv[i]);
 		struct addr ad;
@@ -419,7 +460,7 @@ run_inetd(const struct options *o)
 		    "fixed", c->aliases);
 	smtpd_session(&env);
 	if (env.spooled > 0 && c->queue.run_after_accept)
-		kick_queue(c, &dctx);
+		queue_kick(c, &dctx);
 	aliases_free(env.aliases);
 	conf_free(c);
 	return 0;
@@ -459,34 +500,6 @@ become_spool_user(const struct conf *c)
 	return 0;
 }
 
-/* run_queue - a queue run with programs started as pipe.user (SPEC 11). */
-static int
-run_queue(const struct conf *c, struct delivery_ctx *dctx, int force, int verbose)
-{
-	struct queue_ctx q;
-	struct queue_result res;
-	struct diag d = {log_diag, NULL, 0};
-	int rc;
-
-	memset(&q, 0, sizeof(q));
-	memset(&res, 0, sizeof(res));
-	q.conf = c;
-	q.dctx = *dctx;
-	q.aliases = aliases_load(c->aliases, dctx->session_uid, &d);
-	if (queue_run_until_idle(&q, force, &res) < 0) {
-		if (verbose)
-			fprintf(stderr, "undersmtpd: another queue run is in progress\n");
-		rc = EX_TEMPFAIL;
-	} else {
-		if (verbose)
-			printf("delivered %d, failed %d, deferred %d, damaged %d\n",
-			    res.delivered, res.failed, res.remaining, res.damaged);
-		rc = res.remaining > 0 ? EX_TEMPFAIL : 0;
-	}
-	aliases_free(q.aliases);
-	return rc;
-}
-
 /* run_flush - undersmtpd -q: every message now; 0 nothing left, 75 some deferred. */
 static int
 run_flush(const struct conf *c)
@@ -501,7 +514,7 @@ run_flush(const struct conf *c)
 		fprintf(stderr, "undersmtpd: %s: %s\n", why, strerror(errno));
 		return EX_TEMPFAIL;
 	}
-	rc = run_queue(c, &dctx, 1, 1);
+	rc = queue_run_with(c, &dctx, 1, 1);
 	fflush(stdout);
 	return rc;
 }
@@ -540,34 +553,22 @@ run_queue_command(const struct options *o)
 	return rc;
 }
 
-/*
- * kick_queue - SPEC 2: outside the daemon, a session that spooled mail
- * starts a queue run in the background unless one is running already.
- */
-static void
-kick_queue(const struct conf *c, struct delivery_ctx *dctx)
+/* run_sendmail - one message on standard input (sendmail -bm, the default). */
+static int
+run_sendmail(const struct options *o)
 {
-	pid_t pid = fork();
+	struct diag d = {report_stderr, NULL, 0};
+	struct conf *c;
+	int rc;
 
-	if (pid < 0) {
-		log_warn("fork a queue run");
-		return;
-	}
-	if (pid > 0)
-		return;
-	/* The client's socket is fds 0-2: let go of it at once. */
-	{
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
-			_exit(EX_OSERR_CODE);
-		if (null > 2)
-			close(null);
-	}
-	/* The launcher stays: queued programs still run as pipe.user. */
-	setsid();
-	run_queue(c, dctx, 0, 0);
-	_exit(0);
+	c = load_conf(o, &d);
+	if (c == NULL)
+		return EX_CONFIG;
+	log_open("undersmtpd", c->log_file ? LOG_TO_FILE : LOG_TO_SYSLOG, c->log_file,
+	    o->verbose);
+	rc = sendmail_deliver(&o->sm, c);
+	conf_free(c);
+	return rc;
 }
 
 /* run_daemon - undersmtpd -d: in the foreground, for systemd and supervisors. */
@@ -603,9 +604,15 @@ main(int argc, char **argv)
 	 * would then be reaped by the kernel and every exit status lost.
 	 */
 	signal(SIGCHLD, SIG_DFL);
-	if (parse_options(argc, argv, &o) < 0) {
-		usage(stderr);
-		return EX_USAGE;
+	{
+		int rc = parse_options(argc, argv, &o);
+
+		/* < 0: our own usage; > 0: sendmail's, already explained. */
+		if (rc != 0) {
+			if (rc < 0)
+				usage(stderr);
+			return EX_USAGE;
+		}
 	}
 	switch (o.mode) {
 	case MODE_HELP:
@@ -623,11 +630,9 @@ main(int argc, char **argv)
 	case MODE_DAEMON:
 		return run_daemon(&o);
 	case MODE_ROUTE:
-		return run_route(&o, argc, argv);
-	case MODE_UNAVAILABLE:
-		fprintf(stderr, "undersmtpd: %s is not available in this version\n",
-		    o.unavailable);
-		return EX_UNAVAILABLE;
+		return run_route(&o);
+	case MODE_SENDMAIL:
+		return run_sendmail(&o);
 	case MODE_INETD:
 		break;
 	}

@@ -16,6 +16,8 @@
 #include "spool.h"
 #include "util.h"
 
+#include <stdio.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -520,3 +522,62 @@ queue_operate(const struct conf *c, enum queue_op op, const char *id, char *why,
 	close(lock);
 	return rc;
 }
+
+/* queue_run_with - a queue run with programs started as pipe.user (SPEC 11). */
+int
+queue_run_with(const struct conf *c, struct delivery_ctx *dctx, int force, int verbose)
+{
+	struct queue_ctx q;
+	struct queue_result res;
+	struct diag d = {log_diag, NULL, 0};
+	int rc;
+
+	memset(&q, 0, sizeof(q));
+	memset(&res, 0, sizeof(res));
+	q.conf = c;
+	q.dctx = *dctx;
+	q.aliases = aliases_load(c->aliases, dctx->session_uid, &d);
+	if (queue_run_until_idle(&q, force, &res) < 0) {
+		if (verbose)
+			fprintf(stderr, "undersmtpd: another queue run is in progress\n");
+		rc = 75;
+	} else {
+		if (verbose)
+			printf("delivered %d, failed %d, deferred %d, damaged %d\n",
+			    res.delivered, res.failed, res.remaining, res.damaged);
+		rc = res.remaining > 0 ? 75 : 0;
+	}
+	aliases_free(q.aliases);
+	return rc;
+}
+
+/*
+ * queue_kick - SPEC 2: outside the daemon, a session that spooled mail
+ * starts a queue run in the background unless one is running already.
+ */
+void
+queue_kick(const struct conf *c, struct delivery_ctx *dctx)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		log_warn("fork a queue run");
+		return;
+	}
+	if (pid > 0)
+		return;
+	/* The client's socket is fds 0-2: let go of it at once. */
+	{
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+			_exit(71);
+		if (null > 2)
+			close(null);
+	}
+	/* The launcher stays: queued programs still run as pipe.user. */
+	setsid();
+	queue_run_with(c, dctx, 0, 0);
+	_exit(0);
+}
+

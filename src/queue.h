@@ -33,6 +33,18 @@ void queue_run(struct queue_ctx *q, int force, struct queue_result *res);
  * the spool's run lock; returns -1 at once when another runner holds it.
  */
 int queue_run_until_idle(struct queue_ctx *q, int force, struct queue_result *res);
+/*
+ * queue_run_with - load the aliases and run the queue until idle, programs
+ * started through dctx; verbose prints a summary.  0 nothing left to
+ * retry, 75 some deferred (or another run in progress).
+ */
+int queue_run_with(const struct conf *c, struct delivery_ctx *dctx, int force,
+    int verbose);
+/*
+ * queue_kick - SPEC 2: outside the daemon, after spooling, a queue run in the
+ * background (detached from the client's fds) unless one is running.
+ */
+void queue_kick(const struct conf *c, struct delivery_ctx *dctx);
 /* queue_list - the spool as text (mailq style) or JSON lines; returns count. */
 int queue_list(const struct conf *c, FILE *out, int json);
 

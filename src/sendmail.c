@@ -1,0 +1,571 @@
+/*
+ * sendmail.c - sendmail-compatible submission.  See sendmail.h.
+ *
+ * Options (SPEC 2): -t, -f/-r SENDER (also -f "<>" and -f ""), -F NAME,
+ * -i/-oi, -bs, -bp, -bv, -bi, -bm, -q, --; accepted and ignored: -odb -odi
+ * -odq -oem -oee -oep -oeq -oew -om -oo -B7BIT -B8BITMIME -v.  -C FILE only
+ * for root and `user`.  Anything else (-X, -O, -oA, -oQ, ...) exits 64 with
+ * nothing written (PHPMailer CVE-2016-10033).
+ *
+ * Exit status: 0 once every recipient is delivered or safely spooled (a
+ * program's temporary failure is spooled and retried: sync-then-queue);
+ * 75 only when the message could not be spooled; otherwise the sysexits
+ * code of the worst permanent failure, with the reason on standard error.
+ */
+#include "sendmail.h"
+#include "addr.h"
+#include "aliases.h"
+#include "conf.h"
+#include "delivery.h"
+#include "envelope.h"
+#include "launcher.h"
+#include "log.h"
+#include "queue.h"
+#include "route.h"
+#include "spool.h"
+#include "util.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <strings.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EX_OK 0
+#define EX_USAGE 64
+#define EX_DATAERR 65
+#define EX_NOUSER 67
+#define EX_UNAVAILABLE 69
+#define EX_SOFTWARE 70
+#define EX_TEMPFAIL 75
+#define EX_NOPERM 77
+#define EX_CONFIG 78
+
+#define SM_MAX_RCPTS 1000
+#define SM_LINE_MAX 998          /* RFC 5322 2.1.1, CRLF not counted */
+#define SM_HEADER_MAX (256 * 1024)
+
+struct sm_result {
+	int worst;                   /* sysexits code, 0 when all went well */
+};
+
+static void
+worse(struct sm_result *r, int code)
+{
+	/* 75 (could not spool) matters most, then any permanent failure. */
+	if (r->worst == EX_TEMPFAIL || code == 0)
+		return;
+	if (code == EX_TEMPFAIL || r->worst == 0)
+		r->worst = code;
+}
+
+/* exit_for_reply - the sysexits code that tells a caller what a reply meant. */
+static int
+exit_for_reply(int code, const char *status)
+{
+	if (code / 100 == 4)
+		return EX_TEMPFAIL;
+	if (strncmp(status, "5.1.1", 5) == 0 || strncmp(status, "5.1.3", 5) == 0)
+		return EX_NOUSER;
+	if (strncmp(status, "5.7", 3) == 0)
+		return EX_NOPERM;
+	if (strncmp(status, "5.3.5", 5) == 0)
+		return EX_CONFIG;
+	if (strncmp(status, "5.3.4", 5) == 0 || strncmp(status, "5.6", 3) == 0)
+		return EX_DATAERR;
+	return EX_UNAVAILABLE;
+}
+
+static int
+usage_error(const char *what, const char *arg)
+{
+	fprintf(stderr, "sendmail: %s: %s\n", arg, what);
+	return EX_USAGE;
+}
+
+/* ignored_option - harmless sendmail options that change nothing here. */
+static int
+ignored_option(const char *a)
+{
+	static const char *const ok[] = {"-odb", "-odi", "-odq", "-oem", "-oee", "-oep",
+	    "-oeq", "-oew", "-om", "-oo", "-B7BIT", "-B8BITMIME", "-v", "-bm", NULL};
+
+	for (size_t i = 0; ok[i]; i++)
+		if (strcmp(a, ok[i]) == 0)
+			return 1;
+	return 0;
+}
+
+int
+sendmail_parse(int argc, char **argv, const char *name, struct sm_opts *o)
+{
+	int i;
+
+	memset(o, 0, sizeof(*o));
+	o->dots_end = 1;
+	o->conf_file = DEFAULT_CONF;
+	if (strcmp(name, "mailq") == 0)
+		o->mode = SM_LIST;
+	else if (strcmp(name, "newaliases") == 0)
+		o->mode = SM_ALIASES;
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *val = NULL;
+
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		}
+		if (a[0] != '-' || a[1] == '\0')
+			break;
+		if (ignored_option(a))
+			continue;
+		if (strcmp(a, "-t") == 0)
+			o->from_headers = 1;
+		else if (strcmp(a, "-i") == 0 || strcmp(a, "-oi") == 0)
+			o->dots_end = 0;
+		else if (strcmp(a, "-bs") == 0)
+			o->mode = SM_SMTP;
+		else if (strcmp(a, "-bp") == 0)
+			o->mode = SM_LIST;
+		else if (strcmp(a, "-bv") == 0)
+			o->mode = SM_VERIFY;
+		else if (strcmp(a, "-bi") == 0 || strcmp(a, "-I") == 0)
+			o->mode = SM_ALIASES;
+		else if (strcmp(a, "-q") == 0)
+			o->mode = SM_FLUSH;
+		else if (a[1] == 'f' || a[1] == 'r' || a[1] == 'F' || a[1] == 'C') {
+			val = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+			if (val == NULL)
+				return usage_error("this option needs a value", a);
+			if (a[1] == 'F')
+				o->fullname = val;
+			else if (a[1] == 'C') {
+				o->conf_file = val;
+				o->conf_explicit = 1;
+			} else
+				o->sender = val;
+		} else {
+			/* -X, -O, -oQ, -oA, -N, ... : never guess what they might do. */
+			return usage_error("option not supported", a);
+		}
+	}
+	o->rcpts = argv + i;
+	o->nrcpts = (size_t)(argc - i);
+	for (size_t k = 0; k < o->nrcpts; k++)
+		if (o->rcpts[k][0] == '-' && o->mode == SM_DELIVER)
+			return usage_error("a recipient may not start with '-'", o->rcpts[k]);
+	return 0;
+}
+
+/* may_choose_config - SPEC 2: -C is honoured only for root and `user`. */
+static int
+may_choose_config(const char *user)
+{
+	struct passwd *pw;
+
+	if (getuid() == 0)
+		return 1;
+	pw = getpwnam(user);
+	return pw != NULL && pw->pw_uid == getuid();
+}
+
+/* add_rcpt_list - a comma-separated list of addresses (header or argument). */
+static void
+add_rcpt_list(const char *s, char ***list, size_t *n)
+{
+	char *copy = xstrdup(s), *save = NULL;
+
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		char *lt = strchr(t, '<'), *gt;
+
+		if (lt != NULL && (gt = strchr(lt, '>')) != NULL) {
+			*gt = '\0';
+			t = lt + 1;
+		}
+		while (*t == ' ' || *t == '\t' || *t == '\n')
+			t++;
+		for (size_t len = strlen(t); len > 0 && strchr(" \t\n", t[len - 1]); len--)
+			t[len - 1] = '\0';
+		if (*t == '\0' || *n >= SM_MAX_RCPTS)
+			continue;
+		*list = xreallocarray(*list, *n + 1, sizeof(char *));
+		(*list)[(*n)++] = xstrdup(t);
+	}
+	free(copy);
+}
+
+struct message {
+	char *headers;               /* the header section, LF endings, unfolded copy kept */
+	size_t hlen;
+	int has_from, has_date, has_msgid;
+	long hops;
+	char **hdr_rcpts;            /* To/Cc/Bcc, for -t */
+	size_t nhdr_rcpts;
+};
+
+static int
+header_is(const char *line, const char *name)
+{
+	size_t n = strlen(name);
+
+	return strncasecmp(line, name, n) == 0;
+}
+
+/*
+ * read_message - standard input to the message file: LF or CRLF endings,
+ * a stray CR sent as a space, a lone "." ending it unless -i; the header
+ * section is examined for -t and the headers sendmail adds; Bcc: removed.
+ */
+/* The headers sendmail adds to a local submission when they are missing. */
+struct added_headers {
+	const char *from, *date, *msgid;
+};
+
+static void
+put_missing(struct data_sink *sink, const struct message *m, const struct added_headers *add)
+{
+	char line[1200];
+
+	if (!m->has_from) {
+		snprintf(line, sizeof(line), "From: %s\n", add->from);
+		sink->write(sink->ctx, line, strlen(line));
+	}
+	if (!m->has_date) {
+		snprintf(line, sizeof(line), "Date: %s\n", add->date);
+		sink->write(sink->ctx, line, strlen(line));
+	}
+	if (!m->has_msgid) {
+		snprintf(line, sizeof(line), "Message-ID: %s\n", add->msgid);
+		sink->write(sink->ctx, line, strlen(line));
+	}
+}
+
+static int
+read_message(const struct sm_opts *o, struct data_sink *sink, const struct added_headers *add,
+    struct message *m, char *why, size_t whysize)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int in_headers = 1, dropping = 0, rc = 0;
+	char *cur = NULL;            /* the current (unfolded) header field */
+	size_t curlen = 0;
+	int werr = 0;
+
+	memset(m, 0, sizeof(*m));
+	while ((n = getline(&line, &cap, stdin)) > 0) {
+		size_t len = (size_t)n;
+
+		if (line[len - 1] == '\n')
+			len--;
+		if (len > 0 && line[len - 1] == '\r')
+			len--;
+		line[len] = '\0';
+		if (memchr(line, '\0', len) != NULL) {
+			snprintf(why, whysize, "the message contains a NUL byte");
+			rc = EX_DATAERR;
+			break;
+		}
+		if (len > SM_LINE_MAX) {
+			snprintf(why, whysize, "a line is longer than %d characters", SM_LINE_MAX);
+			rc = EX_DATAERR;
+			break;
+		}
+		for (size_t k = 0; k < len; k++)
+			if (line[k] == '\r')
+				line[k] = ' ';
+		if (o->dots_end && len == 1 && line[0] == '.')
+			break;
+		if (in_headers) {
+			int cont = len > 0 && (line[0] == ' ' || line[0] == '\t');
+
+			if (!cont && cur != NULL) {
+				/* A complete field: look at it. */
+				if (header_is(cur, "to:") || header_is(cur, "cc:") ||
+				    header_is(cur, "bcc:"))
+					add_rcpt_list(strchr(cur, ':') + 1, &m->hdr_rcpts,
+					    &m->nhdr_rcpts);
+				free(cur);
+				cur = NULL;
+				curlen = 0;
+			}
+			if (len == 0) {
+				in_headers = 0;
+				put_missing(sink, m, add);
+			} else if (!cont) {
+				if (strchr(line, ':') == NULL || line[0] == ':' ||
+				    strchr(line, ' ') < strchr(line, ':')) {
+					/* Not a header field: the body starts here (sendmail). */
+					in_headers = 0;
+					put_missing(sink, m, add);
+					werr |= sink->write(sink->ctx, "\n", 1);
+				} else {
+					dropping = header_is(line, "bcc:");
+					m->has_from |= header_is(line, "from:");
+					m->has_date |= header_is(line, "date:");
+					m->has_msgid |= header_is(line, "message-id:");
+					m->hops += header_is(line, "received:");
+					if (curlen + len < SM_HEADER_MAX) {
+						cur = xstrdup(line);
+						curlen = len;
+					}
+				}
+			} else if (cur != NULL && curlen + len + 1 < SM_HEADER_MAX) {
+				cur = xreallocarray(cur, curlen + len + 2, 1);
+				cur[curlen++] = ' ';
+				memcpy(cur + curlen, line, len + 1);
+				curlen += len;
+			}
+			if (in_headers && dropping)
+				continue;
+		}
+		line[len] = '\n';
+		werr |= sink->write(sink->ctx, line, len + 1);
+	}
+	if (in_headers && rc == 0) {
+		/* Only headers (or nothing): complete them, and an empty body. */
+		put_missing(sink, m, add);
+		werr |= sink->write(sink->ctx, "\n", 1);
+	}
+	if (cur != NULL) {
+		if (header_is(cur, "to:") || header_is(cur, "cc:") || header_is(cur, "bcc:"))
+			add_rcpt_list(strchr(cur, ':') + 1, &m->hdr_rcpts, &m->nhdr_rcpts);
+		free(cur);
+	}
+	free(line);
+	if (werr || ferror(stdin)) {
+		snprintf(why, whysize, "cannot store the message: %s", strerror(errno));
+		return EX_TEMPFAIL;
+	}
+	return rc;
+}
+
+static void
+invoking_user(char *login, size_t lsize, char *gecos, size_t gsize)
+{
+	struct passwd *pw = getpwuid(getuid());
+
+	str_copy(login, lsize, pw ? pw->pw_name : "nobody");
+	gecos[0] = '\0';
+	if (pw && pw->pw_gecos) {
+		str_copy(gecos, gsize, pw->pw_gecos);
+		gecos[strcspn(gecos, ",\"<>")] = '\0';
+	}
+}
+
+/*
+ * route_one - one recipient, exactly as SMTP routes it (a local submission
+ * may send anywhere): a program runs now (sync-then-queue: a temporary
+ * failure is spooled and retried), everything else is spooled.
+ */
+static void
+route_one(const struct conf *c, const struct aliases *a, const struct delivery_ctx *dctx,
+    struct envelope *e, const char *text, struct sm_result *res)
+{
+	struct route_result *r = xmalloc(sizeof(*r));
+	struct addr ad;
+	char shown[ADDR_PATH_MAX + 1];
+
+	if (addr_parse_plain(text, &ad) != ADDR_OK) {
+		fprintf(stderr, "sendmail: %s: bad address\n", text);
+		worse(res, EX_NOUSER);
+		free(r);
+		return;
+	}
+	addr_format(&ad, shown, sizeof(shown));
+	route_address(c, a, &ad, 1, r);
+	if (r->code != 250) {
+		fprintf(stderr, "sendmail: <%s>: %d %s %s\n", shown, r->code, r->status, r->text);
+		log_info("%s: to=<%s>, status=%s (%d %s %s)", e->id, shown,
+		    r->code / 100 == 4 ? "deferred" : "bounced", r->code, r->status, r->text);
+		worse(res, exit_for_reply(r->code, r->status));
+		free(r);
+		return;
+	}
+	for (size_t i = 0; i < r->ndest; i++)
+		if (r->dest[i].kind == ROUTE_SMARTHOST)
+			envelope_add_dest(e, r->dest[i].address, shown);
+	if (route_pipe(r) != NULL) {
+		const char *list[1] = {shown};
+		struct delivery_job job;
+		struct smtp_reply rep;
+		char relay[300], id[33];
+
+		if (delivery_pipe_conf(c, r)->policy == POLICY_QUEUE) {
+			envelope_add_dest(e, shown, shown);
+			free(r);
+			return;
+		}
+		delivery_id(e->digest, shown, id);
+		memset(&job, 0, sizeof(job));
+		job.route = r;
+		job.sender = e->sender_text;
+		job.recipients = list;
+		job.nrecipients = 1;
+		job.client_addr = "127.0.0.1";
+		job.helo = "localhost";
+		job.queue_id = e->id;
+		job.delivery_id = id;
+		job.msgfd = e->msg_fd;
+		memset(&rep, 0, sizeof(rep));
+		delivery_run(dctx, &job, &rep, relay, sizeof(relay));
+		log_info("%s: to=<%s>, relay=%s, status=%s (%d %s %s)", e->id, shown, relay,
+		    rep.code < 300 ? "sent" : rep.code < 500 ? "deferred" : "bounced",
+		    rep.code, rep.status, rep.text);
+		if (rep.code / 100 == 4) {
+			/* SPEC 7.1: the caller cannot retry; we do, from the queue. */
+			envelope_add_dest(e, shown, shown);
+		} else if (rep.code / 100 == 5) {
+			fprintf(stderr, "sendmail: <%s>: %d %s %s\n", shown, rep.code,
+			    rep.status, rep.text);
+			worse(res, exit_for_reply(rep.code, rep.status));
+		}
+	}
+	free(r);
+}
+
+/* envelope_sender - -f/-r, "<>" or "" for the null sender, else user@hostname. */
+static int
+envelope_sender(const struct sm_opts *o, const struct conf *c, const char *login,
+    struct addr *out)
+{
+	char buf[ADDR_PATH_MAX + 1];
+	const char *s = o->sender;
+
+	memset(out, 0, sizeof(*out));
+	if (s != NULL && (strcmp(s, "<>") == 0 || s[0] == '\0')) {
+		out->null = 1;
+		return 0;
+	}
+	if (s == NULL)
+		s = login;
+	str_copy(buf, sizeof(buf), s);
+	if (buf[0] == '<' && buf[strlen(buf) - 1] == '>') {
+		memmove(buf, buf + 1, strlen(buf));
+		buf[strlen(buf) - 1] = '\0';
+	}
+	if (addr_parse_plain(buf, out) != ADDR_OK)
+		return -1;
+	if (out->domain[0] == '\0')
+		str_copy(out->domain, sizeof(out->domain), c->hostname);
+	return 0;
+}
+
+int
+sendmail_deliver(const struct sm_opts *o, struct conf *c)
+{
+	struct delivery_ctx dctx;
+	struct envelope e;
+	struct envelope_client cl = {"localhost", "127.0.0.1", "local"};
+	struct data_sink sink;
+	struct message m;
+	struct sm_result res = {0};
+	struct aliases *a;
+	struct diag d = {log_diag, NULL, 0};
+	char why[4200], login[64], gecos[128], from[600], date[64], msgid[200];
+	struct added_headers add = {from, date, msgid};
+	char **rcpts = NULL;
+	size_t nrcpts = 0;
+	int status = 0, rc;
+	struct addr sender;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (o->conf_explicit && !may_choose_config(c->user)) {
+		fprintf(stderr, "sendmail: -C is only for root and %s\n", c->user);
+		return EX_USAGE;
+	}
+	invoking_user(login, sizeof(login), gecos, sizeof(gecos));
+	uid_t invoker = getuid();
+
+	if (envelope_sender(o, c, login, &sender) < 0) {
+		fprintf(stderr, "sendmail: bad sender address: %s\n", o->sender);
+		return EX_USAGE;
+	}
+	rc = launcher_privsep(c, &dctx, &status, why, sizeof(why));
+	if (rc == 1)
+		return status;
+	if (rc < 0) {
+		fprintf(stderr, "sendmail: %s: %s\n", why, strerror(errno));
+		return EX_TEMPFAIL;
+	}
+	envelope_init(&e);
+	if (envelope_new_id(&e) < 0) {
+		fprintf(stderr, "sendmail: cannot make a queue id\n");
+		return EX_TEMPFAIL;
+	}
+	e.sender = sender;
+	addr_format(&sender, e.sender_text, sizeof(e.sender_text));
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	snprintf(msgid, sizeof(msgid), "<%s.%lld@%s>", e.id, (long long)now, c->hostname);
+	if (o->fullname || gecos[0])
+		snprintf(from, sizeof(from), "%s <%s>", o->fullname ? o->fullname : gecos,
+		    sender.null ? "MAILER-DAEMON" : e.sender_text);
+	else
+		snprintf(from, sizeof(from), "<%s>", sender.null ? "MAILER-DAEMON"
+		    : e.sender_text);
+	if (envelope_open_message(&e, c, &cl) < 0) {
+		fprintf(stderr, "sendmail: cannot store the message in %s/tmp: %s\n",
+		    c->spool_dir, strerror(errno));
+		envelope_reset(&e);
+		return EX_TEMPFAIL;
+	}
+	sink = envelope_sink(&e);
+	rc = read_message(o, &sink, &add, &m, why, sizeof(why));
+	if (rc != 0) {
+		fprintf(stderr, "sendmail: %s\n", why);
+		envelope_reset(&e);
+		return rc;
+	}
+	if (m.hops > c->max_hops) {
+		fprintf(stderr, "sendmail: too many Received: headers (mail loop)\n");
+		envelope_reset(&e);
+		return EX_DATAERR;
+	}
+	for (size_t i = 0; i < o->nrcpts; i++)
+		add_rcpt_list(o->rcpts[i], &rcpts, &nrcpts);
+	if (o->from_headers)
+		for (size_t i = 0; i < m.nhdr_rcpts; i++)
+			add_rcpt_list(m.hdr_rcpts[i], &rcpts, &nrcpts);
+	if (nrcpts == 0) {
+		fprintf(stderr, "sendmail: no recipients\n");
+		envelope_reset(&e);
+		return EX_DATAERR;
+	}
+	if (envelope_finish_message(&e) < 0) {
+		envelope_reset(&e);
+		return EX_SOFTWARE;
+	}
+	a = aliases_load(c->aliases, dctx.session_uid, &d);
+	log_info("%s: from=<%s>, uid=%ld, nrcpt=%zu (sendmail)", e.id, e.sender_text,
+	    (long)invoker, nrcpts);
+	for (size_t i = 0; i < nrcpts; i++)
+		route_one(c, a, &dctx, &e, rcpts[i], &res);
+	if (e.ndests > 0) {
+		off_t size = lseek(e.msg_fd, 0, SEEK_END);
+
+		if (envelope_spool(&e, c, &cl, size > 0 ? (uint64_t)size : 0) < 0) {
+			fprintf(stderr, "sendmail: cannot spool the message: %s\n",
+			    strerror(errno));
+			worse(&res, EX_TEMPFAIL);
+		} else {
+			log_info("%s: queued for %zu recipient(s)", e.id, e.ndests);
+			if (c->queue.run_after_accept)
+				queue_kick(c, &dctx);
+		}
+	}
+	aliases_free(a);
+	envelope_reset(&e);
+	for (size_t i = 0; i < nrcpts; i++)
+		free(rcpts[i]);
+	free(rcpts);
+	for (size_t i = 0; i < m.nhdr_rcpts; i++)
+		free(m.hdr_rcpts[i]);
+	free(m.hdr_rcpts);
+	return res.worst;
+}
