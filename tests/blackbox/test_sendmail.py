@@ -1,0 +1,175 @@
+"""sendmail compatibility (SPEC 2, sendmail row; issue 5): RT's invocations,
+bad options (T46), sysexits codes, sendmail's other modes, and the outbound
+role of T26 (what the smarthost sees)."""
+import os
+import subprocess
+
+import pytest
+
+from smarthost import Sink
+from test_spool import queue_ids, relay_conf
+
+
+def sendmail(gw, args, data, name="sendmail", env=None, preexec=None):
+    link = gw.base / name
+    if not link.exists():
+        os.symlink(gw.argv()[0], link)
+    return subprocess.run([str(link), "-C", str(gw.conf), *args], input=data,
+                          capture_output=True, timeout=60, env=env, preexec_fn=preexec)
+
+
+@pytest.fixture
+def sink():
+    s = Sink().start()
+    yield s
+    s.stop()
+
+
+def test_rt_invocations(gw, sink):
+    """RT's own: sendmail -oi -t, and sendmail -oi -f "<>" -t (auto-replies)."""
+    relay_conf(gw, sink.port, run_after_accept=False)
+    gw.write_aliases('rt: "|@REC@"\n')
+    msg = (b"From: RT <rt@example.com>\nTo: requestor@remote.example, rt@example.com\n"
+           b"Bcc: secret@remote.example\nSubject: [rt #1] ack\n\nThanks.\n.\nstill body\n")
+    r = sendmail(gw, ["-oi", "-t"], msg)
+    assert r.returncode == 0, r.stderr
+    r = sendmail(gw, ["-oi", "-f", "<>", "-t"], msg)
+    assert r.returncode == 0, r.stderr
+    recs = gw.records()
+    assert len(recs) == 2
+    assert recs[0].env["SENDER"] == "root@mx.example.com" and recs[1].env["SENDER"] == ""
+    body = recs[0].stdin
+    assert b"Bcc:" not in body and b"\n.\nstill body\n" in body        # -oi: "." is data
+    assert b"Message-ID: <" in body and b"Date: " in body             # added
+    assert b"From: RT <rt@example.com>\n" in body                      # kept
+    assert gw.run("-q").returncode == 0
+    msgs = sink.wait_messages(2)
+    assert sorted(tuple(sorted(m.rcpts)) for m in msgs) == \
+        [("requestor@remote.example", "secret@remote.example")] * 2
+    assert {m.sender for m in msgs} == {"root@mx.example.com", ""}
+    assert all(b"Bcc" not in m.data for m in msgs)
+
+
+def test_dot_ends_message_without_i_and_stray_cr(gw, sink):
+    """T26: without -i a lone "." ends the message; a stray CR and LF endings reach
+    the smarthost as CRLF only, in exactly one message."""
+    relay_conf(gw, sink.port, run_after_accept=False)
+    r = sendmail(gw, ["bob@remote.example"],
+                 b"Subject: t\n\nline one\nstray\rcr\n.\nMAIL FROM:<x@y>\n")
+    assert r.returncode == 0, r.stderr
+    assert gw.run("-q").returncode == 0
+    (m,) = sink.wait_messages(1)
+    assert m.data.endswith(b"\r\n\r\nline one\r\nstray cr\r\n")
+    assert b"\n" not in m.data.replace(b"\r\n", b"") and b"\r" not in m.data.replace(b"\r\n", b"")
+    assert b"MAIL FROM" not in m.data
+
+
+@pytest.mark.parametrize("args", [["-X", "/tmp/x"], ["-O", "QueueDirectory=/tmp"],
+                                  ["-oQ/tmp"], ["-oA/tmp/aliases"], ["-N", "never"],
+                                  ["--", "-Xfile@example.com"], ["a@b.example", "-X/tmp/x"]])
+def test_dangerous_options_refused(gw, args):
+    """T46: -X, -O, -oQ, -oA... exit 64 with nothing written (CVE-2016-10033)."""
+    target = gw.base / "x"
+    args = [a.replace("/tmp/x", str(target)) for a in args]
+    r = sendmail(gw, args, b"Subject: x\n\nbody\n")
+    assert r.returncode == 64, (args, r.stderr)
+    assert not target.exists()
+    assert queue_ids(gw) == []
+
+
+def test_c_option_only_for_root_and_user(gw):
+    """T46/SPEC 2: -C is honoured for root and `user`, refused for anyone else."""
+    from conftest import NOBODY
+    gw.base.chmod(0o755)
+
+    def as_nobody():
+        os.setgroups([])
+        os.setgid(NOBODY.pw_gid)
+        os.setuid(NOBODY.pw_uid)
+    r = sendmail(gw, ["bob@remote.example"], b"Subject: x\n\nbody\n", preexec=as_nobody)
+    assert r.returncode == 64 and b"-C is only for root" in r.stderr
+
+
+def test_exit_codes(gw, sink):
+    relay_conf(gw, sink.port, run_after_accept=False)
+    gw.write_aliases('bad: "|@REC@ --exit 67"\nflaky: "|@REC@ --exit 75"\n')
+    assert sendmail(gw, ["nosuch@example.com"], b"x\n").returncode == 67
+    assert sendmail(gw, ["-t"], b"Subject: none\n\nx\n").returncode == 65
+    r = sendmail(gw, ["bad@example.com"], b"x\n")
+    assert r.returncode == 67 and b"bad@example.com" in r.stderr
+    # A program's temporary failure is spooled and retried: exit 0 (never 75).
+    assert sendmail(gw, ["flaky@example.com"], b"x\n").returncode == 0
+    assert len(queue_ids(gw)) == 1
+
+
+def test_other_modes(gw, sink):
+    """-bv, -bp (and mailq), -bi (and newaliases), -bs, -q."""
+    relay_conf(gw, sink.port, run_after_accept=False)
+    gw.write_aliases('rt: "|@REC@"\n')
+    r = sendmail(gw, ["-bv", "rt@example.com", "nosuch@example.com"], b"")
+    assert b"rt@example.com: pipe" in r.stdout and b"rejected 550 5.1.1" in r.stdout
+    assert sendmail(gw, ["bob@remote.example"], b"Subject: q\n\nx\n").returncode == 0
+    assert b"bob@remote.example" in sendmail(gw, ["-bp"], b"").stdout
+    assert b"bob@remote.example" in sendmail(gw, [], b"", name="mailq").stdout
+    assert sendmail(gw, ["-bi"], b"").returncode == 0
+    assert sendmail(gw, [], b"", name="newaliases").returncode == 0
+    r = sendmail(gw, ["-bs"], b"EHLO x\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<rt@example.com>\r\n"
+                 b"DATA\r\nSubject: bs\r\n\r\nvia -bs\r\n.\r\nQUIT\r\n")
+    assert b"250 2.0.0 Ok: delivered to command" in r.stdout
+    assert sendmail(gw, ["-q"], b"").returncode == 0
+    assert len(sink.wait_messages(1)) == 1
+
+
+def test_disk_full_exits_75(gw):
+    """T69: sendmail on a full disk -> exit 75, never 0."""
+    relay_conf(gw, 9, extra="min_free_space = 1k\n", run_after_accept=False)
+    gw.spool.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(gw.spool)],
+                       capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        big = b"Subject: big\n\n" + (b"z" * 900 + b"\n") * 200
+        r = sendmail(gw, ["bob@remote.example"], big)
+        assert r.returncode == 75, r.stderr
+    finally:
+        subprocess.run(["umount", str(gw.spool)])
+
+
+@pytest.mark.skipif(__import__("shutil").which("mutt") is None, reason="mutt not installed")
+def test_mutt_batch_mode(gw, sink):
+    """A real MUA: mutt in batch mode with `set sendmail` pointing at us."""
+    relay_conf(gw, sink.port, run_after_accept=False)
+    muttrc = gw.base / "muttrc"
+    muttrc.write_text(f'set sendmail="{gw.argv()[0]} --sendmail -C {gw.conf}"\n'
+                      'set use_from=yes\nset from="Alice <alice@example.com>"\n'
+                      'set realname="Alice"\nset copy=no\n')
+    r = subprocess.run(["mutt", "-n", "-F", str(muttrc), "-s", "from mutt",
+                        "bob@remote.example"], input=b"Hello from mutt.\n",
+                       capture_output=True, timeout=60,
+                       env={"PATH": "/usr/bin:/bin", "HOME": str(gw.base), "TERM": "dumb"})
+    assert r.returncode == 0, r.stderr
+    assert gw.run("-q").returncode == 0
+    (m,) = sink.wait_messages(1)
+    assert m.rcpts == ["bob@remote.example"]
+    assert b"Subject: from mutt" in m.data and b"Hello from mutt." in m.data
+
+
+@pytest.mark.skipif(__import__("shutil").which("bsd-mailx") is None,
+                    reason="bsd-mailx not installed")
+def test_bsd_mailx(gw, sink):
+    """bsd-mailx with its sendmail setting."""
+    relay_conf(gw, sink.port, run_after_accept=False)
+    mailrc = gw.base / "mailrc"
+    mailrc.write_text(f"set sendmail={gw.base}/sendmail-wrapper\n")
+    wrapper = gw.base / "sendmail-wrapper"
+    wrapper.write_text(f"#!/bin/sh\nexec {gw.argv()[0]} --sendmail -C {gw.conf} \"$@\"\n")
+    wrapper.chmod(0o755)
+    r = subprocess.run(["bsd-mailx", "-s", "from mailx", "bob@remote.example"],
+                       input=b"Hello from mailx.\n", capture_output=True, timeout=60,
+                       env={"PATH": "/usr/bin:/bin", "HOME": str(gw.base),
+                            "MAILRC": str(mailrc)})
+    assert r.returncode == 0, r.stderr
+    assert gw.run("-q").returncode == 0
+    (m,) = sink.wait_messages(1)
+    assert b"Subject: from mailx" in m.data
