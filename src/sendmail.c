@@ -486,6 +486,13 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 		fprintf(stderr, "sendmail: bad sender address: %s\n", o->sender);
 		return EX_USAGE;
 	}
+	if (!may_choose_config(c->user)) {
+		/* SPEC 11: other users go through the setgid maildrop helper. */
+		fprintf(stderr, "sendmail: only root and %s can queue mail directly; other "
+		    "users need the maildrop helper undersmtpd-drop, which this release does "
+		    "not have\n", c->user);
+		return EX_TEMPFAIL;
+	}
 	rc = launcher_privsep(c, &dctx, &status, why, sizeof(why));
 	if (rc == 1)
 		return status;
