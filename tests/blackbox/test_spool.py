@@ -575,3 +575,4 @@ def test_parallel_receivers_unique_ids(gw, sink):
     for m in msgs:
         i = int(m.rcpts[0][1:].split("@")[0])
         assert m.data.endswith(b"body %d\r\n" % i)
+
