@@ -130,5 +130,8 @@ def test_cli_usage_errors(gw):
         assert r.returncode == 64, (args, r)
     r = subprocess.run([UNDERSMTPD, "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("undersmtpd ")
-    r = subprocess.run([UNDERSMTPD, "--sendmail"], capture_output=True, text=True)
-    assert r.returncode == 69 and "not available in this version" in r.stderr
+    r = subprocess.run([UNDERSMTPD, "--sendmail", "-X", "/tmp/x"], capture_output=True,
+                       text=True, stdin=subprocess.DEVNULL)
+    assert r.returncode == 64 and "-X: option not supported" in r.stderr
+    r = subprocess.run([UNDERSMTPD, "-q", "--sendmail"], capture_output=True, text=True)
+    assert r.returncode == 64 and "--sendmail must come first" in r.stderr
