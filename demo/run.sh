@@ -1,6 +1,6 @@
 #!/bin/sh
-# make demo: run undersmtpd on 127.0.0.1:2525 with the built-in demo
-# configuration, one inetd-style session per connection, in the foreground.
+# make demo: run the undersmtpd daemon on 127.0.0.1:2525 with the built-in
+# demo configuration, in the foreground (Ctrl-C stops it).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 port=${DEMO_PORT:-2525}
@@ -15,7 +15,8 @@ mkdir -p "$run/inbox"
 chmod 755 "$run"
 chmod 1777 "$run/inbox"
 install -m 0755 "$top/demo/file-message" "$run/file-message"
-sed "s|@RUN@|$run|g" "$top/demo/undersmtpd.conf.in" > "$run/undersmtpd.conf"
+sed -e "s|@RUN@|$run|g" -e "s|@PORT@|$port|g" "$top/demo/undersmtpd.conf.in" \
+	> "$run/undersmtpd.conf"
 sed "s|@RUN@|$run|g" "$top/demo/aliases.in" > "$run/aliases"
 chmod 0644 "$run/undersmtpd.conf" "$run/aliases"
 bin="$top/build/undersmtpd"
@@ -26,10 +27,10 @@ undersmtpd demo listening on 127.0.0.1:$port (Ctrl-C stops it).
   Send a message:   swaks --server 127.0.0.1:$port --to inbox@demo.localhost
   A retry (451):    swaks --server 127.0.0.1:$port --to busy@demo.localhost
   A regex alias:    swaks --server 127.0.0.1:$port --to ticket-42@demo.localhost
+  Remote mail:      swaks --server 127.0.0.1:$port --to someone@example.org   (then: $bin -C $run/undersmtpd.conf --queue)
   What happens:     $bin -C $run/undersmtpd.conf --route inbox@demo.localhost
   Filed messages:   ls $run/inbox/
   Log:              tail -f $run/undersmtpd.log
 
 EOT
-exec systemd-socket-activate --inetd --accept --listen="127.0.0.1:$port" \
-	"$bin" -C "$run/undersmtpd.conf"
+exec "$bin" -d -C "$run/undersmtpd.conf"
