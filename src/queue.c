@@ -143,6 +143,29 @@ to_program(struct queue_ctx *q, struct spool_env *e, size_t i,
 	}
 }
 
+/* expand - replace recipient i by the smarthost addresses its route names. */
+static void
+expand(struct spool_env *e, size_t i, const struct route_result *route,
+    struct queue_result *res)
+{
+	char orig[ADDR_PATH_MAX + 1], text[SPOOL_REPLY_MAX];
+	size_t added = 0;
+
+	str_copy(orig, sizeof(orig), e->rcpts[i].addr);
+	for (size_t k = 0; k < route->ndest; k++) {
+		int known = 0;
+
+		for (size_t j = 0; j < e->nrcpts; j++)
+			known |= str_casecmp_ascii(e->rcpts[j].addr, route->dest[k].address) == 0;
+		if (!known && spool_add_rcpt(e, route->dest[k].address, orig) == 0)
+			added++;
+	}
+	snprintf(text, sizeof(text), "250 2.0.0 expanded to %zu address(es)", added);
+	/* spool_add_rcpt may have moved the array: index, not pointer. */
+	record(e, &e->rcpts[i], text, 250, "alias", res);
+	res->delivered--;       /* an expansion is not a delivery */
+}
+
 /* deliver - every open recipient: programs one by one, the rest in one transaction. */
 static void
 deliver(struct queue_ctx *q, struct smtpc *sc, struct spool_env *e, int msgfd,
@@ -171,6 +194,13 @@ deliver(struct queue_ctx *q, struct smtpc *sc, struct spool_env *e, int msgfd,
 			record(e, &e->rcpts[i], text, route->code, "none", res);
 		} else if (route_pipe(route) != NULL) {
 			to_program(q, e, i, route, msgfd, res);
+		} else if (route->ndest != 1 ||
+		    str_casecmp_ascii(route->dest[0].address, e->rcpts[i].addr) != 0) {
+			/*
+			 * The address now expands to others (an alias added since, or
+			 * mail dropped by sendmail): they become recipients of their own.
+			 */
+			expand(e, i, route, res);
 		}
 		free(route);
 	}

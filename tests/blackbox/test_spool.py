@@ -576,3 +576,15 @@ def test_parallel_receivers_unique_ids(gw, sink):
         i = int(m.rcpts[0][1:].split("@")[0])
         assert m.data.endswith(b"body %d\r\n" % i)
 
+
+
+def test_spooled_address_that_now_expands(gw, sink):
+    """A spooled local address that an alias now expands (added after the message
+    was accepted) goes to the alias's addresses, not to the old one."""
+    relay_conf(gw, sink.port, extra="unknown_local = relay\n", run_after_accept=False)
+    assert send(gw, ["newalias@example.com"]).code == 250
+    gw.write_aliases("newalias: one@remote.example, two@remote.example\n")
+    assert flush(gw).returncode == 0
+    (m,) = sink.wait_messages(1)
+    assert sorted(m.rcpts) == ["one@remote.example", "two@remote.example"]
+    assert queue_ids(gw) == []
