@@ -243,6 +243,29 @@ refuse(int fd, const char *text)
 }
 
 /*
+ * become_child - a forked session or queue run lets go of the master's
+ * listeners and self-pipe, and takes default signals (SIGTERM: on_term).
+ */
+static void
+become_child(struct daemon *d, void (*on_term)(int))
+{
+	struct sigaction sa;
+
+	for (size_t i = 0; i < d->nlisteners; i++)
+		close(d->listeners[i]);
+	close(d->sigpipe[0]);
+	close(d->sigpipe[1]);
+	signal_fd = -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+/*
  * read_proxy_header - consume exactly the PROXY header in front of the
  * session (peeking first, so no SMTP byte is taken).  0 with info, -1 when
  * there is no valid header within the timeout.
@@ -290,21 +313,9 @@ run_session(struct daemon *d, int fd, int proxied)
 	struct proxy_info pinfo;
 
 	struct smtpd_env env;
-	struct sigaction sa;
 	int fl;
 
-	for (size_t i = 0; i < d->nlisteners; i++)
-		close(d->listeners[i]);
-	close(d->sigpipe[0]);
-	close(d->sigpipe[1]);
-	signal_fd = -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGCHLD, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = on_session_sigterm;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	become_child(d, on_session_sigterm);
 	memset(&pinfo, 0, sizeof(pinfo));
 	if (proxied && read_proxy_header(fd, d->conf->timeout, &pinfo) < 0) {
 		/* A marked listener speaks only to HAProxy: no header, no session. */
@@ -408,18 +419,6 @@ accept_on(struct daemon *d, int lfd, int proxied)
 	}
 }
 
-static struct timespec
-queue_mtime(const struct conf *c)
-{
-	char path[4096];
-	struct stat st;
-	struct timespec zero = {0, 0};
-
-	if (spool_path(c, "queue", NULL, NULL, path, sizeof(path)) < 0 || stat(path, &st) < 0)
-		return zero;
-	return st.st_mtim;
-}
-
 /* maybe_run_queue - every run_interval, and as soon as something was spooled. */
 static void
 maybe_run_queue(struct daemon *d, int now_please)
@@ -440,18 +439,8 @@ maybe_run_queue(struct daemon *d, int now_please)
 	if (pid == 0) {
 		struct queue_ctx q;
 		struct queue_result res;
-		struct sigaction sa;
 
-		for (size_t i = 0; i < d->nlisteners; i++)
-			close(d->listeners[i]);
-		close(d->sigpipe[0]);
-		close(d->sigpipe[1]);
-		signal_fd = -1;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = SIG_DFL;
-		sigaction(SIGCHLD, &sa, NULL);
-		sigaction(SIGHUP, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
+		become_child(d, SIG_DFL);
 		memset(&q, 0, sizeof(q));
 		q.conf = d->conf;
 		q.aliases = d->aliases;

@@ -365,8 +365,7 @@ queue_run(struct queue_ctx *q, int force, struct queue_result *res)
 	spool_ids_free(ids);
 }
 
-/* queue_mtime - the queue directory's modification time (new messages). */
-static struct timespec
+struct timespec
 queue_mtime(const struct conf *c)
 {
 	char path[4096];

@@ -9,6 +9,7 @@
 #define QUEUE_H
 
 #include <stdio.h>
+#include <time.h>
 
 #include "aliases.h"
 #include "conf.h"
@@ -45,6 +46,8 @@ int queue_run_with(const struct conf *c, struct delivery_ctx *dctx, int force,
  * background (detached from the client's fds) unless one is running.
  */
 void queue_kick(const struct conf *c, struct delivery_ctx *dctx);
+/* queue_mtime - the queue directory's modification time: it moves when mail comes. */
+struct timespec queue_mtime(const struct conf *c);
 /* queue_list - the spool as text (mailq style) or JSON lines; returns count. */
 int queue_list(const struct conf *c, FILE *out, int json);
 
