@@ -17,7 +17,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lcrypt
 OPT       ?= -O2
 WARN      := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
              -Wshadow -Wpointer-arith -Wcast-qual -Wsign-compare -Wformat=2
-HARDEN    := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+HARDEN    := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection -fPIE
 CFLAGS    ?= -g
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
              $(OPT) $(WARN) $(HARDEN) $(CFLAGS) $(PKG_CFLAGS) \
