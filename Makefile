@@ -10,6 +10,7 @@ SYSCONFDIR ?= /etc
 VERSION   := 0.1.0
 
 CC        ?= cc
+SHELL     := /bin/bash
 PKGS      := libpcre2-8 libconfuse libssl libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lcrypt
@@ -41,7 +42,7 @@ PROGS      := $(BUILD)/recorder
 
 PYTEST ?= /usr/bin/python3 -m pytest
 
-.PHONY: all test check unit blackbox asan install demo lint-man clean
+.PHONY: all test check unit blackbox asan fuzz fuzz-build install demo lint-man clean
 
 all: $(BIN) $(PROGS)
 
@@ -94,6 +95,36 @@ asan:
 	@if [ -n "$$(find build-asan -name 'sanitizer.*' -size +0 2>/dev/null)" ]; then \
 	  cat $(SAN_LOG).*; echo "sanitizer reports found"; exit 1; fi
 	@echo "asan: no sanitizer reports"
+
+# Fuzzing (libFuzzer with ASan+UBSan, clang): every parser that reads outside
+# input.  `make fuzz` runs each target FUZZ_SECONDS (30 by default) from the seeds
+# in tests/fuzz/seeds/ and keeps what it finds in build-fuzz/corpus/.
+FUZZ_TARGETS := addr smtp_command data envelope proxy aliases conf
+FUZZ_SECONDS ?= 30
+FUZZ_FLAGS := -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+
+fuzz-build:
+	$(MAKE) CC=clang BUILD=build-fuzz OPT=-O1 CFLAGS="$(FUZZ_FLAGS)" \
+	  LDFLAGS="-fsanitize=address,undefined" build-fuzz-objects
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "  FUZZ    build-fuzz/fuzz_$$t"; \
+	  clang $(ALL_CFLAGS:$(OPT)=-O1) -Isrc -g -fsanitize=fuzzer,address,undefined \
+	    -o build-fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c \
+	    $(SRCS:src/%.c=build-fuzz/%.o) $(PKG_LIBS) || exit 1; \
+	done
+
+build-fuzz-objects: $(OBJS)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus/$$t; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    build-fuzz/corpus/$$t tests/fuzz/seeds/$$t 2>&1 | \
+	    grep -E "^(stat::number_of_executed_units|stat::new_units_added)|ERROR|SUMMARY|crash-" ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done; echo "fuzz: no crash"
 
 demo: all
 	sh demo/run.sh
