@@ -308,9 +308,6 @@ static const char *const tls_names[] = {"none", "may", "starttls", "tls", NULL};
 static int
 validate_policy(cfg_t *cfg, cfg_opt_t *opt)
 {
-	const char *s = cfg_opt_getnstr(opt, 0);
-
-	(void)s;
 	return validate_choice(cfg, opt, policy_names);
 }
 

@@ -48,6 +48,16 @@ def upgrade(c, ctx):
     c.buf = b""
 
 
+def tls_session(gw):
+    """A session from an untrusted address, greeted, under TLS, after EHLO."""
+    c, ctx = tls_client(gw)
+    c.greet()
+    assert c.cmd("STARTTLS").code == 220
+    upgrade(c, ctx)
+    assert c.cmd("EHLO client.test").code == 250
+    return c
+
+
 def test_starttls_then_auth_then_relay(tls_gw):
     gw = tls_gw
     c, ctx = tls_client(gw)
@@ -95,11 +105,7 @@ def test_auth_login_with_smtplib(tls_gw):
 
 def test_wrong_password_is_slow_and_535(tls_gw):
     gw = tls_gw
-    c, ctx = tls_client(gw)
-    c.greet()
-    c.cmd("STARTTLS")
-    upgrade(c, ctx)
-    c.cmd("EHLO client.test")
+    c = tls_session(gw)
     start = time.time()
     r = c.cmd("AUTH PLAIN AGFsaWNlAHdyb25n")                          # \0alice\0wrong
     assert r.code == 535 and time.time() - start >= 1.5
@@ -112,11 +118,7 @@ def test_wrong_password_is_slow_and_535(tls_gw):
 def test_users_file_readable_by_others(tls_gw):
     gw = tls_gw
     gw.users.chmod(0o644)
-    c, ctx = tls_client(gw)
-    c.greet()
-    c.cmd("STARTTLS")
-    upgrade(c, ctx)
-    c.cmd("EHLO client.test")
+    c = tls_session(gw)
     assert c.cmd("AUTH PLAIN AGFsaWNlAHMzY3JldA==").code == 454
     c.cmd("QUIT")
     c.close()
@@ -151,11 +153,7 @@ def test_no_starttls_without_certificate(gw):
 def test_auth_login_prompts_and_cancel(tls_gw):
     import base64
     gw = tls_gw
-    c, ctx = tls_client(gw)
-    c.greet()
-    c.cmd("STARTTLS")
-    upgrade(c, ctx)
-    c.cmd("EHLO client.test")
+    c = tls_session(gw)
     r = c.cmd("AUTH LOGIN")
     assert r.code == 334 and base64.b64decode(r.lines[0]) == b"Username:"
     assert c.cmd("*").code == 501                                     # cancelled
