@@ -1,10 +1,12 @@
 # undersmtpd - plain Makefile (no autotools).
 #
 # Targets: all (default), test/check (every test), unit, blackbox, asan,
-# install, demo, lint-man, clean.  CC=clang works as well as gcc.
+# install, install-sendmail, demo, lint-man, clean.  CC=clang works as well as gcc.
 
 PREFIX    ?= /usr/local
 SBINDIR   ?= $(PREFIX)/sbin
+BINDIR    ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec/undersmtpd
 MANDIR    ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 VERSION   := 0.1.0
@@ -20,10 +22,13 @@ WARN      := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
              -Wshadow -Wpointer-arith -Wcast-qual -Wsign-compare -Wformat=2
 HARDEN    := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection -fPIE
 CFLAGS    ?= -g
-ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
+BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
              $(OPT) $(WARN) $(HARDEN) $(CFLAGS) $(PKG_CFLAGS) \
-             -DUNDERSMTPD_VERSION='"$(VERSION)"' \
-             -DDEFAULT_CONF='"$(SYSCONFDIR)/undersmtpd.conf"'
+             -DUNDERSMTPD_VERSION='"$(VERSION)"'
+# Where an installed undersmtpd finds its configuration and the maildrop helper.
+PATH_DEFS  = -DDEFAULT_CONF='"$(SYSCONFDIR)/undersmtpd.conf"' \
+             -DDROP_HELPER='"$(LIBEXECDIR)/undersmtpd-drop"'
+ALL_CFLAGS = $(BASE_CFLAGS) $(PATH_DEFS)
 LDFLAGS   ?=
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 
@@ -31,20 +36,31 @@ BUILD     ?= build
 # The message's path through the program, in order (see README "Architecture").
 SRCS := src/util.c src/log.c src/buf.c src/conf.c src/addr.c \
         src/aliases.c src/route.c src/smtpd_parse.c src/smtpd_data.c \
-        src/envelope.c src/spool.c src/tls.c src/smtpc.c src/bounce.c src/queue.c src/delivery.c src/pipe.c src/launcher.c src/auth.c src/smtpd.c src/proxy.c src/listen.c src/sendmail.c
+        src/envelope.c src/spool.c src/maildrop.c src/tls.c src/smtpc.c src/bounce.c src/queue.c src/delivery.c src/pipe.c src/launcher.c src/auth.c src/smtpd.c src/proxy.c src/listen.c src/sendmail.c
 MAIN := src/main.c
 OBJS := $(SRCS:src/%.c=$(BUILD)/%.o)
 BIN  := $(BUILD)/undersmtpd
 
-UNIT_TESTS := util conf addr aliases route smtpd_parse smtpd_data pipe spool proxy
+DROP := $(BUILD)/undersmtpd-drop
+
+UNIT_TESTS := util conf addr aliases route smtpd_parse smtpd_data pipe spool proxy maildrop
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/test_%)
 PROGS      := $(BUILD)/recorder
 
+# A second undersmtpd for the tests of sendmail run by an ordinary user, who
+# may not name a configuration (-C): its built-in paths point into MDTEST_DIR,
+# which the tests (as root) create afresh.  Never installed.
+MDTEST_DIR := /tmp/undersmtpd-maildrop-test
+MDTEST_BIN := $(BUILD)/mdtest/undersmtpd
+MDTEST_DEFS := -DDEFAULT_CONF='"$(MDTEST_DIR)/undersmtpd.conf"' \
+              -DDROP_HELPER='"$(MDTEST_DIR)/undersmtpd-drop"'
+
 PYTEST ?= /usr/bin/python3 -m pytest
 
-.PHONY: all test check unit blackbox asan fuzz fuzz-build analyze install demo lint-man clean
+.PHONY: all test check unit blackbox asan fuzz fuzz-build analyze install install-sendmail demo \
+        lint-man clean
 
-all: $(BIN) $(PROGS)
+all: $(BIN) $(DROP) $(PROGS) $(MDTEST_BIN)
 
 $(BUILD):
 	mkdir -p $(BUILD)
@@ -57,6 +73,21 @@ $(BUILD)/%.o: src/%.c src/*.h | $(BUILD)
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BIN): $(OBJS) $(BUILD)/main.o
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# The setgid maildrop helper: libc only, nothing it does not need.
+$(DROP): src/drop.c src/maildrop.h | $(BUILD)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+
+$(BUILD)/mdtest/%.o: src/%.c src/*.h | $(BUILD)
+	@mkdir -p $(BUILD)/mdtest
+	@echo "  CC      $< (maildrop test paths)"
+	$(Q)$(CC) $(BASE_CFLAGS) $(MDTEST_DEFS) -c -o $@ $<
+
+$(MDTEST_BIN): $(filter-out $(BUILD)/sendmail.o,$(OBJS)) $(BUILD)/mdtest/sendmail.o \
+    $(BUILD)/mdtest/main.o
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -74,7 +105,8 @@ unit: $(UNIT_BINS)
 
 blackbox: all
 	UNDERSMTPD=$(CURDIR)/$(BIN) RECORDER=$(CURDIR)/$(BUILD)/recorder \
-	  $(PYTEST) -q tests/blackbox
+	  UNDERSMTPD_DROP=$(CURDIR)/$(DROP) UNDERSMTPD_MDTEST=$(CURDIR)/$(MDTEST_BIN) \
+	  MDTEST_DIR=$(MDTEST_DIR) $(PYTEST) -q tests/blackbox
 
 test check: unit blackbox
 
@@ -99,7 +131,7 @@ asan:
 # Fuzzing (libFuzzer with ASan+UBSan, clang): every parser that reads outside
 # input.  `make fuzz` runs each target FUZZ_SECONDS (30 by default) from the seeds
 # in tests/fuzz/seeds/ and keeps what it finds in build-fuzz/corpus/.
-FUZZ_TARGETS := addr smtp_command data envelope proxy aliases conf
+FUZZ_TARGETS := addr smtp_command data envelope proxy aliases conf maildrop
 FUZZ_SECONDS ?= 30
 FUZZ_FLAGS := -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 
@@ -151,6 +183,31 @@ install: all
 	install -m 0644 man/undersmtpd.conf.5 man/undersmtpd-aliases.5 $(DESTDIR)$(MANDIR)/man5/
 	test -e $(DESTDIR)$(SYSCONFDIR)/undersmtpd.conf || \
 	  install -D -m 0644 undersmtpd.conf $(DESTDIR)$(SYSCONFDIR)/undersmtpd.conf
+
+# install-sendmail - SPEC 11, only on request: sendmail, mailq and newaliases
+# as links to undersmtpd; the setgid maildrop helper and its group; the
+# maildrop (SPOOL_DIR must be the configuration's spool_dir, SPOOL_USER its
+# user).  Nothing of another MTA is ever replaced: an existing file at a link's
+# place stops it before anything is written.
+DROP_GROUP ?= undersmtpd-drop
+SPOOL_DIR  ?= /var/spool/undersmtpd
+SPOOL_USER ?= mail
+SENDMAIL_LINKS ?= $(SBINDIR)/sendmail $(BINDIR)/mailq $(BINDIR)/newaliases
+install-sendmail: install $(DROP)
+	@for l in $(SENDMAIL_LINKS); do d="$(DESTDIR)$$l"; \
+	  if { [ -e "$$d" ] || [ -L "$$d" ]; } && \
+	     [ "$$(readlink "$$d")" != "$(SBINDIR)/undersmtpd" ]; then \
+	    echo "install-sendmail: $$d exists and is not undersmtpd (another MTA?);" \
+	      "remove it first or set SENDMAIL_LINKS" >&2; exit 1; fi; done
+	getent group $(DROP_GROUP) >/dev/null || groupadd --system $(DROP_GROUP)
+	install -d -m 0755 $(DESTDIR)$(LIBEXECDIR)
+	install -m 2755 -o root -g $(DROP_GROUP) $(DROP) $(DESTDIR)$(LIBEXECDIR)/undersmtpd-drop
+	install -m 0644 man/undersmtpd-drop.8 $(DESTDIR)$(MANDIR)/man8/
+	install -d -m 0710 -o $(SPOOL_USER) -g $(DROP_GROUP) $(DESTDIR)$(SPOOL_DIR)
+	install -d -m 1730 -o $(SPOOL_USER) -g $(DROP_GROUP) $(DESTDIR)$(SPOOL_DIR)/maildrop
+	@for l in $(SENDMAIL_LINKS); do d="$(DESTDIR)$$l"; \
+	  if [ ! -L "$$d" ]; then install -d "$$(dirname "$$d")"; \
+	    ln -s $(SBINDIR)/undersmtpd "$$d"; echo "  LINK    $$d"; fi; done
 
 clean:
 	rm -rf build build-asan build-clang

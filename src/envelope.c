@@ -75,9 +75,14 @@ write_received(const struct envelope *e, const struct conf *c,
 
 	localtime_r(&t, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	snprintf(line, sizeof(line), "Received: from %s ([%s])\n\tby %s (undersmtpd) "
-	    "with %s id %s", cl->helo[0] ? cl->helo : "unknown", cl->addr_text,
-	    c->hostname, cl->proto, e->id);
+	if (cl->local_uid >= 0)
+		/* Mail from sendmail: who submitted it, as Postfix's pickup says. */
+		snprintf(line, sizeof(line), "Received: by %s (undersmtpd, from userid %ld)\n"
+		    "\tid %s", c->hostname, cl->local_uid, e->id);
+	else
+		snprintf(line, sizeof(line), "Received: from %s ([%s])\n\tby %s (undersmtpd) "
+		    "with %s id %s", cl->helo[0] ? cl->helo : "unknown", cl->addr_text,
+		    c->hostname, cl->proto, e->id);
 	if (put(e->msg_fd, line) < 0)
 		return -1;
 	if (e->nrcpts == 1) {

@@ -56,6 +56,7 @@ struct envelope_client {
 	const char *helo;
 	const char *addr_text;     /* "192.0.2.1" */
 	const char *proto;         /* SMTP, ESMTP, ... */
+	long local_uid;            /* a local submission's user id, or -1 (SMTP) */
 };
 
 void envelope_init(struct envelope *e);

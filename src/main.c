@@ -564,8 +564,10 @@ run_sendmail(const struct options *o)
 	c = load_conf(o, &d);
 	if (c == NULL)
 		return EX_CONFIG;
-	log_open("undersmtpd", c->log_file ? LOG_TO_FILE : LOG_TO_SYSLOG, c->log_file,
-	    o->verbose);
+	/* An ordinary user may not write the log file: syslog then. */
+	if (log_open("undersmtpd", c->log_file ? LOG_TO_FILE : LOG_TO_SYSLOG, c->log_file,
+	    o->verbose) < 0)
+		log_open("undersmtpd", LOG_TO_SYSLOG, NULL, o->verbose);
 	rc = sendmail_deliver(&o->sm, c);
 	conf_free(c);
 	return rc;

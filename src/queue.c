@@ -11,6 +11,7 @@
 #include "route.h"
 #include "bounce.h"
 #include "log.h"
+#include "maildrop.h"
 #include "smtpc.h"
 #include "smtpd_parse.h"
 #include "spool.h"
@@ -368,13 +369,22 @@ queue_run(struct queue_ctx *q, int force, struct queue_result *res)
 struct timespec
 queue_mtime(const struct conf *c)
 {
-	char path[4096];
-	struct stat st;
-	struct timespec zero = {0, 0};
+	static const char *const dirs[] = {"queue", "maildrop"};
+	struct timespec latest = {0, 0};
 
-	if (spool_path(c, "queue", NULL, NULL, path, sizeof(path)) < 0 || stat(path, &st) < 0)
-		return zero;
-	return st.st_mtim;
+	/* New mail moves the queue directory, or the maildrop's. */
+	for (size_t i = 0; i < ARRAY_LEN(dirs); i++) {
+		char path[4096];
+		struct stat st;
+
+		if (spool_path(c, dirs[i], NULL, NULL, path, sizeof(path)) < 0 ||
+		    stat(path, &st) < 0)
+			continue;
+		if (st.st_mtim.tv_sec > latest.tv_sec ||
+		    (st.st_mtim.tv_sec == latest.tv_sec && st.st_mtim.tv_nsec > latest.tv_nsec))
+			latest = st.st_mtim;
+	}
+	return latest;
 }
 
 int
@@ -401,6 +411,8 @@ queue_run_until_idle(struct queue_ctx *q, int force, struct queue_result *res)
 	for (int pass = 0; pass < MAX_PASSES; pass++) {
 		struct timespec before = queue_mtime(c), after;
 
+		/* SPEC 11: users' mail waiting in the maildrop joins the queue first. */
+		maildrop_pickup(c);
 		queue_run(q, force && pass == 0, res);
 		after = queue_mtime(c);
 		if (before.tv_sec == after.tv_sec && before.tv_nsec == after.tv_nsec)

@@ -2,7 +2,8 @@
  * queue.h - the queue runner: takes each due message, forwards its pending
  * recipients to the smarthost, records per-recipient outcomes, backs off
  * between retry_min and retry_max, and bounces at the end of lifetime or on
- * a permanent failure (SPEC section 8).  Also the operator commands on
+ * a permanent failure (SPEC section 8).  Each run first picks up the
+ * maildrop (maildrop.h).  Also the operator commands on
  * single messages and the listing.
  */
 #ifndef QUEUE_H
@@ -46,7 +47,7 @@ int queue_run_with(const struct conf *c, struct delivery_ctx *dctx, int force,
  * background (detached from the client's fds) unless one is running.
  */
 void queue_kick(const struct conf *c, struct delivery_ctx *dctx);
-/* queue_mtime - the queue directory's modification time: it moves when mail comes. */
+/* queue_mtime - the later of queue/'s and maildrop/'s mtimes: they move when mail comes. */
 struct timespec queue_mtime(const struct conf *c);
 /* queue_list - the spool as text (mailq style) or JSON lines; returns count. */
 int queue_list(const struct conf *c, FILE *out, int json);

@@ -7,6 +7,9 @@
  * for root and `user`.  Anything else (-X, -O, -oA, -oQ, ...) exits 64 with
  * nothing written (PHPMailer CVE-2016-10033).
  *
+ * Run by root or `user` it works on the spool directly; run by anyone else
+ * it hands the message to the setgid maildrop helper (maildrop.h, SPEC 11).
+ *
  * Exit status: 0 once every recipient is delivered or safely spooled (a
  * program's temporary failure is spooled and retried: sync-then-queue);
  * 75 only when the message could not be spooled; otherwise the sysexits
@@ -20,6 +23,7 @@
 #include "envelope.h"
 #include "launcher.h"
 #include "log.h"
+#include "maildrop.h"
 #include "queue.h"
 #include "route.h"
 #include "spool.h"
@@ -222,7 +226,7 @@ header_is(const char *line, const char *name)
  */
 /* The headers sendmail adds to a local submission when they are missing. */
 struct added_headers {
-	const char *from, *date, *msgid;
+	char from[600], date[64], msgid[200];
 };
 
 static void
@@ -455,25 +459,200 @@ envelope_sender(const struct sm_opts *o, const struct conf *c, const char *login
 	return 0;
 }
 
+/* fill_added - From: (with -F or the user's full name), Date:, Message-ID:. */
+static void
+fill_added(struct added_headers *add, const struct sm_opts *o, const struct conf *c,
+    const struct addr *sender, const char *sender_text, const char *gecos, const char *id)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	const char *shown = sender->null ? "MAILER-DAEMON" : sender_text;
+
+	localtime_r(&now, &tm);
+	strftime(add->date, sizeof(add->date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	snprintf(add->msgid, sizeof(add->msgid), "<%s.%lld@%s>", id, (long long)now,
+	    c->hostname);
+	if (o->fullname || gecos[0])
+		snprintf(add->from, sizeof(add->from), "%s <%s>",
+		    o->fullname ? o->fullname : gecos, shown);
+	else
+		snprintf(add->from, sizeof(add->from), "<%s>", shown);
+}
+
+/* collect_rcpts - the command line's recipients, and with -t the headers'. */
+static void
+collect_rcpts(const struct sm_opts *o, const struct message *m, char ***rcpts, size_t *n)
+{
+	for (size_t i = 0; i < o->nrcpts; i++)
+		add_rcpt_list(o->rcpts[i], rcpts, n);
+	if (o->from_headers)
+		for (size_t i = 0; i < m->nhdr_rcpts; i++)
+			add_rcpt_list(m->hdr_rcpts[i], rcpts, n);
+}
+
+static void
+free_list(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+static int
+file_write(void *ctx, const char *p, size_t n)
+{
+	return fwrite(p, 1, n, ctx) == n ? 0 : -1;
+}
+
+static void
+quiet_diag(void *ctx, const char *file, int line, const char *msg)
+{
+	(void)ctx;
+	(void)file;
+	(void)line;
+	(void)msg;
+}
+
+/*
+ * checked_rcpts - the recipients that are not refused outright.  An ordinary
+ * user may not be able to read the aliases: then the queue decides (a
+ * temporary answer keeps the recipient too).
+ */
+static char **
+checked_rcpts(const struct conf *c, char **rcpts, size_t n, size_t *kept,
+    struct sm_result *res)
+{
+	struct diag d = {quiet_diag, NULL, 0};
+	struct aliases *a = aliases_load(c->aliases, getuid(), &d);
+	char **out = xcalloc(n + 1, sizeof(char *));
+	struct route_result *r = xmalloc(sizeof(*r));
+
+	*kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		char shown[ADDR_PATH_MAX + 1];
+		struct addr ad;
+
+		if (addr_parse_plain(rcpts[i], &ad) != ADDR_OK) {
+			fprintf(stderr, "sendmail: %s: bad address\n", rcpts[i]);
+			worse(res, EX_NOUSER);
+			continue;
+		}
+		addr_format(&ad, shown, sizeof(shown));
+		route_address(c, a, &ad, 1, r);
+		if (r->code / 100 == 5) {
+			fprintf(stderr, "sendmail: <%s>: %d %s %s\n", shown, r->code, r->status,
+			    r->text);
+			worse(res, exit_for_reply(r->code, r->status));
+			continue;
+		}
+		out[(*kept)++] = xstrdup(shown);
+	}
+	free(r);
+	aliases_free(a);
+	return out;
+}
+
+/*
+ * via_maildrop - SPEC 11: a user who may not write the spool hands the
+ * completed message to the setgid helper, which stores it in the maildrop;
+ * the queue routes it from there.  Exit 0 once the helper has it durably.
+ */
+static int
+via_maildrop(const struct sm_opts *o, const struct conf *c, const struct addr *sender,
+    const char *gecos)
+{
+	struct sm_result res = {0};
+	struct added_headers add;
+	struct data_sink sink;
+	struct message m;
+	char sender_text[ADDR_PATH_MAX + 1], id[QUEUE_ID_LEN + 1], dir[4096], why[4200];
+	char **rcpts = NULL, **kept = NULL, *header = NULL;
+	size_t nrcpts = 0, nkept = 0, hlen = 0;
+	FILE *tmp;
+	off_t size = 0;
+	int rc;
+
+	addr_format(sender, sender_text, sizeof(sender_text));
+	if (random_hex(id, sizeof(id), QUEUE_ID_LEN / 2) < 0 ||
+	    spool_path(c, "maildrop", NULL, NULL, dir, sizeof(dir)) < 0) {
+		fprintf(stderr, "sendmail: cannot make a message id or maildrop path\n");
+		return EX_TEMPFAIL;
+	}
+	fill_added(&add, o, c, sender, sender_text, gecos, id);
+	/* The message is complete before the helper sees a byte of it. */
+	tmp = tmpfile();
+	if (tmp == NULL) {
+		fprintf(stderr, "sendmail: cannot create a temporary file: %s\n", strerror(errno));
+		return EX_TEMPFAIL;
+	}
+	sink.write = file_write;
+	sink.ctx = tmp;
+	rc = read_message(o, &sink, &add, &m, why, sizeof(why));
+	if (rc == 0 && m.hops > c->max_hops) {
+		snprintf(why, sizeof(why), "too many Received: headers (mail loop)");
+		rc = EX_DATAERR;
+	}
+	if (rc == 0 && (fflush(tmp) != 0 || (size = ftello(tmp)) < 0)) {
+		snprintf(why, sizeof(why), "cannot store the message: %s", strerror(errno));
+		rc = EX_TEMPFAIL;
+	}
+	if (rc == 0 && c->max_message_size > 0 && (uint64_t)size > c->max_message_size) {
+		snprintf(why, sizeof(why), "the message is larger than %llu bytes",
+		    (unsigned long long)c->max_message_size);
+		rc = EX_DATAERR;
+	}
+	if (rc == 0) {
+		collect_rcpts(o, &m, &rcpts, &nrcpts);
+		if (nrcpts == 0) {
+			snprintf(why, sizeof(why), "no recipients");
+			rc = EX_DATAERR;
+		}
+	}
+	if (rc != 0) {
+		fprintf(stderr, "sendmail: %s\n", why);
+		goto out;
+	}
+	kept = checked_rcpts(c, rcpts, nrcpts, &nkept, &res);
+	if (nkept == 0)
+		goto out;
+	header = maildrop_format(sender_text, kept, nkept, &hlen);
+	rc = header == NULL ? EX_TEMPFAIL : maildrop_hand_over(DROP_HELPER, dir, header, hlen,
+	    fileno(tmp), (uint64_t)size, why, sizeof(why));
+	if (rc != 0) {
+		fprintf(stderr, "sendmail: the message could not be queued%s%s\n",
+		    header ? ": " : "", header ? why : "");
+		worse(&res, EX_TEMPFAIL);
+		rc = 0;
+	} else {
+		log_info("from=<%s>, uid=%ld, nrcpt=%zu (sendmail, into the maildrop)",
+		    sender_text, (long)getuid(), nkept);
+	}
+out:
+	fclose(tmp);
+	free(header);
+	free_list(kept, nkept);
+	free_list(rcpts, nrcpts);
+	free_list(m.hdr_rcpts, m.nhdr_rcpts);
+	return rc != 0 ? rc : res.worst;
+}
+
 int
 sendmail_deliver(const struct sm_opts *o, struct conf *c)
 {
 	struct delivery_ctx dctx;
 	struct envelope e;
-	struct envelope_client cl = {"localhost", "127.0.0.1", "local"};
+	struct envelope_client cl = {"localhost", "127.0.0.1", "local", (long)getuid()};
 	struct data_sink sink;
 	struct message m;
 	struct sm_result res = {0};
 	struct aliases *a;
 	struct diag d = {log_diag, NULL, 0};
-	char why[4200], login[64], gecos[128], from[600], date[64], msgid[200];
-	struct added_headers add = {from, date, msgid};
+	char why[4200], login[64], gecos[128];
+	struct added_headers add;
 	char **rcpts = NULL;
 	size_t nrcpts = 0;
 	int status = 0, rc;
 	struct addr sender;
-	time_t now = time(NULL);
-	struct tm tm;
 
 	if (o->conf_explicit && !may_choose_config(c->user)) {
 		fprintf(stderr, "sendmail: -C is only for root and %s\n", c->user);
@@ -486,13 +665,8 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 		fprintf(stderr, "sendmail: bad sender address: %s\n", o->sender);
 		return EX_USAGE;
 	}
-	if (!may_choose_config(c->user)) {
-		/* SPEC 11: other users go through the setgid maildrop helper. */
-		fprintf(stderr, "sendmail: only root and %s can queue mail directly; other "
-		    "users need the maildrop helper undersmtpd-drop, which this release does "
-		    "not have\n", c->user);
-		return EX_TEMPFAIL;
-	}
+	if (!may_choose_config(c->user))
+		return via_maildrop(o, c, &sender, gecos);
 	rc = launcher_privsep(c, &dctx, &status, why, sizeof(why));
 	if (rc == 1)
 		return status;
@@ -507,15 +681,7 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 	}
 	e.sender = sender;
 	addr_format(&sender, e.sender_text, sizeof(e.sender_text));
-	localtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	snprintf(msgid, sizeof(msgid), "<%s.%lld@%s>", e.id, (long long)now, c->hostname);
-	if (o->fullname || gecos[0])
-		snprintf(from, sizeof(from), "%s <%s>", o->fullname ? o->fullname : gecos,
-		    sender.null ? "MAILER-DAEMON" : e.sender_text);
-	else
-		snprintf(from, sizeof(from), "<%s>", sender.null ? "MAILER-DAEMON"
-		    : e.sender_text);
+	fill_added(&add, o, c, &sender, e.sender_text, gecos, e.id);
 	if (envelope_open_message(&e, c, &cl) < 0) {
 		fprintf(stderr, "sendmail: cannot store the message in %s/tmp: %s\n",
 		    c->spool_dir, strerror(errno));
@@ -534,11 +700,7 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 		envelope_reset(&e);
 		return EX_DATAERR;
 	}
-	for (size_t i = 0; i < o->nrcpts; i++)
-		add_rcpt_list(o->rcpts[i], &rcpts, &nrcpts);
-	if (o->from_headers)
-		for (size_t i = 0; i < m.nhdr_rcpts; i++)
-			add_rcpt_list(m.hdr_rcpts[i], &rcpts, &nrcpts);
+	collect_rcpts(o, &m, &rcpts, &nrcpts);
 	if (nrcpts == 0) {
 		fprintf(stderr, "sendmail: no recipients\n");
 		envelope_reset(&e);
@@ -568,11 +730,7 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 	}
 	aliases_free(a);
 	envelope_reset(&e);
-	for (size_t i = 0; i < nrcpts; i++)
-		free(rcpts[i]);
-	free(rcpts);
-	for (size_t i = 0; i < m.nhdr_rcpts; i++)
-		free(m.hdr_rcpts[i]);
-	free(m.hdr_rcpts);
+	free_list(rcpts, nrcpts);
+	free_list(m.hdr_rcpts, m.nhdr_rcpts);
 	return res.worst;
 }

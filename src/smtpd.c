@@ -489,7 +489,7 @@ cmd_data(struct session *s, const char *arg, size_t len)
 	const char *proto = s->tx.params.smtputf8 ? (s->tls ? (s->auth_user[0] ?
 	    "UTF8SMTPSA" : "UTF8SMTPS") : "UTF8SMTP") : s->esmtp ? (s->tls ?
 	    (s->auth_user[0] ? "ESMTPSA" : "ESMTPS") : "ESMTP") : "SMTP";
-	struct envelope_client cl = {s->helo, s->env->client_text, proto};
+	struct envelope_client cl = {s->helo, s->env->client_text, proto, -1};
 	struct data_limits lim = {s->conf->max_message_size, s->conf->max_hops,
 	    (int64_t)s->conf->timeout * 1000, s->conf->min_data_rate};
 	struct data_result res;

@@ -30,6 +30,7 @@
 #include "spool.h"
 #include "buf.h"
 #include "log.h"
+#include "maildrop.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -63,8 +64,12 @@ spool_path(const struct conf *c, const char *sub, const char *id, const char *ex
 	return str_fmt(buf, size, "%s/%s/%s%s", c->spool_dir, sub, id, ext);
 }
 
+/*
+ * prepare_dir - path exists, is a directory owned by uid:gid with mode
+ * `mode` (no more access than that; less is left alone).
+ */
 static int
-prepare_dir(const char *path, uid_t uid, gid_t gid, char *why, size_t whysize)
+prepare_dir(const char *path, uid_t uid, gid_t gid, mode_t mode, char *why, size_t whysize)
 {
 	struct stat st;
 
@@ -94,10 +99,11 @@ prepare_dir(const char *path, uid_t uid, gid_t gid, char *why, size_t whysize)
 			return -1;
 		}
 	}
-	/* The spool is nobody else's business: no group or other access. */
-	if ((st.st_mode & 077) != 0) {
-		log_warnx("%s had mode %03o: setting 0700", path, (unsigned)(st.st_mode & 0777));
-		if (chmod(path, 0700) < 0) {
+	/* The spool is nobody else's business: no more access than `mode`. */
+	if ((st.st_mode & 0777 & ~mode) != 0) {
+		log_warnx("%s had mode %03o: setting %03o", path, (unsigned)(st.st_mode & 0777),
+		    (unsigned)mode);
+		if (chmod(path, mode) < 0) {
 			snprintf(why, whysize, "chmod %s", path);
 			return -1;
 		}
@@ -110,8 +116,22 @@ spool_prepare(const struct conf *c, uid_t uid, gid_t gid, char *why, size_t whys
 {
 	static const char *const subs[] = {"tmp", "queue", "bad"};
 	char path[4096];
+	struct stat md;
+	gid_t top_gid = gid;
+	mode_t top_mode = 0700;
 
-	if (prepare_dir(c->spool_dir, uid, gid, why, whysize) < 0)
+	/*
+	 * SPEC 11: with a maildrop (made by make install-sendmail) the spool
+	 * directory belongs to the maildrop's group, which may only pass
+	 * through it (0710) to reach maildrop/ (1730).
+	 */
+	if (spool_path(c, "maildrop", NULL, NULL, path, sizeof(path)) == 0 &&
+	    lstat(path, &md) == 0 && S_ISDIR(md.st_mode) &&
+	    (md.st_mode & 07777) == MAILDROP_MODE) {
+		top_gid = md.st_gid;
+		top_mode = 0710;
+	}
+	if (prepare_dir(c->spool_dir, uid, top_gid, top_mode, why, whysize) < 0)
 		return -1;
 	for (size_t i = 0; i < ARRAY_LEN(subs); i++) {
 		if (spool_path(c, subs[i], NULL, NULL, path, sizeof(path)) < 0) {
@@ -119,7 +139,7 @@ spool_prepare(const struct conf *c, uid_t uid, gid_t gid, char *why, size_t whys
 			snprintf(why, whysize, "%s", c->spool_dir);
 			return -1;
 		}
-		if (prepare_dir(path, uid, gid, why, whysize) < 0)
+		if (prepare_dir(path, uid, gid, 0700, why, whysize) < 0)
 			return -1;
 	}
 	return 0;
@@ -144,9 +164,9 @@ spool_fsync_dir(const char *path)
 	return close(fd);
 }
 
-/* xtext_put - append the xtext form of s (bounded by the caller's buffer). */
-static void
-xtext_put(FILE *fp, const char *s)
+/* spool_xtext_put - append the xtext form of s (bounded by the caller's buffer). */
+void
+spool_xtext_put(FILE *fp, const char *s)
 {
 	if (*s == '\0') {   /* NOLINT(clang-analyzer-core.NullDereference): arrays only */
 		fputc('+', fp);
@@ -160,9 +180,9 @@ xtext_put(FILE *fp, const char *s)
 	}
 }
 
-/* xtext_get - decode one field into out; -1 on bad syntax or overflow. */
-static int
-xtext_get(const char *s, size_t len, char *out, size_t outsize)
+/* spool_xtext_get - decode one field into out; -1 on bad syntax or overflow. */
+int
+spool_xtext_get(const char *s, size_t len, char *out, size_t outsize)
 {
 	size_t o = 0;
 
@@ -209,16 +229,16 @@ spool_format_env(const struct spool_env *e, size_t *len)
 	if (fp == NULL)
 		fatal("open_memstream");
 	fprintf(fp, "undersmtpd-envelope %d\nid ", SPOOL_VERSION);
-	xtext_put(fp, e->id);
+	spool_xtext_put(fp, e->id);
 	fprintf(fp, "\ncreated %lld\nnext-try %lld\nattempts %d\nhold %d\nbounce %d\n"
 	    "sender ", (long long)e->created, (long long)e->next_try, e->attempts,
 	    e->hold, e->bounce);
-	xtext_put(fp, e->sender);
+	spool_xtext_put(fp, e->sender);
 	fprintf(fp, "\nsize %" PRIu64 "\nsmtputf8 %d\nbody8bit %d\nclient ", e->size,
 	    e->smtputf8, e->body8bit);
-	xtext_put(fp, e->client);
+	spool_xtext_put(fp, e->client);
 	fputs("\nhelo ", fp);
-	xtext_put(fp, e->helo);
+	spool_xtext_put(fp, e->helo);
 	fputs("\ndigest ", fp);
 	for (size_t i = 0; i < sizeof(e->digest); i++)
 		fprintf(fp, "%02X", e->digest[i]);
@@ -227,11 +247,11 @@ spool_format_env(const struct spool_env *e, size_t *len)
 		const struct spool_rcpt *r = &e->rcpts[i];
 
 		fprintf(fp, "rcpt %s %d ", state_names[r->state], r->attempts);
-		xtext_put(fp, r->addr);
+		spool_xtext_put(fp, r->addr);
 		fputc(' ', fp);
-		xtext_put(fp, r->orig);
+		spool_xtext_put(fp, r->orig);
 		fputc(' ', fp);
-		xtext_put(fp, r->last);
+		spool_xtext_put(fp, r->last);
 		fputc('\n', fp);
 	}
 	fputs("end\n", fp);
@@ -358,7 +378,7 @@ spool_parse_env(const char *text, size_t len, struct spool_env *e, char *why,
 		}
 #define TEXT(k, dst) \
 		if (FIELD_IS(k)) { \
-			if (n != 2 || xtext_get(f[1], flen[1], dst, sizeof(dst)) < 0) \
+			if (n != 2 || spool_xtext_get(f[1], flen[1], dst, sizeof(dst)) < 0) \
 				goto badvalue; \
 			continue; \
 		}
@@ -404,9 +424,9 @@ spool_parse_env(const char *text, size_t len, struct spool_env *e, char *why,
 					break;
 			if (s == ARRAY_LEN(state_names) ||
 			    parse_long(f[2], flen[2], 0, 1000000, &v) < 0 ||
-			    xtext_get(f[3], flen[3], r.addr, sizeof(r.addr)) < 0 ||
-			    xtext_get(f[4], flen[4], r.orig, sizeof(r.orig)) < 0 ||
-			    xtext_get(f[5], flen[5], r.last, sizeof(r.last)) < 0 ||
+			    spool_xtext_get(f[3], flen[3], r.addr, sizeof(r.addr)) < 0 ||
+			    spool_xtext_get(f[4], flen[4], r.orig, sizeof(r.orig)) < 0 ||
+			    spool_xtext_get(f[5], flen[5], r.last, sizeof(r.last)) < 0 ||
 			    r.addr[0] == '\0')
 				goto badvalue;
 			if (spool_add_rcpt(e, r.addr, r.orig) < 0) {

@@ -5,6 +5,8 @@
  *   spool_dir/queue/ID.msg   a committed message: our Received: + the message
  *   spool_dir/queue/ID.env   its envelope (format below); present = committed
  *   spool_dir/bad/ID.*       damaged files moved aside, with ID.why
+ *   spool_dir/maildrop/      optional (make install-sendmail): mode 1730, group
+ *                            of the setgid helper; see maildrop.h
  *
  * Nothing is answered 250 before spool_commit() returned 0: message written
  * and fsync'd, envelope written and fsync'd, both linked into queue/, the
@@ -15,6 +17,7 @@
 #define SPOOL_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -59,7 +62,10 @@ struct spool_env {
 	size_t nrcpts;
 };
 
-/* spool_prepare - the spool's directories exist, mode 0700, owned by uid. */
+/*
+ * spool_prepare - the spool's directories exist, mode 0700, owned by uid
+ * (spool_dir itself 0710 and the maildrop's group when maildrop/ exists).
+ */
 int spool_prepare(const struct conf *c, uid_t uid, gid_t gid, char *why, size_t whysize);
 /* spool_path - spool_dir/sub/ID.ext into buf; -1 when it does not fit. */
 int spool_path(const struct conf *c, const char *sub, const char *id,
@@ -94,6 +100,10 @@ void spool_clean(const struct conf *c);
 char **spool_ids(const struct conf *c);
 void spool_ids_free(char **ids);
 const char *spool_state_name(enum rcpt_state s);
+/* spool_xtext_put - s in xtext (RFC 3461 4), the spool's field encoding. */
+void spool_xtext_put(FILE *fp, const char *s);
+/* spool_xtext_get - decode len bytes of xtext into out; -1 on bad syntax or overflow. */
+int spool_xtext_get(const char *s, size_t len, char *out, size_t outsize);
 /* spool_fsync_dir - fsync a directory by path. */
 int spool_fsync_dir(const char *path);
 

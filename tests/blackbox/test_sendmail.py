@@ -173,23 +173,3 @@ def test_bsd_mailx(gw, sink):
     assert gw.run("-q").returncode == 0
     (m,) = sink.wait_messages(1)
     assert b"Subject: from mailx" in m.data
-
-
-def test_other_users_are_told_about_the_maildrop(gw):
-    """Users other than root and `user` cannot write the spool: exit 75, a clear
-    message, nothing written (the maildrop helper is not in this release)."""
-    from conftest import NOBODY
-    gw.base.chmod(0o755)
-    link = gw.base / "sendmail"
-    os.symlink(gw.argv()[0], link)
-
-    def as_nobody():
-        os.setgroups([])
-        os.setgid(NOBODY.pw_gid)
-        os.setuid(NOBODY.pw_uid)
-    # No -C: the built-in defaults (user = mail) apply, as for any local user.
-    r = subprocess.run([str(link), "bob@remote.example"], input=b"Subject: x\n\ny\n",
-                       capture_output=True, timeout=30, preexec_fn=as_nobody,
-                       env={"PATH": "/usr/bin:/bin"})
-    assert r.returncode == 75
-    assert b"maildrop helper" in r.stderr

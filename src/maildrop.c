@@ -1,0 +1,400 @@
+/*
+ * maildrop.c - the maildrop file: its format, handing it to the setgid
+ * helper, and picking it up into the spool.  See maildrop.h.
+ */
+#include "maildrop.h"
+#include "buf.h"
+#include "envelope.h"
+#include "log.h"
+#include "spool.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EX_TEMPFAIL 75
+
+char *
+maildrop_format(const char *sender, char *const *rcpts, size_t nrcpts, size_t *len)
+{
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *fp = open_memstream(&buf, &size);
+
+	if (fp == NULL)
+		return NULL;
+	fputs(MAILDROP_MAGIC "sender ", fp);
+	spool_xtext_put(fp, sender);
+	fputc('\n', fp);
+	for (size_t i = 0; i < nrcpts; i++) {
+		fputs("rcpt ", fp);
+		spool_xtext_put(fp, rcpts[i]);
+		fputc('\n', fp);
+	}
+	fputs("end\n", fp);
+	if (fclose(fp) != 0) {
+		free(buf);
+		return NULL;
+	}
+	*len = size;
+	return buf;
+}
+
+void
+maildrop_header_free(struct maildrop_header *h)
+{
+	free(h->rcpts);
+	h->rcpts = NULL;
+	h->nrcpts = 0;
+}
+
+/* field - "NAME XTEXT" into out, checked as an address; -1 with why. */
+static int
+field(const char *line, size_t len, const char *name, char *out, size_t outsize,
+    int may_be_empty, char *why, size_t whysize)
+{
+	size_t n = strlen(name);
+	struct addr a;
+
+	if (len <= n + 1 || memcmp(line, name, n) != 0 || line[n] != ' ' ||
+	    spool_xtext_get(line + n + 1, len - n - 1, out, outsize) < 0) {
+		snprintf(why, whysize, "bad %s line", name);
+		return -1;
+	}
+	if (out[0] == '\0' ? !may_be_empty : addr_parse_plain(out, &a) != ADDR_OK) {
+		snprintf(why, whysize, "bad %s address", name);
+		return -1;
+	}
+	return 0;
+}
+
+int
+maildrop_parse(const char *buf, size_t len, struct maildrop_header *h, char *why,
+    size_t whysize)
+{
+	size_t magic = strlen(MAILDROP_MAGIC), pos;
+	int ended = 0;
+
+	memset(h, 0, sizeof(*h));
+	if (len < magic || memcmp(buf, MAILDROP_MAGIC, magic) != 0) {
+		snprintf(why, whysize, "not a maildrop file (version 1)");
+		return -1;
+	}
+	pos = magic;
+	for (int first = 1; pos < len && !ended; first = 0) {
+		const char *line = buf + pos;
+		const char *nl = memchr(line, '\n', len - pos);
+		size_t n;
+
+		if (nl == NULL)
+			break;
+		n = (size_t)(nl - line);
+		pos += n + 1;
+		if (first) {
+			if (field(line, n, "sender", h->sender, sizeof(h->sender), 1, why,
+			    whysize) < 0)
+				goto bad;
+		} else if (n == 3 && memcmp(line, "end", 3) == 0) {
+			ended = 1;
+		} else {
+			if (h->nrcpts == MAILDROP_MAX_RCPTS) {
+				snprintf(why, whysize, "more than %d recipients", MAILDROP_MAX_RCPTS);
+				goto bad;
+			}
+			h->rcpts = xreallocarray(h->rcpts, h->nrcpts + 1, sizeof(*h->rcpts));
+			if (field(line, n, "rcpt", h->rcpts[h->nrcpts], sizeof(h->rcpts[0]), 0,
+			    why, whysize) < 0)
+				goto bad;
+			h->nrcpts++;
+		}
+	}
+	if (!ended || h->nrcpts == 0) {
+		snprintf(why, whysize, ended ? "no recipients" : "the header does not end");
+		goto bad;
+	}
+	h->length = pos;
+	return 0;
+bad:
+	maildrop_header_free(h);
+	return -1;
+}
+
+/* copy_body - count bytes of fd from offset into out (a pipe or a sink). */
+static int
+copy_body(int fd, off_t offset, uint64_t count, int (*put)(void *, const char *, size_t),
+    void *ctx)
+{
+	char buf[65536];
+
+	while (count > 0) {
+		size_t want = count < sizeof(buf) ? (size_t)count : sizeof(buf);
+		ssize_t n = pread(fd, buf, want, offset);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			errno = EIO;        /* shorter than it was a moment ago */
+			return -1;
+		}
+		if (put(ctx, buf, (size_t)n) < 0)
+			return -1;
+		offset += n;
+		count -= (uint64_t)n;
+	}
+	return 0;
+}
+
+static int
+put_fd(void *ctx, const char *p, size_t n)
+{
+	return write_all(*(int *)ctx, p, n);
+}
+
+int
+maildrop_hand_over(const char *helper, const char *dir, const char *header, size_t hlen,
+    int bodyfd, uint64_t bodylen, char *why, size_t whysize)
+{
+	char size[32], name[] = "undersmtpd-drop", dirbuf[4096], *const envp[] = {NULL};
+	struct sigaction ign, old;
+	int p[2], status, wrote;
+	pid_t pid;
+
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)(hlen + bodylen));
+	if (str_copy(dirbuf, sizeof(dirbuf), dir) < 0) {
+		snprintf(why, whysize, "the maildrop path is too long");
+		return EX_TEMPFAIL;
+	}
+	if (pipe(p) < 0) {
+		snprintf(why, whysize, "pipe: %s", strerror(errno));
+		return EX_TEMPFAIL;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(why, whysize, "fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return EX_TEMPFAIL;
+	}
+	if (pid == 0) {
+		char *const argv[] = {name, dirbuf, size, NULL};
+
+		if (dup2(p[0], 0) < 0)
+			_exit(EX_TEMPFAIL);
+		close(p[0]);
+		close(p[1]);
+		/* Nothing of the caller's environment reaches a setgid program. */
+		execve(helper, argv, envp);
+		fprintf(stderr, "sendmail: cannot run the maildrop helper %s: %s\n", helper,
+		    strerror(errno));
+		_exit(EX_TEMPFAIL);
+	}
+	close(p[0]);
+	/* A helper that refuses early closes its end: an error, not a signal. */
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &ign, &old);
+	wrote = write_all(p[1], header, hlen) == 0 &&
+	    copy_body(bodyfd, 0, bodylen, put_fd, &p[1]) == 0;
+	if (!wrote)
+		snprintf(why, whysize, "writing to the maildrop helper: %s", strerror(errno));
+	close(p[1]);
+	sigaction(SIGPIPE, &old, NULL);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			snprintf(why, whysize, "waitpid: %s", strerror(errno));
+			return EX_TEMPFAIL;
+		}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && wrote)
+		return 0;
+	if (wrote)
+		snprintf(why, whysize, "the maildrop helper %s failed (%s %d)", helper,
+		    WIFEXITED(status) ? "exit" : "signal",
+		    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	return WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status)
+	    : EX_TEMPFAIL;
+}
+
+/* quarantine - a maildrop file that cannot be mail goes to bad/, with why. */
+static void
+quarantine(const struct conf *c, int dfd, const char *name, const char *reason)
+{
+	char to[4096], whyfile[4096], base[300];
+	FILE *fp;
+
+	log_warnx("maildrop file %s moved to %s/bad: %s", name, c->spool_dir, reason);
+	if (str_fmt(base, sizeof(base), "maildrop.%s", name) < 0 ||
+	    spool_path(c, "bad", base, "", to, sizeof(to)) < 0 ||
+	    spool_path(c, "bad", base, ".why", whyfile, sizeof(whyfile)) < 0)
+		return;
+	if (renameat(dfd, name, AT_FDCWD, to) < 0) {
+		log_warn("rename maildrop/%s -> %s", name, to);
+		return;
+	}
+	if ((fp = fopen(whyfile, "w")) != NULL) {
+		fprintf(fp, "%s\n", reason);
+		if (fclose(fp) != 0)
+			log_warn("write %s", whyfile);
+	}
+}
+
+static int
+put_sink(void *ctx, const char *p, size_t n)
+{
+	struct data_sink *s = ctx;
+
+	return s->write(s->ctx, p, n);
+}
+
+/*
+ * to_spool - one maildrop message into the spool, exactly as sendmail run by
+ * `user` would have spooled it (but every recipient is left to the queue).
+ */
+static int
+to_spool(const struct conf *c, int fd, const struct stat *st, const struct maildrop_header *h,
+    char *id, size_t idsize)
+{
+	struct envelope_client cl = {"localhost", "127.0.0.1", "local", (long)st->st_uid};
+	struct envelope e;
+	struct data_sink sink;
+	uint64_t bodylen = (uint64_t)st->st_size - h->length;
+	off_t size;
+	int rc = -1;
+
+	envelope_init(&e);
+	if (envelope_new_id(&e) < 0)
+		return -1;
+	str_copy(id, idsize, e.id);
+	if (h->sender[0] != '\0' && addr_parse_plain(h->sender, &e.sender) != ADDR_OK)
+		goto out;
+	e.sender.null = h->sender[0] == '\0';
+	str_copy(e.sender_text, sizeof(e.sender_text), h->sender);
+	if (envelope_open_message(&e, c, &cl) < 0)
+		goto out;
+	sink = envelope_sink(&e);
+	if (copy_body(fd, (off_t)h->length, bodylen, put_sink, &sink) < 0 ||
+	    envelope_finish_message(&e) < 0)
+		goto out;
+	for (size_t i = 0; i < h->nrcpts; i++)
+		envelope_add_dest(&e, h->rcpts[i], h->rcpts[i]);
+	size = lseek(e.msg_fd, 0, SEEK_END);
+	if (size < 0)
+		goto out;
+	rc = envelope_spool(&e, c, &cl, (uint64_t)size);
+out:
+	if (rc < 0)
+		log_warn("%s: spooling a maildrop message", e.id);
+	envelope_reset(&e);
+	return rc;
+}
+
+/* pick_one - 1 picked up, 0 left for later or quarantined. */
+static int
+pick_one(const struct conf *c, int dfd, const char *name)
+{
+	struct maildrop_header h;
+	struct stat st;
+	char *head, why[200], id[SPOOL_ID_MAX];
+	size_t want;
+	ssize_t n;
+	int fd, rc = 0;
+
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			log_warn("open maildrop/%s", name);
+		return 0;
+	}
+	if (fstat(fd, &st) < 0) {
+		log_warn("fstat maildrop/%s", name);
+		close(fd);
+		return 0;
+	}
+	/* Only what the helper makes: a plain file, no other name for it. */
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		close(fd);
+		quarantine(c, dfd, name, "not a plain file with one link");
+		return 0;
+	}
+	if (c->max_message_size > 0 &&
+	    (uint64_t)st.st_size > c->max_message_size + MAILDROP_HEADER_MAX) {
+		close(fd);
+		quarantine(c, dfd, name, "larger than max_message_size");
+		return 0;
+	}
+	want = (uint64_t)st.st_size < MAILDROP_HEADER_MAX ? (size_t)st.st_size
+	    : MAILDROP_HEADER_MAX;
+	head = xmalloc(want + 1);
+	n = pread(fd, head, want, 0);
+	if (n < 0 || (size_t)n != want) {
+		log_warn("read maildrop/%s", name);
+	} else if (maildrop_parse(head, want, &h, why, sizeof(why)) < 0) {
+		quarantine(c, dfd, name, why);
+	} else {
+		if (to_spool(c, fd, &st, &h, id, sizeof(id)) == 0) {
+			log_info("%s: from=<%s>, uid=%ld, nrcpt=%zu (maildrop %s)", id, h.sender,
+			    (long)st.st_uid, h.nrcpts, name);
+			/* Durable in the queue: now the maildrop copy may go. */
+			if (unlinkat(dfd, name, 0) < 0)
+				log_warn("unlink maildrop/%s", name);
+			rc = 1;
+		}
+		maildrop_header_free(&h);
+	}
+	free(head);
+	close(fd);
+	return rc;
+}
+
+/* stale - a helper's tmp file, left by a helper that died long ago. */
+static void
+remove_if_stale(int dfd, const char *name, time_t now)
+{
+	struct stat st;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    now - st.st_mtime > MAILDROP_STALE_SECONDS && unlinkat(dfd, name, 0) == 0)
+		log_info("removed the stale maildrop file %s", name);
+}
+
+int
+maildrop_pickup(const struct conf *c)
+{
+	char path[4096];
+	struct dirent *de;
+	time_t now = time(NULL);
+	int picked = 0, dfd;
+	DIR *d;
+
+	if (spool_path(c, "maildrop", NULL, NULL, path, sizeof(path)) < 0)
+		return 0;
+	d = opendir(path);
+	if (d == NULL) {
+		if (errno != ENOENT)
+			log_warn("opendir %s", path);
+		return 0;
+	}
+	dfd = dirfd(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (strncmp(de->d_name, "tmp.", 4) == 0)
+			remove_if_stale(dfd, de->d_name, now);
+		else
+			picked += pick_one(c, dfd, de->d_name);
+	}
+	if (picked > 0 && fsync(dfd) < 0)
+		log_warn("fsync %s", path);
+	closedir(d);
+	return picked;
+}
