@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -241,6 +243,15 @@ tcp_connect(struct smtpc *sc, const struct smarthost_conf *sh, struct smtpc_repl
 
 			if (poll(&pfd, 1, (int)left) == 1 &&
 			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr == 0) {
+				int one = 1;
+
+				/*
+				 * Commands and the final dot are small writes after larger
+				 * ones: with Nagle each waits for the peer's delayed ACK
+				 * (40 ms a message, measured by make bench).
+				 */
+				if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+					log_warn("%s: setsockopt TCP_NODELAY", sc->name);
 				freeaddrinfo(res);
 				netio_init(&sc->io, fd);
 				return 0;
