@@ -1,7 +1,7 @@
 # undersmtpd - plain Makefile (no autotools).
 #
 # Targets: all (default), test/check (every test), unit, blackbox, asan,
-# install, install-sendmail, demo, lint-man, clean.  CC=clang works as well as gcc.
+# install, install-sendmail, bench, bench-smoke, demo, lint-man, clean.  CC=clang works as well as gcc.
 
 PREFIX    ?= /usr/local
 SBINDIR   ?= $(PREFIX)/sbin
@@ -58,7 +58,7 @@ MDTEST_DEFS := -DDEFAULT_CONF='"$(MDTEST_DIR)/undersmtpd.conf"' \
 PYTEST ?= /usr/bin/python3 -m pytest
 
 .PHONY: all test check unit blackbox asan fuzz fuzz-build analyze install install-sendmail demo \
-        lint-man clean
+        lint-man clean bench bench-smoke
 
 all: $(BIN) $(DROP) $(PROGS) $(MDTEST_BIN)
 
@@ -157,6 +157,20 @@ fuzz: fuzz-build
 	    grep -E "^(stat::number_of_executed_units|stat::new_units_added)|ERROR|SUMMARY|crash-" ; \
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done; echo "fuzz: no crash"
+
+# Benchmarks (bench/run.py): undersmtpd against a private Postfix in the same
+# run, with ratios; never part of make test.  bench-smoke: a few hundred
+# messages, counts only (CI).
+BENCH_PROGS := $(BUILD)/bench-counter $(BUILD)/bench-limits
+$(BUILD)/bench-%: bench/%.c | $(BUILD)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+
+bench: all $(BENCH_PROGS)
+	BUILD_DIR=$(CURDIR)/$(BUILD) /usr/bin/python3 bench/run.py
+
+bench-smoke: all $(BENCH_PROGS)
+	BUILD_DIR=$(CURDIR)/$(BUILD) /usr/bin/python3 bench/run.py --smoke
 
 demo: all
 	sh demo/run.sh
