@@ -47,6 +47,8 @@ struct envelope {
 	size_t ndests;
 	int msg_fd;                       /* -1 until DATA */
 	char msg_path[4096];
+	char *wbuf;                       /* the sink's writes, flushed by finish */
+	size_t wlen;
 	void *md;                         /* EVP_MD_CTX * over the client's message */
 	unsigned char digest[32];
 };
@@ -59,6 +61,12 @@ struct envelope_client {
 	long local_uid;            /* a local submission's user id, or -1 (SMTP) */
 };
 
+/*
+ * envelope_warm_up - OpenSSL 3 reads its configuration and loads the digest's
+ * provider on first use, about a millisecond: the daemon does it once before
+ * sessions fork, instead of every session (make bench found it at 13% of CPU).
+ */
+void envelope_warm_up(void);
 void envelope_init(struct envelope *e);
 void envelope_reset(struct envelope *e);   /* RSET / end of transaction */
 int envelope_new_id(struct envelope *e);
@@ -69,9 +77,13 @@ void envelope_add_rcpt(struct envelope *e, const struct addr *a, int pipe);
  */
 int envelope_open_message(struct envelope *e, const struct conf *c,
     const struct envelope_client *cl);
-/* envelope_sink - the DATA reader's sink into the message file. */
+/* envelope_sink - the DATA reader's sink into the message file (buffered). */
 struct data_sink envelope_sink(struct envelope *e);
-/* envelope_finish_message - close the digest; 0, or -1 with errno. */
+/*
+ * envelope_finish_message - write out what the sink buffered and close the
+ * digest; 0, or -1 with errno (ENOSPC: the disk is full).  The message file
+ * is complete only after it.
+ */
 int envelope_finish_message(struct envelope *e);
 /* envelope_add_dest - a smarthost destination (once per address). */
 void envelope_add_dest(struct envelope *e, const char *addr, const char *orig);

@@ -13,6 +13,7 @@
 #include "listen.h"
 #include "aliases.h"
 #include "launcher.h"
+#include "envelope.h"
 #include "log.h"
 #include "proxy.h"
 #include "queue.h"
@@ -685,6 +686,7 @@ daemon_main(struct conf *c, const struct daemon_opts *o)
 		fprintf(stderr, "undersmtpd: %s: %s\n", why, strerror(errno));
 		return 75;
 	}
+	envelope_warm_up();
 	rc = serve(&d);
 	aliases_free(d.aliases);
 	free(d.slots);

@@ -707,8 +707,10 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 		return EX_DATAERR;
 	}
 	if (envelope_finish_message(&e) < 0) {
+		fprintf(stderr, "sendmail: cannot store the message in %s: %s\n", e.msg_path,
+		    strerror(errno));
 		envelope_reset(&e);
-		return EX_SOFTWARE;
+		return EX_TEMPFAIL;
 	}
 	a = aliases_load(c->aliases, dctx.session_uid, &d);
 	log_info("%s: from=<%s>, uid=%ld, nrcpt=%zu (sendmail)", e.id, e.sender_text,

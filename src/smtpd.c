@@ -475,8 +475,13 @@ data_verdict(struct session *s, const struct data_result *res, struct smtp_reply
 			}
 	}
 	if (envelope_finish_message(&s->tx) < 0) {
-		log_warn("%s: message digest", s->tx.id);
-		smtp_set_reply(rep, 451, "4.3.0", "Local error");
+		int saved = errno;
+
+		log_warn("%s: write %s", s->tx.id, s->tx.msg_path);
+		if (saved == ENOSPC || saved == EDQUOT)
+			smtp_set_reply(rep, 452, "4.3.1", "Insufficient system storage");
+		else
+			smtp_set_reply(rep, 451, "4.3.0", "Local error writing the message");
 		return -1;
 	}
 	return 0;
