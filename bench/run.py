@@ -231,10 +231,11 @@ default_process_limit = {process_limit}
 
 def load(mta, rcpt, n, sessions):
     """smtp-source: n messages over `sessions` parallel sessions to port."""
-    subprocess.run(["smtp-source", "-s", str(sessions), "-m", str(n), "-l", str(MSG_SIZE),
-                    "-f", "bench@client.test", "-t", rcpt, "-M", "client.test",
-                    f"127.0.0.1:{mta.port}"], check=True, timeout=900,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    r = subprocess.run(["smtp-source", "-s", str(sessions), "-m", str(n), "-l",
+                        str(MSG_SIZE), "-f", "bench@client.test", "-t", rcpt, "-M",
+                        "client.test", f"127.0.0.1:{mta.port}"], timeout=900,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return r.stderr.strip()[-300:] if r.returncode != 0 else ""
 
 
 def timed_run(mta, path, sink, n, sessions):
@@ -245,16 +246,16 @@ def timed_run(mta, path, sink, n, sessions):
         count, rcpt = sink.count, "someone@remote.example"
     before = count()
     t0 = time.monotonic()
-    load(mta, rcpt, n, sessions)
+    error = load(mta, rcpt, n, sessions)
     accepted = time.monotonic() - t0
-    end = t0 + 600
+    end = t0 + (60 if error else 600)
     while count() - before < n and time.monotonic() < end:
         time.sleep(0.005)
     done = time.monotonic() - t0
     time.sleep(1.0)                     # late duplicates would show now
     got = count() - before
     return {"rate": n / done, "accept_rate": n / accepted, "delivered": got,
-            "expected": n}
+            "expected": n, "error": error}
 
 
 def idle_sessions(port, k):
@@ -393,9 +394,10 @@ def main():
                         log(f"{path:5} s={s:2} rep={rep} {name:10} {r['rate']:8.1f} msg/s "
                             f"(accepted {r['accept_rate']:.1f}/s) delivered "
                             f"{r['delivered']}/{r['expected']}")
-                        if r["delivered"] != r["expected"]:
+                        if r["delivered"] != r["expected"] or r["error"]:
                             results["failures"].append(f"{name} {path} s={s}: delivered "
-                                                       f"{r['delivered']} of {r['expected']}")
+                                                       f"{r['delivered']} of {r['expected']}"
+                                                       f" {r['error']}")
                         row[name].append(r["rate"])
                 results["rows"].append(row)
     finally:
