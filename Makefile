@@ -1,7 +1,7 @@
 # undersmtpd - plain Makefile (no autotools).
 #
 # Targets: all (default), test/check (every test), unit, blackbox, asan,
-# install, install-sendmail, bench, bench-smoke, demo, lint-man, clean.  CC=clang works as well as gcc.
+# valgrind, install, install-sendmail, bench, bench-smoke, demo, lint-man, clean.  CC=clang works as well as gcc.
 
 PREFIX    ?= /usr/local
 SBINDIR   ?= $(PREFIX)/sbin
@@ -57,7 +57,8 @@ MDTEST_DEFS := -DDEFAULT_CONF='"$(MDTEST_DIR)/undersmtpd.conf"' \
 
 PYTEST ?= /usr/bin/python3 -m pytest
 
-.PHONY: all test check unit blackbox asan fuzz fuzz-build analyze install install-sendmail demo \
+
+.PHONY: all test check unit blackbox asan valgrind fuzz fuzz-build analyze install install-sendmail demo \
         lint-man clean bench bench-smoke
 
 all: $(BIN) $(DROP) $(PROGS) $(MDTEST_BIN)
@@ -127,6 +128,22 @@ asan:
 	@if [ -n "$$(find build-asan -name 'sanitizer.*' -size +0 2>/dev/null)" ]; then \
 	  cat $(SAN_LOG).*; echo "sanitizer reports found"; exit 1; fi
 	@echo "asan: no sanitizer reports"
+
+# valgrind memcheck with --track-fds over inetd sessions, queue runs and pipe
+# deliveries (the black-box files below; timing tests are slow under valgrind
+# and left to make asan).  Every process logs to build/valgrind/vg.PID;
+# tests/valgrind/check.py fails on any error, definite leak or leaked fd.
+VG_DIR := $(CURDIR)/$(BUILD)/valgrind
+VALGRIND_TESTS := test_protocol.py test_smuggling.py test_pipe.py test_injection.py \
+                  test_relay.py test_spool.py
+valgrind: all
+	rm -rf $(VG_DIR) && mkdir -p $(VG_DIR) && chmod 1777 $(VG_DIR)
+	UNDERSMTPD_WRAP="valgrind --track-fds=yes --leak-check=full \
+	  --show-leak-kinds=definite --errors-for-leak-kinds=definite --num-callers=30 \
+	  --log-file=$(VG_DIR)/vg.%p" UNDERSMTPD_SANITIZED=1 \
+	  UNDERSMTPD=$(CURDIR)/$(BIN) RECORDER=$(CURDIR)/$(BUILD)/recorder \
+	  $(PYTEST) -q $(VALGRIND_TESTS:%=tests/blackbox/%)
+	/usr/bin/python3 tests/valgrind/check.py $(VG_DIR)
 
 # Fuzzing (libFuzzer with ASan+UBSan, clang): every parser that reads outside
 # input.  `make fuzz` runs each target FUZZ_SECONDS (30 by default) from the seeds

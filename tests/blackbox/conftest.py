@@ -30,6 +30,8 @@ def base_env(extra=None):
     return env
 UNDERSMTPD = os.environ.get("UNDERSMTPD", str(ROOT / "build" / "undersmtpd"))
 RECORDER = os.environ.get("RECORDER", str(ROOT / "build" / "recorder"))
+# make valgrind runs sessions and commands under valgrind: a command to put in front.
+WRAP = os.environ.get("UNDERSMTPD_WRAP", "").split()
 NOBODY = pwd.getpwnam("nobody")
 MAIL = pwd.getpwnam("mail")
 
@@ -207,7 +209,7 @@ class Gateway:
             f'min_free_space = 1M\n' + extra)
 
     def argv(self, *extra):
-        return [UNDERSMTPD, "-C", str(self.conf), *extra]
+        return [*WRAP, UNDERSMTPD, "-C", str(self.conf), *extra]
 
     def session(self, **kw):
         extra = kw.pop("args", ())
