@@ -148,7 +148,7 @@ valgrind: all
 # Fuzzing (libFuzzer with ASan+UBSan, clang): every parser that reads outside
 # input.  `make fuzz` runs each target FUZZ_SECONDS (30 by default) from the seeds
 # in tests/fuzz/seeds/ and keeps what it finds in build-fuzz/corpus/.
-FUZZ_TARGETS := addr smtp_command data envelope proxy aliases conf maildrop
+FUZZ_TARGETS := addr smtp_command data envelope proxy aliases conf maildrop smtpc sendmail session
 FUZZ_SECONDS ?= 30
 FUZZ_FLAGS := -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 

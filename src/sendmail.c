@@ -202,14 +202,6 @@ add_rcpt_list(const char *s, char ***list, size_t *n)
 	free(copy);
 }
 
-struct message {
-	char *headers;               /* the header section, LF endings, unfolded copy kept */
-	size_t hlen;
-	int has_from, has_date, has_msgid;
-	long hops;
-	char **hdr_rcpts;            /* To/Cc/Bcc, for -t */
-	size_t nhdr_rcpts;
-};
 
 static int
 header_is(const char *line, const char *name)
@@ -219,38 +211,31 @@ header_is(const char *line, const char *name)
 	return strncasecmp(line, name, n) == 0;
 }
 
-/*
- * read_message - standard input to the message file: LF or CRLF endings,
- * a stray CR sent as a space, a lone "." ending it unless -i; the header
- * section is examined for -t and the headers sendmail adds; Bcc: removed.
- */
-/* The headers sendmail adds to a local submission when they are missing. */
-struct added_headers {
-	char from[600], date[64], msgid[200];
-};
-
-static void
+/* put_missing - From:, Date:, Message-ID: where the message has none; -1 on a write error. */
+static int
 put_missing(struct data_sink *sink, const struct message *m, const struct added_headers *add)
 {
 	char line[1200];
+	int err = 0;
 
 	if (!m->has_from) {
 		snprintf(line, sizeof(line), "From: %s\n", add->from);
-		sink->write(sink->ctx, line, strlen(line));
+		err |= sink->write(sink->ctx, line, strlen(line));
 	}
 	if (!m->has_date) {
 		snprintf(line, sizeof(line), "Date: %s\n", add->date);
-		sink->write(sink->ctx, line, strlen(line));
+		err |= sink->write(sink->ctx, line, strlen(line));
 	}
 	if (!m->has_msgid) {
 		snprintf(line, sizeof(line), "Message-ID: %s\n", add->msgid);
-		sink->write(sink->ctx, line, strlen(line));
+		err |= sink->write(sink->ctx, line, strlen(line));
 	}
+	return err;
 }
 
-static int
-read_message(const struct sm_opts *o, struct data_sink *sink, const struct added_headers *add,
-    struct message *m, char *why, size_t whysize)
+int
+sendmail_read_message(const struct sm_opts *o, FILE *in, struct data_sink *sink,
+    const struct added_headers *add, struct message *m, char *why, size_t whysize)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -261,7 +246,7 @@ read_message(const struct sm_opts *o, struct data_sink *sink, const struct added
 	int werr = 0;
 
 	memset(m, 0, sizeof(*m));
-	while ((n = getline(&line, &cap, stdin)) > 0) {
+	while ((n = getline(&line, &cap, in)) > 0) {
 		size_t len = (size_t)n;
 
 		if (line[len - 1] == '\n')
@@ -299,13 +284,13 @@ read_message(const struct sm_opts *o, struct data_sink *sink, const struct added
 			}
 			if (len == 0) {
 				in_headers = 0;
-				put_missing(sink, m, add);
+				werr |= put_missing(sink, m, add);
 			} else if (!cont) {
 				if (strchr(line, ':') == NULL || line[0] == ':' ||
 				    strchr(line, ' ') < strchr(line, ':')) {
 					/* Not a header field: the body starts here (sendmail). */
 					in_headers = 0;
-					put_missing(sink, m, add);
+					werr |= put_missing(sink, m, add);
 					werr |= sink->write(sink->ctx, "\n", 1);
 				} else {
 					dropping = header_is(line, "bcc:");
@@ -332,7 +317,7 @@ read_message(const struct sm_opts *o, struct data_sink *sink, const struct added
 	}
 	if (in_headers && rc == 0) {
 		/* Only headers (or nothing): complete them, and an empty body. */
-		put_missing(sink, m, add);
+		werr |= put_missing(sink, m, add);
 		werr |= sink->write(sink->ctx, "\n", 1);
 	}
 	if (cur != NULL) {
@@ -341,7 +326,7 @@ read_message(const struct sm_opts *o, struct data_sink *sink, const struct added
 		free(cur);
 	}
 	free(line);
-	if (werr || ferror(stdin)) {
+	if (werr || ferror(in)) {
 		snprintf(why, whysize, "cannot store the message: %s", strerror(errno));
 		return EX_TEMPFAIL;
 	}
@@ -587,7 +572,7 @@ via_maildrop(const struct sm_opts *o, const struct conf *c, const struct addr *s
 	}
 	sink.write = file_write;
 	sink.ctx = tmp;
-	rc = read_message(o, &sink, &add, &m, why, sizeof(why));
+	rc = sendmail_read_message(o, stdin, &sink, &add, &m, why, sizeof(why));
 	if (rc == 0 && m.hops > c->max_hops) {
 		snprintf(why, sizeof(why), "too many Received: headers (mail loop)");
 		rc = EX_DATAERR;
@@ -689,7 +674,7 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 		return EX_TEMPFAIL;
 	}
 	sink = envelope_sink(&e);
-	rc = read_message(o, &sink, &add, &m, why, sizeof(why));
+	rc = sendmail_read_message(o, stdin, &sink, &add, &m, why, sizeof(why));
 	if (rc != 0) {
 		fprintf(stderr, "sendmail: %s\n", why);
 		envelope_reset(&e);

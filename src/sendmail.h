@@ -8,8 +8,10 @@
 #define SENDMAIL_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "conf.h"
+#include "smtpd_data.h"
 
 enum sm_mode { SM_DELIVER, SM_SMTP, SM_LIST, SM_VERIFY, SM_ALIASES, SM_FLUSH };
 
@@ -30,6 +32,30 @@ struct sm_opts {
  * name is how we were called).  0, or an exit status (64) after a message.
  */
 int sendmail_parse(int argc, char **argv, const char *name, struct sm_opts *o);
+/* What sendmail_read_message saw of a message. */
+struct message {
+	char *headers;               /* the header section, LF endings, unfolded copy kept */
+	size_t hlen;
+	int has_from, has_date, has_msgid;
+	long hops;
+	char **hdr_rcpts;            /* To/Cc/Bcc, for -t */
+	size_t nhdr_rcpts;
+};
+
+/* The headers sendmail adds to a local submission when they are missing. */
+struct added_headers {
+	char from[600], date[64], msgid[200];
+};
+
+/*
+ * sendmail_read_message - a message from in into sink: LF or CRLF endings, a
+ * stray CR sent as a space, a lone "." ending it unless -i, the headers of
+ * add put in where missing, Bcc: removed; To/Cc/Bcc collected for -t.  0,
+ * or a sysexits code with why (65 NUL or overlong line, 75 cannot store).
+ * The caller frees m->hdr_rcpts.
+ */
+int sendmail_read_message(const struct sm_opts *o, FILE *in, struct data_sink *sink,
+    const struct added_headers *add, struct message *m, char *why, size_t whysize);
 /* sendmail_deliver - the message on standard input; the exit status. */
 int sendmail_deliver(const struct sm_opts *o, struct conf *c);
 

@@ -435,6 +435,9 @@ smtpc_open(struct smtpc *sc, struct smtpc_reply *err)
 	}
 	if (err->code == 0)
 		synth(err, 451, "451 4.3.5 no smarthost is configured");
+	else if (err->code / 100 != 4 && err->code / 100 != 5)
+		/* A 2xx/3xx where a refusal was seen (fuzz_smtpc): try again later. */
+		err->code = 451;
 	return -1;
 }
 

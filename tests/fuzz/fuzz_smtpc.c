@@ -1,0 +1,144 @@
+/*
+ * fuzz_smtpc.c - libFuzzer: the smarthost client against any reply stream.
+ *
+ * Each input is everything a hostile or broken smarthost says, sent at once
+ * on a real loopback connection: the greeting, the EHLO reply (its keywords
+ * are parsed), the replies to MAIL, RCPT, DATA and the final dot.  The
+ * client (smtpc_open + smtpc_send, the code the queue runner uses) must end
+ * with a reply for every recipient, never read out of bounds or hang.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "smtpc.h"
+#include "spool.h"
+#include "util.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int listener = -1;
+static struct conf *conf;
+static struct spool_env env;
+static int msgfd = -1;
+
+static void
+quiet(void *ctx, const char *file, int line, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "%s:%d: %s\n", file, line, msg);
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	struct diag d = {quiet, NULL, 0};
+	char path[] = "/tmp/undersmtpd-fuzz-smtpc-XXXXXX";
+	char text[512], msg[] = "Subject: fuzz\n\nbody\n.leading dot\n";
+	FILE *fp;
+	int fd;
+
+	(void)argc;
+	(void)argv;
+	log_open("fuzz_smtpc", LOG_TO_SYSLOG, NULL, 0);   /* no /dev/log: quiet */
+	listener = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (listener < 0 || bind(listener, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    listen(listener, 16) < 0 ||
+	    getsockname(listener, (struct sockaddr *)&sin, &len) < 0)
+		abort();
+	fd = mkstemp(path);
+	if (fd < 0 || (fp = fdopen(fd, "w")) == NULL)
+		abort();
+	snprintf(text, sizeof(text), "hostname = \"fuzz.test\"\nspool_dir = \"/tmp\"\n"
+	    "smarthost \"fuzz\" { host = \"127.0.0.1\" port = %d tls = none timeout = 2s }\n",
+	    ntohs(sin.sin_port));
+	fputs(text, fp);
+	fclose(fp);
+	conf = conf_load(path, 0, &d);
+	unlink(path);
+	if (conf == NULL)
+		abort();
+	memset(&env, 0, sizeof(env));
+	str_copy(env.id, sizeof(env.id), "FUZZ");
+	str_copy(env.sender, sizeof(env.sender), "a@fuzz.test");
+	spool_add_rcpt(&env, "b@remote.example", "b@remote.example");
+	spool_add_rcpt(&env, "c@remote.example", "c@remote.example");
+	env.size = sizeof(msg) - 1;
+	msgfd = fileno(tmpfile());
+	if (msgfd < 0 || write(msgfd, msg, sizeof(msg) - 1) != (ssize_t)(sizeof(msg) - 1))
+		abort();
+	return 0;
+}
+
+struct script {
+	const uint8_t *data;
+	size_t size;
+};
+
+/* The smarthost: say everything at once, then close; never read. */
+static void *
+serve(void *arg)
+{
+	const struct script *sp = arg;
+	int server = accept(listener, NULL, NULL);
+
+	if (server >= 0) {
+		for (size_t off = 0; off < sp->size;) {
+			ssize_t n = write(server, sp->data + off, sp->size - off);
+
+			if (n <= 0)
+				break;
+			off += (size_t)n;
+		}
+		shutdown(server, SHUT_WR);
+		/* Hold the socket until the client is done, so its writes succeed. */
+		{
+			char sink[4096];
+
+			while (read(server, sink, sizeof(sink)) > 0)
+				;
+		}
+		close(server);
+	}
+	return NULL;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct script sp = {data, size};
+	struct smtpc sc;
+	struct smtpc_reply err, rep[2];
+	size_t idx[2] = {0, 1};
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, serve, &sp) != 0)
+		abort();
+	smtpc_init(&sc, conf);
+	memset(rep, 0, sizeof(rep));
+	if (smtpc_open(&sc, &err) == 0) {
+		smtpc_send(&sc, &env, msgfd, idx, 2, rep);
+		for (int i = 0; i < 2; i++)
+			if (rep[i].code < 200 || rep[i].code > 599)
+				abort();        /* every recipient gets an answer */
+	} else if (err.code < 400 || err.code > 599) {
+		abort();
+	}
+	smtpc_close(&sc);
+	pthread_join(t, NULL);
+	return 0;
+}
