@@ -38,7 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "blackbox"))
-from postfix_instance import SERVICES  # noqa: E402
+from postfix_instance import SERVICES, private_main_cf  # noqa: E402
 from smarthost import free_port  # noqa: E402
 
 BUILD = Path(os.environ.get("BUILD_DIR", ROOT / "build"))
@@ -183,28 +183,16 @@ class Postfix:
         self.countfile.touch()
         self.countfile.chmod(0o666)
         (conf / "aliases").write_text(f"bench: |\"{COUNTER} {self.countfile}\"\n")
-        (conf / "main.cf").write_text(f"""\
-compatibility_level = 3.6
-queue_directory = {self.base}/queue
-data_directory = {self.base}/data
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = postfix-bench.test
-mydestination = bench.test
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+        (conf / "main.cf").write_text(private_main_cf(self.base, "postfix-bench.test",
+                                                      "bench.test") + f"""\
 relayhost = [127.0.0.1]:{sink_port}
 alias_maps = hash:{conf}/aliases
 alias_database = hash:{conf}/aliases
 local_recipient_maps = $alias_maps
-maillog_file = {self.base}/postfix.log
-maillog_file_prefixes = {self.base}
-smtputf8_enable = no
 biff = no
 default_process_limit = {process_limit}
 """)
+
         (conf / "master.cf").write_text(
             f"127.0.0.1:{self.port} inet n - n - - smtpd\n" + SERVICES)
         subprocess.run(["postalias", "-c", str(conf), f"{conf}/aliases"], check=True)

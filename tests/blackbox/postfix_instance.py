@@ -36,6 +36,27 @@ postlog   unix-dgram n - n - 1 postlogd
 """
 
 
+def private_main_cf(base, myhostname, mydestination=""):
+    """What every private instance's main.cf says: its own queue, data and log
+    under base, loopback only, relaying for loopback clients."""
+    return f"""\
+compatibility_level = 3.6
+queue_directory = {base}/queue
+data_directory = {base}/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = {myhostname}
+mydestination = {mydestination}
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+maillog_file = {base}/postfix.log
+maillog_file_prefixes = {base}
+smtputf8_enable = no
+"""
+
+
 def available():
     return shutil.which("postfix") is not None and os.path.exists("/usr/lib/postfix/sbin/master")
 
@@ -53,26 +74,12 @@ class Postfix:
         os.chmod(self.base, 0o755)
         os.chown(self.base / "mail", nobody.pw_uid, nobody.pw_gid)
         os.chown(self.base / "data", pwd.getpwnam("postfix").pw_uid, -1)
-        (self.conf / "main.cf").write_text(f"""\
-compatibility_level = 3.6
-queue_directory = {self.base}/queue
-data_directory = {self.base}/data
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = postfix-sink.test
-mydestination =
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+        (self.conf / "main.cf").write_text(private_main_cf(self.base, "postfix-sink.test") + f"""\
 virtual_mailbox_domains = {domain}
 virtual_mailbox_base = {self.base}/mail
 virtual_mailbox_maps = static:mailbox
 virtual_uid_maps = static:{nobody.pw_uid}
 virtual_gid_maps = static:{nobody.pw_gid}
-maillog_file = {self.log}
-maillog_file_prefixes = {self.base}
-smtputf8_enable = no
 {extra_main}""")
         (self.conf / "master.cf").write_text(
             f"127.0.0.1:{self.port} inet n - n - - smtpd\n" + SERVICES + extra_master)

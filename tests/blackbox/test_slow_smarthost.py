@@ -84,15 +84,21 @@ def big_body():
     return b"Subject: big\r\n\r\n" + line * (MESSAGE // len(line))
 
 
+def spool_and_run(gw, host):
+    """A big message spooled for the slow smarthost, then one queue run: its
+    result and how long it took."""
+    slow_conf(gw, host.port)
+    assert send(gw, ["bob@remote.example"], body=big_body()).code == 250
+    t0 = time.monotonic()
+    r = gw.run("-q", timeout=120)
+    return r, time.monotonic() - t0
+
+
 def test_slow_reader_making_progress_is_not_cut_off(gw):
     """T95: 8 s of slow reading against a 3 s timeout -> delivered, whole."""
     host = SlowSmarthost(slow_seconds=8)
     try:
-        slow_conf(gw, host.port)
-        assert send(gw, ["bob@remote.example"], body=big_body()).code == 250
-        t0 = time.monotonic()
-        r = gw.run("-q", timeout=120)
-        took = time.monotonic() - t0
+        r, took = spool_and_run(gw, host)
         assert r.returncode == 0, r.stderr + gw.log_text()[-2000:]
         assert host.received is not None and len(host.received) > MESSAGE
         assert host.data_seconds > TIMEOUT * 2      # far longer than one timeout
@@ -108,11 +114,7 @@ def test_stalled_reader_times_out_and_defers(gw):
     timeout (not the RFC's 10 minutes), and the message stays queued."""
     host = SlowSmarthost(slow_seconds=0, stall=True)
     try:
-        slow_conf(gw, host.port)
-        assert send(gw, ["bob@remote.example"], body=big_body()).code == 250
-        t0 = time.monotonic()
-        r = gw.run("-q", timeout=120)
-        took = time.monotonic() - t0
+        r, took = spool_and_run(gw, host)
         assert r.returncode == 75                       # something left to retry
         assert took < 60                                # the timeout fired
         assert len(queue_ids(gw)) == 1
