@@ -290,7 +290,7 @@ finish(const struct conf *c, struct spool_env *e, int msgfd, struct queue_result
 	for (size_t i = 0; i < e->nrcpts; i++)
 		open += e->rcpts[i].state != RCPT_DELIVERED && e->rcpts[i].state != RCPT_BOUNCED;
 	if (open == 0) {
-		if (spool_remove(c, e->id) < 0)
+		if (spool_remove(c, e->id, 0) < 0)
 			log_warn("%s: remove from the queue", e->id);
 		else
 			log_info("%s: removed", e->id);
@@ -515,7 +515,7 @@ queue_operate(const struct conf *c, enum queue_op op, const char *id, char *why,
 		return -1;
 	}
 	if (op == QOP_DELETE) {
-		rc = spool_remove(c, id);
+		rc = spool_remove(c, id, 1);
 		if (rc < 0)
 			snprintf(why, whysize, "remove %s: %s", id, strerror(errno));
 		else

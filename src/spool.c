@@ -643,7 +643,7 @@ spool_lock(const struct conf *c, const char *id)
 }
 
 int
-spool_remove(const struct conf *c, const char *id)
+spool_remove(const struct conf *c, const char *id, int durable)
 {
 	char env[4096], msg[4096], dir[4096];
 
@@ -658,7 +658,7 @@ spool_remove(const struct conf *c, const char *id)
 		return -1;
 	if (unlink(msg) < 0 && errno != ENOENT)
 		return -1;
-	return spool_fsync_dir(dir);
+	return durable ? spool_fsync_dir(dir) : 0;
 }
 
 void

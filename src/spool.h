@@ -90,8 +90,14 @@ void spool_env_free(struct spool_env *env);
 int spool_add_rcpt(struct spool_env *env, const char *addr, const char *orig);
 /* spool_lock - take the message's lock; fd, or -1 (EWOULDBLOCK: taken). */
 int spool_lock(const struct conf *c, const char *id);
-/* spool_remove - delete a message (envelope first); 0 or -1 with errno. */
-int spool_remove(const struct conf *c, const char *id);
+/*
+ * spool_remove - delete a message (envelope first); 0 or -1 with errno.
+ * durable: the directory is fsync'd too, so the removal survives a crash (an
+ * operator's --delete).  A delivered message is removed without: a crash may
+ * bring it back and it is delivered again - at least once, never lost - and
+ * the queue runner saves an fsync per message.
+ */
+int spool_remove(const struct conf *c, const char *id, int durable);
 /* spool_quarantine - move a message's files to bad/ with the reason. */
 void spool_quarantine(const struct conf *c, const char *id, const char *reason);
 /* spool_clean - remove stale tmp files and envelope-less queue files. */

@@ -83,7 +83,7 @@ empty_queue(void)
 	char **ids = spool_ids(conf);
 
 	for (size_t i = 0; ids != NULL && ids[i] != NULL; i++)
-		spool_remove(conf, ids[i]);
+		spool_remove(conf, ids[i], 0);
 	spool_ids_free(ids);
 }
 
