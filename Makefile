@@ -241,4 +241,4 @@ install-sendmail: install $(DROP)
 	    ln -s $(SBINDIR)/undersmtpd "$$d"; echo "  LINK    $$d"; fi; done
 
 clean:
-	rm -rf build build-asan build-clang
+	rm -rf build build-asan build-clang build-fuzz
