@@ -202,7 +202,6 @@ add_rcpt_list(const char *s, char ***list, size_t *n)
 	free(copy);
 }
 
-
 static int
 header_is(const char *line, const char *name)
 {

@@ -34,8 +34,6 @@ struct sm_opts {
 int sendmail_parse(int argc, char **argv, const char *name, struct sm_opts *o);
 /* What sendmail_read_message saw of a message. */
 struct message {
-	char *headers;               /* the header section, LF endings, unfolded copy kept */
-	size_t hlen;
 	int has_from, has_date, has_msgid;
 	long hops;
 	char **hdr_rcpts;            /* To/Cc/Bcc, for -t */
