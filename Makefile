@@ -43,7 +43,7 @@ BIN  := $(BUILD)/undersmtpd
 
 DROP := $(BUILD)/undersmtpd-drop
 
-UNIT_TESTS := util conf addr aliases route smtpd_parse smtpd_data pipe spool proxy maildrop
+UNIT_TESTS := util conf addr aliases route smtpd_parse smtpd_data pipe spool proxy maildrop auth
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/test_%)
 PROGS      := $(BUILD)/recorder
 
@@ -148,7 +148,7 @@ valgrind: all
 # Fuzzing (libFuzzer with ASan+UBSan, clang): every parser that reads outside
 # input.  `make fuzz` runs each target FUZZ_SECONDS (30 by default) from the seeds
 # in tests/fuzz/seeds/ and keeps what it finds in build-fuzz/corpus/.
-FUZZ_TARGETS := addr smtp_command data envelope proxy aliases conf maildrop smtpc sendmail session
+FUZZ_TARGETS := addr smtp_command data envelope proxy auth aliases conf maildrop smtpc sendmail session
 FUZZ_SECONDS ?= 30
 FUZZ_FLAGS := -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 

@@ -54,6 +54,14 @@ auth_check(const char *file, const char *user, const char *pass, char *why,
 	return rc;
 }
 
+/* is_b64_char - one of RFC 4648's 64 characters (ASCII whatever the locale). */
+static int
+is_b64_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	    c == '+' || c == '/';
+}
+
 int
 auth_b64decode(const char *in, size_t inlen, char *out, size_t outsize)
 {
@@ -67,18 +75,64 @@ auth_b64decode(const char *in, size_t inlen, char *out, size_t outsize)
 	}
 	if (inlen % 4 != 0 || inlen / 4 * 3 > sizeof(buf))
 		return -1;
+	if (in[inlen - 1] == '=')
+		pad = in[inlen - 2] == '=' ? 2 : 1;
+	/*
+	 * Only the alphabet and the final padding: EVP_DecodeBlock would skip
+	 * white space at either end and decode the padding as NUL bytes.
+	 */
+	for (size_t i = 0; i < inlen - pad; i++)
+		if (!is_b64_char(in[i]))
+			return -1;
 	n = EVP_DecodeBlock(buf, (const unsigned char *)in, (int)inlen);
 	if (n < 0)
 		return -1;
-	if (in[inlen - 1] == '=')
-		pad++;
-	if (in[inlen - 2] == '=')
-		pad++;
 	n -= (int)pad;
-	if ((size_t)n + 1 > outsize)
+	if ((size_t)n + 1 > outsize) {
+		explicit_bzero(buf, sizeof(buf));
 		return -1;
+	}
 	memcpy(out, buf, (size_t)n);
 	out[n] = '\0';
 	explicit_bzero(buf, sizeof(buf));
 	return n;
+}
+
+/* copy_field - len bytes, no NUL among them, into out with its NUL; -1 if not. */
+static int
+copy_field(const char *field, size_t len, char *out, size_t outsize)
+{
+	if (len >= outsize || memchr(field, '\0', len) != NULL)
+		return -1;
+	memcpy(out, field, len);
+	out[len] = '\0';
+	return 0;
+}
+
+enum auth_plain
+auth_plain_split(const char *msg, size_t n, char *user, size_t usize, char *pass,
+    size_t psize)
+{
+	const char *authcid, *passwd, *end = msg + n;
+	const char *nul1 = memchr(msg, '\0', n), *nul2;
+
+	if (nul1 == NULL)
+		return AUTH_PLAIN_BAD;
+	authcid = nul1 + 1;
+	nul2 = memchr(authcid, '\0', (size_t)(end - authcid));
+	if (nul2 == NULL)
+		return AUTH_PLAIN_BAD;
+	passwd = nul2 + 1;
+	if (copy_field(authcid, (size_t)(nul2 - authcid), user, usize) < 0 ||
+	    copy_field(passwd, (size_t)(end - passwd), pass, psize) < 0) {
+		explicit_bzero(pass, psize);
+		return AUTH_PLAIN_BAD;
+	}
+	/* An authorization identity is only accepted when it names the user itself. */
+	if (nul1 != msg && ((size_t)(nul1 - msg) != strlen(user) ||
+	    memcmp(msg, user, (size_t)(nul1 - msg)) != 0)) {
+		explicit_bzero(pass, psize);
+		return AUTH_PLAIN_AUTHZID;
+	}
+	return AUTH_PLAIN_OK;
 }

@@ -15,4 +15,14 @@ enum auth_result auth_check(const char *file, const char *user, const char *pass
     char *why, size_t whysize);
 /* auth_b64decode - decode into out (NUL-terminated); length, or -1. */
 int auth_b64decode(const char *in, size_t inlen, char *out, size_t outsize);
+/*
+ * auth_plain_split - the n decoded bytes of an AUTH PLAIN response (RFC 4616:
+ * authzid NUL authcid NUL password) into user and pass, NUL-terminated.
+ * AUTH_PLAIN_BAD for anything else (a missing or third NUL, a field that does
+ * not fit: nothing is truncated), AUTH_PLAIN_AUTHZID when the client asks to
+ * act as another identity than the one it authenticates as.
+ */
+enum auth_plain { AUTH_PLAIN_OK = 0, AUTH_PLAIN_BAD = -1, AUTH_PLAIN_AUTHZID = -2 };
+enum auth_plain auth_plain_split(const char *msg, size_t n, char *user, size_t usize,
+    char *pass, size_t psize);
 #endif

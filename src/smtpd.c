@@ -722,8 +722,6 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 	resplen = len > mlen ? len - mlen - 1 : 0;
 	if (strcmp(mech, "PLAIN") == 0) {
 		/* RFC 4616: authzid NUL authcid NUL password, maybe given at once. */
-		const char *a, *b;
-
 		if (resplen == 0) {
 			reply(s, 334, NULL, "%s", "");
 			flush(s);
@@ -734,36 +732,42 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 			reply(s, 501, "5.5.2", "Bad base64 in AUTH PLAIN");
 			goto done;
 		}
-		a = memchr(buf, '\0', (size_t)n);
-		b = a ? memchr(a + 1, '\0', (size_t)n - (size_t)(a + 1 - buf)) : NULL;
-		if (b == NULL) {
+		switch (auth_plain_split(buf, (size_t)n, user, sizeof(user), pass, sizeof(pass))) {
+		case AUTH_PLAIN_OK:
+			break;
+		case AUTH_PLAIN_AUTHZID:
+			reply(s, 535, "5.7.8", "Authorization identity not allowed");
+			goto done;
+		default:
 			reply(s, 501, "5.5.2", "Bad AUTH PLAIN response");
 			goto done;
 		}
-		str_copy(user, sizeof(user), a + 1);
-		if ((size_t)(buf + n - (b + 1)) >= sizeof(pass)) {
-			reply(s, 501, "5.5.2", "Bad AUTH PLAIN response");
-			goto done;
-		}
-		memcpy(pass, b + 1, (size_t)(buf + n - (b + 1)));
-		pass[buf + n - (b + 1)] = '\0';
 	} else if (strcmp(mech, "LOGIN") == 0) {
 		if (resplen > 0) {
 			/* The user name may come with the command (an initial response). */
-			if (auth_b64decode(resp, resplen, user, sizeof(user)) < 0) {
+			if ((n = auth_b64decode(resp, resplen, user, sizeof(user))) < 0) {
 				reply(s, 501, "5.5.2", "Bad base64 in AUTH LOGIN");
 				goto done;
 			}
 		} else {
 			reply(s, 334, NULL, "VXNlcm5hbWU6");      /* "Username:" */
 			flush(s);
-			if (auth_read_response(s, user, sizeof(user)) < 0)
+			if ((n = auth_read_response(s, user, sizeof(user))) < 0)
 				goto done;
+		}
+		/* A NUL inside would make the name checked differ from the one sent. */
+		if (strlen(user) != (size_t)n) {
+			reply(s, 501, "5.5.2", "Bad AUTH LOGIN response");
+			goto done;
 		}
 		reply(s, 334, NULL, "UGFzc3dvcmQ6");      /* "Password:" */
 		flush(s);
-		if (auth_read_response(s, pass, sizeof(pass)) < 0)
+		if ((n = auth_read_response(s, pass, sizeof(pass))) < 0)
 			goto done;
+		if (strlen(pass) != (size_t)n) {
+			reply(s, 501, "5.5.2", "Bad AUTH LOGIN response");
+			goto done;
+		}
 	} else {
 		reply(s, 504, "5.5.4", "Unrecognized authentication type");
 		goto done;

@@ -165,6 +165,36 @@ def test_auth_login_prompts_and_cancel(tls_gw):
     c.close()
 
 
+def test_malformed_auth_responses_never_authenticate(tls_gw):
+    """Responses that carry the right password in a wrong form are refused
+    with 501 (or 535 for another identity) and never authenticate: white space
+    around the base64, a NUL that would cut the password or user name short,
+    an authorization identity other than the user's."""
+    import base64
+    gw = tls_gw
+    b64 = lambda b: base64.b64encode(b).decode()      # noqa: E731
+    c = tls_session(gw)
+    # (a command line's trailing white space is trimmed; the leading is not)
+    assert c.cmd("AUTH PLAIN     " + b64(b"\0alice\0s3cret")).code == 501
+    assert c.cmd("AUTH PLAIN " + b64(b"\0alice\0s3cret\0more")).code == 501
+    assert c.cmd("AUTH PLAIN " + b64(b"\0alice")).code == 501
+    r = c.cmd("AUTH PLAIN " + b64(b"bob\0alice\0s3cret"))
+    assert (r.code, r.lines[0][:5]) == (535, "5.7.8")
+    assert c.cmd("AUTH LOGIN " + b64(b"alice\0x")).code == 501       # NUL in the name
+    assert c.cmd("AUTH LOGIN " + b64(b"alice")).code == 334
+    assert c.cmd(b64(b"s3cret\0x")).code == 501                       # and the password
+    # Still not authenticated: no relay.  Then the well-formed answer works,
+    # with alice as her own authorization identity.
+    assert c.cmd("MAIL FROM:<a@remote.test>").code == 250
+    assert c.cmd("RCPT TO:<v@foreign.test>").code == 554
+    c.cmd("RSET")
+    assert c.cmd("AUTH PLAIN " + b64(b"alice\0alice\0s3cret")).code == 235
+    assert c.cmd("MAIL FROM:<a@remote.test>").code == 250
+    assert c.cmd("RCPT TO:<v@foreign.test>").code == 250
+    c.cmd("QUIT")
+    c.close()
+
+
 @pytest.mark.skipif(subprocess.run(["perl", "-MIO::Socket::SSL", "-MAuthen::SASL", "-e1"],
                                    capture_output=True).returncode != 0,
                     reason="swaks needs IO::Socket::SSL and Authen::SASL")
