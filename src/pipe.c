@@ -498,14 +498,9 @@ pipe_reply(const struct pipe_result *res, const int *tempfail, size_t ntempfail,
 			status = "5.3.0";
 			text = "unknown failure";
 		}
-	} else if (res->outcome == PIPE_START_FAILED) {
-		text = "command could not be started";
-	} else if (res->outcome == PIPE_TIMEDOUT) {
-		text = "command timed out";
-	} else if (res->outcome == PIPE_STATUS_LOST) {
-		text = "command outcome unknown";
 	} else {
-		text = "command was killed";
+		/* "command timed out", "command killed by signal 9", ... */
+		text = "command";
 	}
 	smtp_set_reply(reply, code, status, text);
 	/* Postfix-style: an enhanced status code in the output decides it. */
@@ -514,7 +509,7 @@ pipe_reply(const struct pipe_result *res, const int *tempfail, size_t ntempfail,
 		    : (dsn[0] == '4' ? 451 : 550);
 		str_copy(reply->status, sizeof(reply->status), dsn);
 	}
-	smtp_reply_append(reply, ": ", how);
+	smtp_reply_append(reply, res->outcome == PIPE_EXITED ? ": " : " ", how);
 append_output:
 	if (res->output[0])
 		smtp_reply_append(reply, ": ", res->output);

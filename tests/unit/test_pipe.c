@@ -59,19 +59,31 @@ test_table(void **state)
 	assert_int_equal(r.code, 451);
 	pipe_reply(&res, tempfail, 3, 0, &r);
 	assert_int_equal(r.code, 554);
+	/* The other outcomes: 451, each said once (found by fuzz_session:
+	 * "command could not be started: could not be started: ..."). */
 	res.outcome = PIPE_SIGNALED;
+	res.status = 9;
 	pipe_reply(&res, tempfail, 3, 0, &r);
 	assert_int_equal(r.code, 451);
+	assert_string_equal(r.text, "command killed by signal 9");
 	res.outcome = PIPE_TIMEDOUT;
 	pipe_reply(&res, tempfail, 3, 0, &r);
 	assert_int_equal(r.code, 451);
+	assert_string_equal(r.text, "command timed out");
 	res.outcome = PIPE_START_FAILED;
 	res.err = ENOENT;
 	pipe_reply(&res, tempfail, 3, 0, &r);
 	assert_int_equal(r.code, 451);
+	assert_string_equal(r.text, "command could not be started: No such file or directory");
 	res.outcome = PIPE_STATUS_LOST;
+	res.err = ECHILD;
 	pipe_reply(&res, tempfail, 3, 0, &r);
 	assert_int_equal(r.code, 451);
+	assert_string_equal(r.text, "command exit status lost: No child processes");
+	res.outcome = PIPE_EXITED;
+	res.status = 75;
+	pipe_reply(&res, tempfail, 3, 0, &r);
+	assert_string_equal(r.text, "temporary failure: exit 75 (EX_TEMPFAIL)");
 }
 
 static void
