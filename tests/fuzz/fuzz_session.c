@@ -2,11 +2,14 @@
  * fuzz_session.c - libFuzzer: a whole inetd session.  Each input is all a
  * client says, on a real socket (a socketpair: the session's fds, as inetd
  * gives them); the session runs the real state machine, DATA reader,
- * routing, the spool for relayed mail and a program (/bin/true) behind a
- * pipe alias, until the input ends.  Spooled messages are removed after each
+ * routing, the spool for relayed mail and programs behind pipe aliases
+ * (accepting, refusing, failing for now, not starting; run in session or
+ * spooled by their policy), until the input ends.  Spooled messages are removed after each
  * input.  Sanitizers catch any bad access; the session must always end.
  */
+#define _XOPEN_SOURCE 700          /* nftw */
 #include <dirent.h>
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +47,23 @@ write_file(const char *path, const char *text)
 		abort();
 }
 
+static int
+remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+/* remove_base - the spool and files of this run go when libFuzzer exits. */
+static void
+remove_base(void)
+{
+	nftw(base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -55,15 +75,23 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	log_open("fuzz_session", LOG_TO_SYSLOG, NULL, 0);   /* no /dev/log: quiet */
 	if (mkdtemp(base) == NULL)
 		abort();
+	atexit(remove_base);
 	snprintf(path, sizeof(path), "%s/aliases", base);
+	/* Programs for every outcome: accepted, refused, temporary (by exit
+	 * status, and by failing to start), and two that the policy spools. */
 	write_file(path, "true: \"|/bin/true\"\nlist: a@example.com, b@remote.example\n"
+	    "false: \"|/bin/false\"\nlater: \"|/bin/true; exit 75\"\n"
+	    "nosuch: \"|/nonexistent/undersmtpd-fuzz\"\n"
+	    "retry: \"|/bin/true; exit 75\"\nqueued: \"|/bin/true\"\n"
 	    "/^re-(.*)$/: \"|/bin/true $1\"\n");
 	snprintf(text, sizeof(text), "hostname = \"fuzz.test\"\n"
 	    "local_domains = { \"example.com\" }\naliases = \"%s/aliases\"\n"
 	    "spool_dir = \"%s/spool\"\nmin_free_space = 0\nmax_message_size = 64k\n"
 	    "relay_networks = { \"127.0.0.0/8\" }\n"
 	    "smarthost \"s\" { host = \"127.0.0.1\" port = 9 tls = none }\n"
-	    "queue { run_after_accept = false }\npipe { user = \"nobody\" timeout = 5s }\n",
+	    "queue { run_after_accept = false }\npipe { user = \"nobody\" timeout = 5s }\n"
+	    "alias \"retry\" { policy = sync-then-queue }\n"
+	    "alias \"queued\" { policy = queue }\n",
 	    base, base);
 	snprintf(path, sizeof(path), "%s/undersmtpd.conf", base);
 	write_file(path, text);
@@ -105,6 +133,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	env.aliases = aliases;
 	env.trusted_uid = geteuid();
 	env.session_uid = geteuid();
+	/* As root without a launcher process: pipe_run forks the program and
+	 * switches it to pipe.user itself, as the launcher would. */
+	env.running_as_root = geteuid() == 0;
 	env.launcher_fd = -1;
 	env.in_fd = env.out_fd = sv[0];
 	env.client_family = AF_INET;
