@@ -1,7 +1,7 @@
 # undersmtpd - plain Makefile (no autotools).
 #
 # Targets: all (default), test/check (every test), unit, blackbox, asan,
-# valgrind, install, install-sendmail, bench, bench-smoke, demo, lint-man, clean.  CC=clang works as well as gcc.
+# valgrind, fuzz, fuzz-coverage, analyze, install, install-sendmail, bench, bench-smoke, demo, lint-man, clean.  CC=clang works as well as gcc.
 
 PREFIX    ?= /usr/local
 SBINDIR   ?= $(PREFIX)/sbin
@@ -58,7 +58,7 @@ MDTEST_DEFS := -DDEFAULT_CONF='"$(MDTEST_DIR)/undersmtpd.conf"' \
 PYTEST ?= /usr/bin/python3 -m pytest
 
 
-.PHONY: all test check unit blackbox asan valgrind fuzz fuzz-build analyze install install-sendmail demo \
+.PHONY: all test check unit blackbox asan valgrind fuzz fuzz-build fuzz-coverage fuzz-coverage-build analyze install install-sendmail demo \
         lint-man clean bench bench-smoke
 
 all: $(BIN) $(DROP) $(PROGS) $(MDTEST_BIN)
@@ -164,6 +164,23 @@ fuzz-build:
 
 build-fuzz-objects: $(OBJS)
 
+# fuzz-coverage: the same targets built with source-based coverage and run once
+# over what the fuzz runs kept; prints how much of each parser they reach.
+FUZZCOV_FLAGS := -g -fprofile-instr-generate -fcoverage-mapping
+
+fuzz-coverage-build:
+	$(MAKE) CC=clang BUILD=build-fuzzcov OPT=-O1 CFLAGS="$(FUZZCOV_FLAGS) -fsanitize=fuzzer-no-link" \
+	  LDFLAGS="-fprofile-instr-generate" build-fuzz-objects
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "  FUZZCOV build-fuzzcov/fuzz_$$t"; \
+	  clang $(ALL_CFLAGS:$(OPT)=-O1) -Isrc $(FUZZCOV_FLAGS) -fsanitize=fuzzer \
+	    -o build-fuzzcov/fuzz_$$t tests/fuzz/fuzz_$$t.c \
+	    $(SRCS:src/%.c=build-fuzzcov/%.o) $(PKG_LIBS) || exit 1; \
+	done
+
+fuzz-coverage: fuzz-coverage-build
+	tests/fuzz/coverage.sh $(FUZZ_TARGETS)
+
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build-fuzz/corpus/$$t; \
@@ -241,4 +258,4 @@ install-sendmail: install $(DROP)
 	    ln -s $(SBINDIR)/undersmtpd "$$d"; echo "  LINK    $$d"; fi; done
 
 clean:
-	rm -rf build build-asan build-clang build-fuzz
+	rm -rf build build-asan build-clang build-fuzz build-fuzzcov

@@ -12,7 +12,7 @@ export DEBIAN_FRONTEND=noninteractive
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-	build-essential clang clang-tidy cppcheck libclang-rt-14-dev pkg-config ca-certificates openssl \
+	build-essential clang clang-tidy cppcheck libclang-rt-14-dev llvm pkg-config ca-certificates openssl \
 	libpcre2-dev libconfuse-dev libssl-dev libcrypt-dev libcmocka-dev \
 	python3 python3-pytest python3-aiosmtpd \
 	swaks libwww-perl libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl \
