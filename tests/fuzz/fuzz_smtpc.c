@@ -5,8 +5,12 @@
  * on a real loopback connection: the greeting, the EHLO reply (its keywords
  * are parsed), the replies to MAIL, RCPT, DATA and the final dot.  The
  * client (smtpc_open + smtpc_send, the code the queue runner uses) must end
- * with a reply for every recipient, never read out of bounds or hang.
+ * with a reply for every recipient, never read out of bounds or hang.  An
+ * input that mentions AUTH meets a client configured to authenticate
+ * (auth_user, a password file, auth_plaintext), so the AUTH PLAIN/LOGIN
+ * exchange is fuzzed too; the others meet one that does not.
  */
+#define _GNU_SOURCE             /* memmem */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -27,7 +31,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int listener = -1;
-static struct conf *conf;
+static struct conf *conf, *conf_auth;
+static char secret[] = "/tmp/undersmtpd-fuzz-smtpc-secret-XXXXXX";
 static struct spool_env env;
 static int msgfd = -1;
 
@@ -36,6 +41,12 @@ quiet(void *ctx, const char *file, int line, const char *msg)
 {
 	(void)ctx;
 	fprintf(stderr, "%s:%d: %s\n", file, line, msg);
+}
+
+static void
+remove_secret(void)
+{
+	unlink(secret);
 }
 
 int
@@ -60,17 +71,26 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	    listen(listener, 16) < 0 ||
 	    getsockname(listener, (struct sockaddr *)&sin, &len) < 0)
 		abort();
-	fd = mkstemp(path);
-	if (fd < 0 || (fp = fdopen(fd, "w")) == NULL)
+	fd = mkstemp(secret);           /* mode 0600, as read_secret wants */
+	if (fd < 0 || write(fd, "pw\n", 3) != 3 || close(fd) != 0)
 		abort();
-	snprintf(text, sizeof(text), "hostname = \"fuzz.test\"\nspool_dir = \"/tmp\"\n"
-	    "smarthost \"fuzz\" { host = \"127.0.0.1\" port = %d tls = none timeout = 2s }\n",
-	    ntohs(sin.sin_port));
-	fputs(text, fp);
-	fclose(fp);
-	conf = conf_load(path, 0, &d);
-	unlink(path);
-	if (conf == NULL)
+	atexit(remove_secret);
+	for (int with_auth = 0; with_auth < 2; with_auth++) {
+		str_copy(path, sizeof(path), "/tmp/undersmtpd-fuzz-smtpc-XXXXXX");
+		fd = mkstemp(path);
+		if (fd < 0 || (fp = fdopen(fd, "w")) == NULL)
+			abort();
+		snprintf(text, sizeof(text), "hostname = \"fuzz.test\"\nspool_dir = \"/tmp\"\n"
+		    "smarthost \"fuzz\" { host = \"127.0.0.1\" port = %d tls = none timeout = 2s "
+		    "%s%s%s}\n", ntohs(sin.sin_port),
+		    with_auth ? "auth_user = \"fuzzer\" auth_plaintext = true "
+		    "auth_password_file = \"" : "", with_auth ? secret : "", with_auth ? "\" " : "");
+		fputs(text, fp);
+		fclose(fp);
+		*(with_auth ? &conf_auth : &conf) = conf_load(path, 0, &d);
+		unlink(path);
+	}
+	if (conf == NULL || conf_auth == NULL)
 		abort();
 	memset(&env, 0, sizeof(env));
 	str_copy(env.id, sizeof(env.id), "FUZZ");
@@ -128,7 +148,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (pthread_create(&t, NULL, serve, &sp) != 0)
 		abort();
-	smtpc_init(&sc, conf);
+	smtpc_init(&sc, memmem(data, size, "AUTH", 4) != NULL ? conf_auth : conf);
 	memset(rep, 0, sizeof(rep));
 	if (smtpc_open(&sc, &err) == 0) {
 		smtpc_send(&sc, &env, msgfd, idx, 2, rep);
