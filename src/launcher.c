@@ -6,7 +6,8 @@
  * two fds attached as SCM_RIGHTS: the message, and the caller's end of a
  * private socketpair on which a forked worker sends the struct pipe_result.
  * Requests from many sessions may arrive at once; each has its own worker.
- * Every count and string is checked against the received length before use.
+ * Every count and string is checked against the received length before use,
+ * and the account asked for against the configuration (launcher_policy).
  */
 #define _GNU_SOURCE   /* setresuid(2): the only way to drop all three ids */
 #include "launcher.h"
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -169,8 +171,91 @@ next_string(char *buf, size_t len, size_t *off)
 	return s;
 }
 
+/*
+ * The accounts a program may run as: those the configuration names (pipe.user,
+ * nobody by default, and each alias block's user), with their own primary
+ * group, never root or the spool's owner.  The requester only says which;
+ * the launcher decides, from a file the requester cannot change: a session is
+ * the part exposed to the network, and were it taken over it could otherwise
+ * ask for any uid or group (disk, shadow) and get it.  The configuration is
+ * read again when its file changes, so accounts added by a reload of the
+ * sessions' configuration are followed.
+ */
+struct launcher_policy {
+	const struct conf *conf;  /* in force */
+	struct conf *reloaded;    /* ours to free, once the file changed */
+	struct stat st;           /* of conf->file as last read (st_ino 0: unknown) */
+	uid_t forbidden_uid;
+};
+
 static void
-serve_one(int replyfd, char *buf, ssize_t len, int msgfd, uid_t forbidden_uid)
+policy_init(struct launcher_policy *p, const struct conf *c, uid_t forbidden_uid)
+{
+	memset(p, 0, sizeof(*p));
+	p->conf = c;
+	p->forbidden_uid = forbidden_uid;
+	/* Read just after the caller's conf_load(): a change in between is caught
+	 * by the next one (until then, new accounts are refused, never granted). */
+	if (c->file != NULL && stat(c->file, &p->st) < 0)
+		memset(&p->st, 0, sizeof(p->st));
+}
+
+static void
+policy_refresh(struct launcher_policy *p)
+{
+	struct diag d = {log_diag, NULL, 0};
+	struct stat st;
+	struct conf *c;
+
+	if (p->conf->file == NULL || stat(p->conf->file, &st) < 0)
+		return;                 /* built-in defaults, or gone: keep what we have */
+	if (st.st_ino == p->st.st_ino && st.st_dev == p->st.st_dev &&
+	    st.st_size == p->st.st_size && st.st_mtim.tv_sec == p->st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == p->st.st_mtim.tv_nsec)
+		return;
+	p->st = st;
+	c = conf_load(p->conf->file, 0, &d);
+	if (c == NULL) {
+		log_warnx("launcher: %s is broken: pipe users stay as they were",
+		    p->conf->file);
+		return;
+	}
+	conf_free(p->reloaded);
+	p->reloaded = c;
+	p->conf = c;
+}
+
+/* is_account - name is a user whose uid and primary group are these. */
+static int
+is_account(const char *name, uid_t uid, gid_t gid)
+{
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+
+	return getpwnam_r(name, &pw, buf, sizeof(buf), &found) == 0 && found != NULL &&
+	    found->pw_uid == uid && found->pw_gid == gid;
+}
+
+static int
+policy_permits(const struct launcher_policy *p, uid_t uid, gid_t gid)
+{
+	const char *global = p->conf->pipe.user ? p->conf->pipe.user : "nobody";
+
+	if (uid == 0 || gid == 0 || uid == p->forbidden_uid)
+		return 0;
+	if (is_account(global, uid, gid))
+		return 1;
+	for (size_t i = 0; i < p->conf->nalias_overrides; i++) {
+		const char *name = p->conf->alias_overrides[i].pipe.user;
+
+		if (name != NULL && is_account(name, uid, gid))
+			return 1;
+	}
+	return 0;
+}
+
+static void
+serve_one(int replyfd, char *buf, ssize_t len, int msgfd, const struct launcher_policy *p)
 {
 	struct launcher_hdr h;
 	struct pipe_request req;
@@ -189,10 +274,11 @@ serve_one(int replyfd, char *buf, ssize_t len, int msgfd, uid_t forbidden_uid)
 	if (h.magic != LAUNCHER_MAGIC || h.nargv == 0 || h.nargv > LAUNCHER_MAX_ARGS ||
 	    h.nenv > LAUNCHER_MAX_ENV || h.timeout <= 0 || h.timeout > 86400)
 		goto reply;
-	/* Never root, never the spool's owner (SPEC 11). */
-	if (!h.change_user || h.uid == 0 || h.gid == 0 || (uid_t)h.uid == forbidden_uid) {
-		log_warnx("launcher: refused to run a program as uid %u gid %u",
-		    (unsigned)h.uid, (unsigned)h.gid);
+	/* Only an account the configuration names; never root or the spool's owner. */
+	if (!h.change_user || !policy_permits(p, (uid_t)h.uid, (gid_t)h.gid)) {
+		log_warnx("launcher: refused to run a program as uid %u gid %u: not a "
+		    "pipe user of %s", (unsigned)h.uid, (unsigned)h.gid,
+		    p->conf->file ? p->conf->file : "the built-in configuration");
 		res.err = EPERM;
 		goto reply;
 	}
@@ -244,10 +330,13 @@ reap(pid_t main_child, int *main_status, int *main_done)
 }
 
 int
-launcher_serve(int fd, uid_t forbidden_uid, pid_t main_child)
+launcher_serve(int fd, const struct conf *c, uid_t forbidden_uid, pid_t main_child)
 {
 	int main_status = 0, main_done = 0;
 	char *buf = xmalloc(LAUNCHER_MSG_MAX);
+	struct launcher_policy policy;
+
+	policy_init(&policy, c, forbidden_uid);
 
 	for (;;) {
 		union {
@@ -288,11 +377,12 @@ launcher_serve(int fd, uid_t forbidden_uid, pid_t main_child)
 				close(fds[1]);
 			continue;
 		}
+		policy_refresh(&policy);
 		/* One worker per request: sessions run their programs concurrently. */
 		pid = fork();
 		if (pid == 0) {
 			close(fd);
-			serve_one(fds[1], buf, n, fds[0], forbidden_uid);
+			serve_one(fds[1], buf, n, fds[0], &policy);
 			_exit(0);
 		}
 		if (pid < 0) {
@@ -310,6 +400,7 @@ launcher_serve(int fd, uid_t forbidden_uid, pid_t main_child)
 		reap(main_child, &main_status, &main_done);
 	}
 	free(buf);
+	conf_free(policy.reloaded);
 	for (;;) {
 		int status;
 		pid_t pid = waitpid(-1, &status, 0);
@@ -384,7 +475,7 @@ forward_sigterm(int sig)
 }
 
 static int
-become_launcher(int sock, pid_t child, uid_t spool_uid)
+become_launcher(int sock, const struct conf *c, pid_t child, uid_t spool_uid)
 {
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	struct sigaction sa;
@@ -403,7 +494,7 @@ become_launcher(int sock, pid_t child, uid_t spool_uid)
 	}
 	if (null > 2)
 		close(null);
-	status = launcher_serve(sock, spool_uid, child);
+	status = launcher_serve(sock, c, spool_uid, child);
 	close(sock);
 	return status;
 }
@@ -449,7 +540,7 @@ launcher_privsep(const struct conf *c, struct delivery_ctx *d, int *status, char
 	}
 	if (pid > 0) {
 		close(sv[1]);
-		*status = become_launcher(sv[0], pid, pw.pw_uid);
+		*status = become_launcher(sv[0], c, pid, pw.pw_uid);
 		return 1;
 	}
 	close(sv[0]);

@@ -5,9 +5,10 @@
  * owner) and a root process stays behind whose only job is to run pipe
  * programs as pipe.user on the session's request: it receives the argv, the
  * environment, the target uid/gid and the message fd over a socketpair,
- * runs pipe_run() and sends the result back.  It refuses root and the
- * session's own uid as targets, so a program can never touch the spool and
- * a compromised session can never get root.  Started as an ordinary user,
+ * runs pipe_run() and sends the result back.  It runs programs only as the
+ * accounts the configuration names, and never as root or the session's own
+ * uid, so a program can never touch the spool and a compromised session can
+ * get neither root nor any other account or group.  Started as an ordinary user,
  * there is no launcher and the session calls pipe_run() itself.
  */
 #ifndef LAUNCHER_H
@@ -22,10 +23,12 @@
 
 /*
  * launcher_serve - answer requests on fd until every holder closed it, then
- * wait for all children; forbidden: a uid never to run as.  Returns the exit
- * status of main_child (the session or queue run it served).
+ * wait for all children.  Programs run only as an account c names (pipe.user,
+ * nobody by default, or an alias block's user) with its primary group, never
+ * root or forbidden_uid; c's file is re-read when it changes.  Returns the
+ * exit status of main_child (the session or queue run it served).
  */
-int launcher_serve(int fd, uid_t forbidden_uid, pid_t main_child);
+int launcher_serve(int fd, const struct conf *c, uid_t forbidden_uid, pid_t main_child);
 /* launcher_call - one request; 0, or -1 with errno (launcher gone, bad reply). */
 int launcher_call(int fd, const struct pipe_request *req, struct pipe_result *res);
 /* pipe_execute - through the launcher when fd >= 0, else directly. */

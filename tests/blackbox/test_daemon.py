@@ -175,6 +175,37 @@ def test_sighup_reload_good_and_broken(gw):
         assert d.stop() == 0
 
 
+def test_alias_user_added_by_reload_runs_as_that_user(gw):
+    """The root launcher runs programs only as accounts the configuration
+    names (pipe.user, alias blocks).  An alias block added later and loaded by
+    SIGHUP to the daemon master alone (the launcher never gets the signal) is
+    followed: the launcher re-reads the file when it changed."""
+    import pwd
+    port = free_port()
+    daemon_conf(gw, port)
+    gw.write_aliases('ops: "|@REC@"\n')
+    daemon = pwd.getpwnam("daemon")
+    d = Daemon(gw, port)
+    try:
+        def deliver():
+            c = connect(port)
+            c.greet()
+            assert c.mail(rcpts=["ops@example.com"]).code == 250
+            c.cmd("QUIT")
+            c.sock.close()
+        deliver()
+        assert gw.records()[-1].ids.startswith(f"uid={pwd.getpwnam('nobody').pw_uid} ")
+        daemon_conf(gw, port, 'alias "ops" { user = "daemon" }\n')
+        os.kill(d.master(), signal.SIGHUP)
+        assert gw.wait_log("SIGHUP: configuration")
+        deliver()
+        assert gw.records()[-1].ids == (f"uid={daemon.pw_uid} euid={daemon.pw_uid} "
+                                        f"gid={daemon.pw_gid} egid={daemon.pw_gid} groups=")
+        assert "refused to run a program" not in gw.log_text()
+    finally:
+        assert d.stop() == 0
+
+
 def test_sigterm_during_data_and_idle(gw):
     """T14: SIGTERM -> idle sessions get 421 4.3.2; a message in DATA finishes with
     its true reply; the daemon exits 0."""
