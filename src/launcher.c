@@ -329,6 +329,35 @@ reap(pid_t main_child, int *main_status, int *main_done)
 		}
 }
 
+/*
+ * take_fds - the two descriptors of a request into fds; any others the
+ * kernel installed with the message (another count, a second SCM_RIGHTS) are
+ * closed, or a bad requester could fill the launcher's descriptor table.
+ */
+static void
+take_fds(struct msghdr *msg, int fds[2])
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+		size_t n;
+		int got[8];
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+		    cm->cmsg_len < CMSG_LEN(0))
+			continue;
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (n > sizeof(got) / sizeof(got[0]))
+			n = sizeof(got) / sizeof(got[0]);   /* more cannot fit our buffer */
+		memcpy(got, CMSG_DATA(cm), n * sizeof(int));
+		if (n == 2 && fds[0] < 0 && fds[1] < 0) {
+			fds[0] = got[0];
+			fds[1] = got[1];
+			continue;
+		}
+		for (size_t i = 0; i < n; i++)
+			close(got[i]);
+	}
+}
+
 int
 launcher_serve(int fd, const struct conf *c, uid_t forbidden_uid, pid_t main_child)
 {
@@ -345,7 +374,6 @@ launcher_serve(int fd, const struct conf *c, uid_t forbidden_uid, pid_t main_chi
 		} ctl;
 		struct iovec iov = {buf, LAUNCHER_MSG_MAX};
 		struct msghdr msg;
-		struct cmsghdr *cm;
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		int fds[2] = {-1, -1};
 		ssize_t n;
@@ -366,10 +394,7 @@ launcher_serve(int fd, const struct conf *c, uid_t forbidden_uid, pid_t main_chi
 			continue;
 		if (n <= 0)
 			break;
-		for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
-			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-			    cm->cmsg_len == CMSG_LEN(2 * sizeof(int)))
-				memcpy(fds, CMSG_DATA(cm), sizeof(fds));
+		take_fds(&msg, fds);
 		if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || fds[1] < 0) {
 			if (fds[0] >= 0)
 				close(fds[0]);

@@ -1,7 +1,8 @@
 /*
  * test_launcher.c - launcher.c: the root launcher runs programs only as the
  * accounts the configuration names (SPEC 11).  Plays the part of a session
- * taken over by an attacker, which may send the launcher any request.  Needs
+ * taken over by an attacker, which may send the launcher any request or
+ * descriptors.  Needs
  * root (the launcher switches users); skipped otherwise.
  */
 #include <setjmp.h>
@@ -9,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -208,6 +210,78 @@ test_follows_a_changed_configuration(void **state)
 	assert_refused(f, daemon_uid, daemon_gid);
 }
 
+/* open_fds - how many descriptors process pid has open. */
+static int
+open_fds(pid_t pid)
+{
+	char path[64];
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
+	d = opendir(path);
+	assert_non_null(d);
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* send_with_fds - one message of junk carrying nfds copies of fd. */
+static void
+send_with_fds(int sock, int fd, int nfds)
+{
+	union {
+		struct cmsghdr hdr;
+		char space[CMSG_SPACE(4 * sizeof(int))];
+	} ctl;
+	int fds[4] = {fd, fd, fd, fd};
+	char junk[16] = "not a request";
+	struct iovec iov = {junk, sizeof(junk)};
+	struct msghdr msg;
+	struct cmsghdr *cm;
+
+	memset(&msg, 0, sizeof(msg));
+	memset(&ctl, 0, sizeof(ctl));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = ctl.space;
+	msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
+	assert_true(sendmsg(sock, &msg, 0) > 0);
+}
+
+static void
+test_stray_descriptors_closed(void **state)
+{
+	struct fixture *f = *state;
+	FILE *tmp = tmpfile();
+	int before;
+
+	if (f == NULL) {
+		skip();
+		return;
+	}
+	assert_non_null(tmp);
+	assert_ran_as(f, "nobody");             /* the launcher is up and settled */
+	before = open_fds(f->launcher);
+	/* A bad requester: one descriptor, three, four, junk for a request. */
+	for (int i = 0; i < 50; i++) {
+		send_with_fds(f->sock, fileno(tmp), 1);
+		send_with_fds(f->sock, fileno(tmp), 3);
+		send_with_fds(f->sock, fileno(tmp), 4);
+		send_with_fds(f->sock, fileno(tmp), 2);
+	}
+	/* Requests are served in order: once this one is answered, all were read. */
+	assert_ran_as(f, "nobody");
+	assert_int_equal(open_fds(f->launcher), before);
+	fclose(tmp);
+}
+
 int
 main(void)
 {
@@ -215,6 +289,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_only_configured_accounts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_follows_a_changed_configuration, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_stray_descriptors_closed, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
