@@ -149,7 +149,7 @@ valgrind: all
 # input.  `make fuzz` runs each target FUZZ_SECONDS (30 by default), FUZZ_JOBS at
 # a time, from the seeds in tests/fuzz/seeds/ and keeps what it finds in
 # build-fuzz/corpus/ (tests/fuzz/run.sh).
-FUZZ_TARGETS := addr smtp_command data envelope proxy auth aliases conf maildrop smtpc sendmail session
+FUZZ_TARGETS := addr smtp_command data envelope proxy auth launcher aliases conf maildrop smtpc sendmail session
 FUZZ_SECONDS ?= 30
 FUZZ_JOBS ?= 1
 FUZZ_FLAGS := -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer

@@ -33,8 +33,6 @@
 
 #define LAUNCHER_MAGIC 0x55534d31u   /* "USM1" */
 #define LAUNCHER_MSG_MAX (64 * 1024)
-#define LAUNCHER_MAX_ARGS 256
-#define LAUNCHER_MAX_ENV 128
 
 struct launcher_hdr {
 	uint32_t magic;
@@ -254,52 +252,63 @@ policy_permits(const struct launcher_policy *p, uid_t uid, gid_t gid)
 	return 0;
 }
 
-static void
-serve_one(int replyfd, char *buf, ssize_t len, int msgfd, const struct launcher_policy *p)
+int
+launcher_parse(char *buf, size_t len, struct pipe_request *req,
+    char *argv[LAUNCHER_MAX_ARGS + 1], char *envp[LAUNCHER_MAX_ENV + 1])
 {
 	struct launcher_hdr h;
-	struct pipe_request req;
-	struct pipe_result res;
-	char *argv[LAUNCHER_MAX_ARGS + 1], *envp[LAUNCHER_MAX_ENV + 1];
 	size_t off = sizeof(h);
-	ssize_t n;
 
-	memset(&res, 0, sizeof(res));
-	memset(&req, 0, sizeof(req));
-	res.outcome = PIPE_START_FAILED;
-	res.err = EINVAL;
-	if (len < (ssize_t)sizeof(h) || msgfd < 0)
-		goto reply;
+	memset(req, 0, sizeof(*req));
+	if (len < sizeof(h))
+		return -1;
 	memcpy(&h, buf, sizeof(h));
 	if (h.magic != LAUNCHER_MAGIC || h.nargv == 0 || h.nargv > LAUNCHER_MAX_ARGS ||
 	    h.nenv > LAUNCHER_MAX_ENV || h.timeout <= 0 || h.timeout > 86400)
+		return -1;
+	req->path = next_string(buf, len, &off);
+	req->home = next_string(buf, len, &off);
+	if (req->path == NULL || req->home == NULL)
+		return -1;
+	for (uint32_t i = 0; i < h.nargv; i++)
+		if ((argv[i] = next_string(buf, len, &off)) == NULL)
+			return -1;
+	argv[h.nargv] = NULL;
+	for (uint32_t i = 0; i < h.nenv; i++)
+		if ((envp[i] = next_string(buf, len, &off)) == NULL)
+			return -1;
+	envp[h.nenv] = NULL;
+	req->argv = argv;
+	req->envp = envp;
+	req->change_user = h.change_user != 0;
+	req->uid = (uid_t)h.uid;
+	req->gid = (gid_t)h.gid;
+	req->timeout = (long)h.timeout;
+	req->stdin_fd = -1;
+	return 0;
+}
+
+static void
+serve_one(int replyfd, char *buf, ssize_t len, int msgfd, const struct launcher_policy *p)
+{
+	struct pipe_request req;
+	struct pipe_result res;
+	char *argv[LAUNCHER_MAX_ARGS + 1], *envp[LAUNCHER_MAX_ENV + 1];
+	ssize_t n;
+
+	memset(&res, 0, sizeof(res));
+	res.outcome = PIPE_START_FAILED;
+	res.err = EINVAL;
+	if (msgfd < 0 || len < 0 || launcher_parse(buf, (size_t)len, &req, argv, envp) < 0)
 		goto reply;
 	/* Only an account the configuration names; never root or the spool's owner. */
-	if (!h.change_user || !policy_permits(p, (uid_t)h.uid, (gid_t)h.gid)) {
+	if (!req.change_user || !policy_permits(p, req.uid, req.gid)) {
 		log_warnx("launcher: refused to run a program as uid %u gid %u: not a "
-		    "pipe user of %s", (unsigned)h.uid, (unsigned)h.gid,
+		    "pipe user of %s", (unsigned)req.uid, (unsigned)req.gid,
 		    p->conf->file ? p->conf->file : "the built-in configuration");
 		res.err = EPERM;
 		goto reply;
 	}
-	req.path = next_string(buf, (size_t)len, &off);
-	req.home = next_string(buf, (size_t)len, &off);
-	for (uint32_t i = 0; i < h.nargv; i++)
-		if ((argv[i] = next_string(buf, (size_t)len, &off)) == NULL)
-			goto reply;
-	argv[h.nargv] = NULL;
-	for (uint32_t i = 0; i < h.nenv; i++)
-		if ((envp[i] = next_string(buf, (size_t)len, &off)) == NULL)
-			goto reply;
-	envp[h.nenv] = NULL;
-	if (req.path == NULL || req.home == NULL)
-		goto reply;
-	req.argv = argv;
-	req.envp = envp;
-	req.change_user = 1;
-	req.uid = (uid_t)h.uid;
-	req.gid = (gid_t)h.gid;
-	req.timeout = (long)h.timeout;
 	req.stdin_fd = msgfd;
 	pipe_run(&req, &res);
 reply:

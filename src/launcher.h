@@ -29,6 +29,17 @@
  * exit status of main_child (the session or queue run it served).
  */
 int launcher_serve(int fd, const struct conf *c, uid_t forbidden_uid, pid_t main_child);
+#define LAUNCHER_MAX_ARGS 256
+#define LAUNCHER_MAX_ENV 128
+
+/*
+ * launcher_parse - the len bytes of one request into req, argv and envp (all
+ * pointing into buf, whose strings stay NUL-terminated where they are); 0, or
+ * -1 for anything malformed.  Only the form: who may run is the launcher's
+ * decision after it.  Public for the fuzzer (tests/fuzz/fuzz_launcher.c).
+ */
+int launcher_parse(char *buf, size_t len, struct pipe_request *req,
+    char *argv[LAUNCHER_MAX_ARGS + 1], char *envp[LAUNCHER_MAX_ENV + 1]);
 /* launcher_call - one request; 0, or -1 with errno (launcher gone, bad reply). */
 int launcher_call(int fd, const struct pipe_request *req, struct pipe_result *res);
 /* pipe_execute - through the launcher when fd >= 0, else directly. */
