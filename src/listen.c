@@ -41,7 +41,19 @@
 
 struct session_slot {
 	pid_t pid;
-	int family;
+	int family;             /* AF_UNSPEC: not counted per address (yet) */
+	unsigned char ip[16];
+	int report_fd;          /* PROXY listener: the master's end of the socket
+	                           on which the child names its client, until it has */
+};
+
+/*
+ * What a session behind HAProxy tells the master once it has read the PROXY
+ * header: the client's address, which only then can be counted against
+ * max_connections_per_ip (the peer the master accepted is HAProxy).
+ */
+struct client_report {
+	int32_t family;
 	unsigned char ip[16];
 };
 
@@ -224,6 +236,14 @@ count_from(const struct daemon *d, int family, const unsigned char ip[16])
 	return n;
 }
 
+/* over_ip_limit - one more session from this address would be too many. */
+static int
+over_ip_limit(const struct daemon *d, int family, const unsigned char ip[16])
+{
+	return !conf_relay_allowed(d->conf, family, ip) &&
+	    count_from(d, family, ip) >= (size_t)d->conf->max_connections_per_ip;
+}
+
 static size_t
 active_sessions(const struct daemon *d)
 {
@@ -254,6 +274,9 @@ become_child(struct daemon *d, void (*on_term)(int))
 
 	for (size_t i = 0; i < d->nlisteners; i++)
 		close(d->listeners[i]);
+	for (size_t i = 0; i < d->nslots; i++)
+		if (d->slots[i].report_fd >= 0)
+			close(d->slots[i].report_fd);   /* other sessions' reports */
 	close(d->sigpipe[0]);
 	close(d->sigpipe[1]);
 	signal_fd = -1;
@@ -307,9 +330,36 @@ read_proxy_header(int fd, long timeout, struct proxy_info *info)
 	}
 }
 
+/*
+ * client_may_stay - in a session behind HAProxy: name the client to the
+ * master and take its verdict on max_connections_per_ip.  A master that
+ * does not answer (it is shutting down) lets the session go on: the limit
+ * protects resources, and SIGTERM will end the session anyway.
+ */
+static int
+client_may_stay(int report_fd, const struct proxy_info *pinfo)
+{
+	struct client_report r;
+	struct pollfd pfd = {.fd = report_fd, .events = POLLIN};
+	char verdict = 'y';
+
+	memset(&r, 0, sizeof(r));
+	r.family = pinfo->family;
+	memcpy(r.ip, pinfo->ip, sizeof(r.ip));
+	if (send(report_fd, &r, sizeof(r), MSG_NOSIGNAL) != (ssize_t)sizeof(r)) {
+		log_debug("report the client to the master: %s", strerror(errno));
+		return 1;
+	}
+	if (poll(&pfd, 1, 10000) != 1 || recv(report_fd, &verdict, 1, 0) != 1) {
+		log_debug("no verdict from the master on the client's connections");
+		return 1;
+	}
+	return verdict == 'y';
+}
+
 /* run_session - in the child: exactly the inetd session code on this socket. */
 static void __attribute__((noreturn))
-run_session(struct daemon *d, int fd, int proxied)
+run_session(struct daemon *d, int fd, int proxied, int report_fd)
 {
 	struct proxy_info pinfo;
 
@@ -323,6 +373,14 @@ run_session(struct daemon *d, int fd, int proxied)
 		log_warnx("connection on a PROXY listener without a valid PROXY header: "
 		    "closed");
 		_exit(0);
+	}
+	if (report_fd >= 0) {
+		/* A LOCAL header (HAProxy's health check) names no client. */
+		if (!pinfo.local && !client_may_stay(report_fd, &pinfo)) {
+			refuse(fd, "421 4.7.0 Too many connections from your address\r\n");
+			_exit(0);
+		}
+		close(report_fd);
 	}
 	fl = fcntl(fd, F_GETFL);
 	if (fl >= 0)
@@ -375,8 +433,12 @@ reap(struct daemon *d)
 			continue;
 		}
 		for (size_t i = 0; i < d->nslots; i++)
-			if (d->slots[i].pid == pid)
+			if (d->slots[i].pid == pid) {
 				d->slots[i].pid = 0;
+				if (d->slots[i].report_fd >= 0)
+					close(d->slots[i].report_fd);
+				d->slots[i].report_fd = -1;
+			}
 		if (WIFSIGNALED(status))
 			log_warnx("session process %ld killed by signal %d", (long)pid,
 			    WTERMSIG(status));
@@ -393,6 +455,7 @@ accept_on(struct daemon *d, int lfd, int proxied)
 		int family;
 		unsigned char ip[16];
 		char text[64];
+		int report[2];
 		pid_t pid;
 		size_t slot;
 
@@ -418,32 +481,88 @@ accept_on(struct daemon *d, int lfd, int proxied)
 			refuse(fd, "421 4.7.0 Too many connections; try again later\r\n");
 			continue;
 		}
-		if (!conf_relay_allowed(d->conf, family, ip) &&
-		    count_from(d, family, ip) >= (size_t)d->conf->max_connections_per_ip) {
+		/*
+		 * Behind HAProxy the peer is HAProxy: the client's address comes
+		 * with the PROXY header, which the session reads and reports
+		 * (answer_report) before it is counted.
+		 */
+		if (!proxied && over_ip_limit(d, family, ip)) {
 			log_warnx("connect from [%s]: too many connections from this address "
 			    "(%ld)", text, d->conf->max_connections_per_ip);
 			refuse(fd, "421 4.7.0 Too many connections from your address\r\n");
+			continue;
+		}
+		report[0] = report[1] = -1;
+		if (proxied && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+		    report) < 0) {
+			log_warn("socketpair for a session from [%s]", text);
+			refuse(fd, "421 4.3.0 Local error; try again later\r\n");
 			continue;
 		}
 		for (slot = 0; slot < d->nslots && d->slots[slot].pid > 0; slot++)
 			;
 		if (slot == d->nslots) {
 			d->slots = xreallocarray(d->slots, d->nslots + 1, sizeof(*d->slots));
+			d->slots[slot].report_fd = -1;
 			d->nslots++;
 		}
 		pid = fork();
 		if (pid < 0) {
 			log_warn("fork a session for [%s]", text);
 			refuse(fd, "421 4.3.0 Local error; try again later\r\n");
+			if (proxied) {
+				close(report[0]);
+				close(report[1]);
+			}
 			continue;
 		}
-		if (pid == 0)
-			run_session(d, fd, proxied);
+		if (pid == 0) {
+			if (proxied)
+				close(report[0]);
+			run_session(d, fd, proxied, report[1]);
+		}
 		close(fd);
 		d->slots[slot].pid = pid;
-		d->slots[slot].family = family;
+		d->slots[slot].family = proxied ? AF_UNSPEC : family;
 		memcpy(d->slots[slot].ip, ip, 16);
+		if (proxied) {
+			close(report[1]);
+			if (set_nonblock_cloexec(report[0]) < 0)
+				log_warn("session %ld: report socket", (long)pid);
+			d->slots[slot].report_fd = report[0];
+		}
 	}
+}
+
+/*
+ * answer_report - a session behind HAProxy named its client (or ended
+ * first): count that address from now on and tell the session whether it
+ * is one too many.
+ */
+static void
+answer_report(struct daemon *d, struct session_slot *s)
+{
+	struct client_report r;
+	ssize_t n = recv(s->report_fd, &r, sizeof(r), 0);
+	char text[64], verdict = 'y';
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n == (ssize_t)sizeof(r) && (r.family == AF_INET || r.family == AF_INET6)) {
+		ip_to_text(r.family, r.ip, text, sizeof(text));
+		if (over_ip_limit(d, r.family, r.ip)) {
+			log_warnx("connect from [%s]: too many connections from this address "
+			    "(%ld)", text, d->conf->max_connections_per_ip);
+			verdict = 'n';
+		} else {
+			s->family = r.family;
+			memcpy(s->ip, r.ip, sizeof(s->ip));
+		}
+		if (send(s->report_fd, &verdict, 1, MSG_NOSIGNAL) != 1)
+			log_debug("session %ld: verdict: %s", (long)s->pid, strerror(errno));
+	}
+	close(s->report_fd);
+	s->report_fd = -1;
 }
 
 /* maybe_run_queue - every run_interval, and as soon as something was spooled. */
@@ -549,6 +668,8 @@ static int
 serve(struct daemon *d)
 {
 	struct sigaction sa;
+	struct pollfd *pfd = NULL;
+	size_t npfd = 0, *pfd_slot = NULL;
 	int stop = 0;
 
 	if (pipe2(d->sigpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -576,17 +697,31 @@ serve(struct daemon *d)
 	spool_clean(d->conf);
 	maybe_run_queue(d, 1);
 	log_info("daemon started (pid %ld)", (long)getpid());
+	npfd = 1 + MAX_LISTENERS;
+	pfd = xreallocarray(NULL, npfd, sizeof(*pfd));
+	pfd_slot = xreallocarray(NULL, npfd, sizeof(*pfd_slot));
 	while (!stop) {
-		struct pollfd pfd[MAX_LISTENERS + 1];
 		size_t n = 0;
 		int rc;
 
+		/* The self-pipe, the listeners, then sessions yet to name their client. */
+		if (1 + d->nlisteners + d->nslots > npfd) {
+			npfd = 1 + d->nlisteners + d->nslots;
+			pfd = xreallocarray(pfd, npfd, sizeof(*pfd));
+			pfd_slot = xreallocarray(pfd_slot, npfd, sizeof(*pfd_slot));
+		}
 		pfd[n].fd = d->sigpipe[0];
 		pfd[n++].events = POLLIN;
 		for (size_t i = 0; i < d->nlisteners; i++) {
 			pfd[n].fd = d->listeners[i];
 			pfd[n++].events = POLLIN;
 		}
+		for (size_t i = 0; i < d->nslots; i++)
+			if (d->slots[i].pid > 0 && d->slots[i].report_fd >= 0) {
+				pfd_slot[n] = i;
+				pfd[n].fd = d->slots[i].report_fd;
+				pfd[n++].events = POLLIN;
+			}
 		rc = poll(pfd, n, 1000);
 		if (rc < 0 && errno != EINTR) {
 			log_warn("poll");
@@ -606,11 +741,18 @@ serve(struct daemon *d)
 		reap(d);
 		if (stop)
 			break;
-		for (size_t i = 1; rc > 0 && i < n; i++)
+		/* Reports first: accept_on may move the slots (realloc). */
+		for (size_t i = 1 + d->nlisteners; rc > 0 && i < n; i++)
+			if ((pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) &&
+			    d->slots[pfd_slot[i]].report_fd == pfd[i].fd)
+				answer_report(d, &d->slots[pfd_slot[i]]);
+		for (size_t i = 1; rc > 0 && i < 1 + d->nlisteners; i++)
 			if (pfd[i].revents & POLLIN)
 				accept_on(d, pfd[i].fd, d->proxied[i - 1]);
 		maybe_run_queue(d, 0);
 	}
+	free(pfd);
+	free(pfd_slot);
 	shutdown_sessions(d);
 	log_info("daemon stopped");
 	return 0;

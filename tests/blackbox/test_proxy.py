@@ -115,3 +115,59 @@ def test_unmarked_listener_never_trusts_a_header(gw):
         s.close()
     finally:
         d.stop()
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+def test_per_ip_limit_counts_the_client_behind_haproxy(gw):
+    """max_connections_per_ip counts the address in the PROXY header, not
+    HAProxy's: before, every client behind a remote HAProxy shared one count,
+    so the whole site got 421 after max_connections_per_ip sessions (T102)."""
+    back, front = free_port(), free_port()
+    # HAProxy's own address (127.0.0.1) is not exempt, as a remote one would not be.
+    gw.write_conf(f'listen = {{ "127.0.0.1:{back} proxy" }}\n'
+                  'relay_networks = { "10.0.0.0/8" }\n'
+                  'max_connections_per_ip = 2\n'
+                  'queue { run_after_accept = false }\n')
+    d = Daemon.__new__(Daemon)
+    d.gw, d.port = gw, back
+    d.proc = subprocess.Popen(gw.argv("-d"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert gw.wait_log("listening on")
+    hp = haproxy(gw, front, back, 2)
+    held = []
+    try:
+        # Five clients at once through one HAProxy: all served.
+        for n in range(2, 7):
+            c = via(front, f"127.0.0.{n}")
+            r = c.greet()
+            assert f"[127.0.0.{n}]" in r.lines[0]
+            held.append(c)
+        # 127.0.0.2 already has two sessions when it opens a third.
+        held.append(via(front, "127.0.0.2"))
+        held[-1].greet()
+        extra = via(front, "127.0.0.2")
+        r = extra.reply()
+        assert r.code == 421 and r.lines[0].startswith("4.7.0")
+        assert "connect from [127.0.0.2]: too many connections from this address" \
+            in gw.log_text()
+        extra.sock.close()
+        # The sessions held stay usable; a freed slot serves the address again.
+        assert held[0].cmd("NOOP").code == 250
+        held[0].cmd("QUIT")
+        held[0].sock.close()
+        held.pop(0)
+        deadline = time.time() + 10
+        while True:
+            c = via(front, "127.0.0.2")
+            r = c.reply()
+            if r.code == 220 or time.time() > deadline:
+                break
+            c.sock.close()                # the master has not reaped it yet
+            time.sleep(0.1)
+        assert r.code == 220
+        held.append(c)
+    finally:
+        for c in held:
+            c.sock.close()
+        hp.terminate()
+        hp.wait(timeout=10)
+        d.stop()
