@@ -198,11 +198,30 @@ bind_one(struct daemon *d, const char *spec)
 	return 0;
 }
 
+/*
+ * fd_name_is_proxy - the i-th name in LISTEN_FDNAMES ("a:b:c", from the
+ * socket units' FileDescriptorName=) is "proxy": that socket is behind
+ * HAProxy, as a listen address with the " proxy" suffix.
+ */
+static int
+fd_name_is_proxy(const char *names, long i)
+{
+	const char *p = names;
+
+	for (long k = 0; p != NULL && k < i; k++) {
+		p = strchr(p, ':');
+		if (p != NULL)
+			p++;
+	}
+	return p != NULL && strncmp(p, "proxy", 5) == 0 && (p[5] == '\0' || p[5] == ':');
+}
+
 /* systemd_listeners - sockets passed with LISTEN_FDS (socket activation). */
 static int
 systemd_listeners(struct daemon *d)
 {
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	const char *names = getenv("LISTEN_FDNAMES");
 	long n;
 
 	if (pid == NULL || fds == NULL || strtol(pid, NULL, 10) != (long)getpid())
@@ -215,6 +234,10 @@ systemd_listeners(struct daemon *d)
 			log_warn("LISTEN_FDS: fd %d", fd);
 			continue;
 		}
+		d->proxied[d->nlisteners] = names != NULL && fd_name_is_proxy(names, i);
+		if (d->proxied[d->nlisteners])
+			log_info("socket %d passed by systemd is named \"proxy\": "
+			    "PROXY protocol", fd);
 		d->listeners[d->nlisteners++] = fd;
 	}
 	unsetenv("LISTEN_PID");

@@ -171,3 +171,44 @@ def test_per_ip_limit_counts_the_client_behind_haproxy(gw):
         hp.terminate()
         hp.wait(timeout=10)
         d.stop()
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None
+                    or shutil.which("systemd-socket-activate") is None,
+                    reason="haproxy or systemd-socket-activate not installed")
+def test_systemd_socket_named_proxy(gw):
+    """A socket systemd passes with FileDescriptorName=proxy is a PROXY listener:
+    the client behind HAProxy drives relay control; a peer without a header is closed."""
+    back, front = free_port(), free_port()
+    gw.write_conf('listen = { "127.0.0.1:1" }\n'          # must not be used
+                  'relay_networks = { "127.0.0.2/32" }\n'
+                  'smarthost "s" { host = "127.0.0.1" port = 9 tls = none }\n'
+                  'queue { run_after_accept = false }\n')
+    d = Daemon.__new__(Daemon)
+    d.gw, d.port = gw, back
+    d.proc = subprocess.Popen(["systemd-socket-activate", f"--listen=127.0.0.1:{back}",
+                               "--fdname=proxy"] + gw.argv("-d"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    hp = haproxy(gw, front, back, 1)   # (its probe of the front starts nothing)
+    try:
+        # The first connection makes systemd-socket-activate start the daemon.
+        for source, code in (("127.0.0.2", 250), ("127.0.0.3", 554)):
+            c = via(front, source)
+            assert f"[{source}]" in c.greet().lines[0]
+            c.cmd("MAIL FROM:<a@remote.test>")
+            assert c.cmd("RCPT TO:<v@foreign.test>").code == code
+            c.cmd("QUIT")
+            c.sock.close()
+        assert "using 1 socket(s) passed by systemd" in gw.log_text()
+        assert 'named "proxy"' in gw.log_text()
+        s = socket.create_connection(("127.0.0.1", back), timeout=10)
+        s.sendall(b"EHLO x\r\n")
+        try:
+            assert s.recv(100) == b""
+        except ConnectionResetError:
+            pass
+        s.close()
+    finally:
+        hp.terminate()
+        hp.wait(timeout=10)
+        d.stop()
