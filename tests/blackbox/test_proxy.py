@@ -48,18 +48,26 @@ def via(front, source):
     return Connected(s)
 
 
+def proxy_daemon(gw, back, conf, argv=None):
+    """The daemon behind a PROXY listener, started without Daemon's probe
+    (a bare connection is no session there)."""
+    gw.write_conf(f'listen = {{ "127.0.0.1:{back} proxy" }}\n' + conf)
+    d = Daemon.__new__(Daemon)
+    d.gw, d.port = gw, back
+    d.proc = subprocess.Popen(argv or gw.argv("-d"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    if argv is None:
+        assert gw.wait_log("listening on")
+    return d
+
+
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 @pytest.mark.parametrize("version", [1, 2])
 def test_behind_haproxy(gw, version):
     back, front = free_port(), free_port()
-    gw.write_conf(f'listen = {{ "127.0.0.1:{back} proxy" }}\n'
-                  'relay_networks = { "127.0.0.1/32" }\n'
-                  'smarthost "s" { host = "127.0.0.1" port = 9 tls = none }\n'
-                  'queue { run_after_accept = false }\n')
-    d = Daemon.__new__(Daemon)
-    d.gw, d.port = gw, back
-    d.proc = subprocess.Popen(gw.argv("-d"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert gw.wait_log("listening on")
+    d = proxy_daemon(gw, back, 'relay_networks = { "127.0.0.1/32" }\n'
+                     'smarthost "s" { host = "127.0.0.1" port = 9 tls = none }\n'
+                     'queue { run_after_accept = false }\n')
     hp = haproxy(gw, front, back, version)
     try:
         # HAProxy itself connects from 127.0.0.1 (trusted); the client does not.
@@ -124,14 +132,8 @@ def test_per_ip_limit_counts_the_client_behind_haproxy(gw):
     so the whole site got 421 after max_connections_per_ip sessions (T102)."""
     back, front = free_port(), free_port()
     # HAProxy's own address (127.0.0.1) is not exempt, as a remote one would not be.
-    gw.write_conf(f'listen = {{ "127.0.0.1:{back} proxy" }}\n'
-                  'relay_networks = { "10.0.0.0/8" }\n'
-                  'max_connections_per_ip = 2\n'
-                  'queue { run_after_accept = false }\n')
-    d = Daemon.__new__(Daemon)
-    d.gw, d.port = gw, back
-    d.proc = subprocess.Popen(gw.argv("-d"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert gw.wait_log("listening on")
+    d = proxy_daemon(gw, back, 'relay_networks = { "10.0.0.0/8" }\n'
+                     'max_connections_per_ip = 2\nqueue { run_after_accept = false }\n')
     hp = haproxy(gw, front, back, 2)
     held = []
     try:
@@ -180,15 +182,12 @@ def test_systemd_socket_named_proxy(gw):
     """A socket systemd passes with FileDescriptorName=proxy is a PROXY listener:
     the client behind HAProxy drives relay control; a peer without a header is closed."""
     back, front = free_port(), free_port()
-    gw.write_conf('listen = { "127.0.0.1:1" }\n'          # must not be used
-                  'relay_networks = { "127.0.0.2/32" }\n'
-                  'smarthost "s" { host = "127.0.0.1" port = 9 tls = none }\n'
-                  'queue { run_after_accept = false }\n')
-    d = Daemon.__new__(Daemon)
-    d.gw, d.port = gw, back
-    d.proc = subprocess.Popen(["systemd-socket-activate", f"--listen=127.0.0.1:{back}",
-                               "--fdname=proxy"] + gw.argv("-d"),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # The listen address in the file (on port 1) must not be used.
+    d = proxy_daemon(gw, 1, 'relay_networks = { "127.0.0.2/32" }\n'
+                     'smarthost "s" { host = "127.0.0.1" port = 9 tls = none }\n'
+                     'queue { run_after_accept = false }\n',
+                     argv=["systemd-socket-activate", f"--listen=127.0.0.1:{back}",
+                           "--fdname=proxy"] + gw.argv("-d"))
     hp = haproxy(gw, front, back, 1)   # (its probe of the front starts nothing)
     try:
         # The first connection makes systemd-socket-activate start the daemon.
