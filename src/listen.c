@@ -38,6 +38,7 @@
 
 #define MAX_LISTENERS 16
 #define SHUTDOWN_GRACE_MS 35000   /* SPEC 6: a message may finish within 30 s */
+#define TOO_MANY_FROM_ADDRESS "421 4.7.0 Too many connections from your address\r\n"
 
 struct session_slot {
 	pid_t pid;
@@ -259,12 +260,19 @@ count_from(const struct daemon *d, int family, const unsigned char ip[16])
 	return n;
 }
 
-/* over_ip_limit - one more session from this address would be too many. */
+/* over_ip_limit - one more session from this address would be too many (logged). */
 static int
 over_ip_limit(const struct daemon *d, int family, const unsigned char ip[16])
 {
-	return !conf_relay_allowed(d->conf, family, ip) &&
-	    count_from(d, family, ip) >= (size_t)d->conf->max_connections_per_ip;
+	char text[64];
+
+	if (conf_relay_allowed(d->conf, family, ip) ||
+	    count_from(d, family, ip) < (size_t)d->conf->max_connections_per_ip)
+		return 0;
+	ip_to_text(family, ip, text, sizeof(text));
+	log_warnx("connect from [%s]: too many connections from this address (%ld)",
+	    text, d->conf->max_connections_per_ip);
+	return 1;
 }
 
 static size_t
@@ -400,7 +408,7 @@ run_session(struct daemon *d, int fd, int proxied, int report_fd)
 	if (report_fd >= 0) {
 		/* A LOCAL header (HAProxy's health check) names no client. */
 		if (!pinfo.local && !client_may_stay(report_fd, &pinfo)) {
-			refuse(fd, "421 4.7.0 Too many connections from your address\r\n");
+			refuse(fd, TOO_MANY_FROM_ADDRESS);
 			_exit(0);
 		}
 		close(report_fd);
@@ -510,14 +518,12 @@ accept_on(struct daemon *d, int lfd, int proxied)
 		 * (answer_report) before it is counted.
 		 */
 		if (!proxied && over_ip_limit(d, family, ip)) {
-			log_warnx("connect from [%s]: too many connections from this address "
-			    "(%ld)", text, d->conf->max_connections_per_ip);
-			refuse(fd, "421 4.7.0 Too many connections from your address\r\n");
+			refuse(fd, TOO_MANY_FROM_ADDRESS);
 			continue;
 		}
 		report[0] = report[1] = -1;
-		if (proxied && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-		    report) < 0) {
+		if (proxied && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC |
+		    SOCK_NONBLOCK, 0, report) < 0) {
 			log_warn("socketpair for a session from [%s]", text);
 			refuse(fd, "421 4.3.0 Local error; try again later\r\n");
 			continue;
@@ -550,8 +556,6 @@ accept_on(struct daemon *d, int lfd, int proxied)
 		memcpy(d->slots[slot].ip, ip, 16);
 		if (proxied) {
 			close(report[1]);
-			if (set_nonblock_cloexec(report[0]) < 0)
-				log_warn("session %ld: report socket", (long)pid);
 			d->slots[slot].report_fd = report[0];
 		}
 	}
@@ -567,15 +571,12 @@ answer_report(struct daemon *d, struct session_slot *s)
 {
 	struct client_report r;
 	ssize_t n = recv(s->report_fd, &r, sizeof(r), 0);
-	char text[64], verdict = 'y';
+	char verdict = 'y';
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n == (ssize_t)sizeof(r) && (r.family == AF_INET || r.family == AF_INET6)) {
-		ip_to_text(r.family, r.ip, text, sizeof(text));
 		if (over_ip_limit(d, r.family, r.ip)) {
-			log_warnx("connect from [%s]: too many connections from this address "
-			    "(%ld)", text, d->conf->max_connections_per_ip);
 			verdict = 'n';
 		} else {
 			s->family = r.family;

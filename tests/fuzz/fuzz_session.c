@@ -29,11 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct conf *conf;
 static struct aliases *aliases;
-/* On tmpfs when there is one: the spool's fsyncs made the disk, not the
- * session, the fuzzer's bottleneck (half its time in I/O wait). */
-static char base[] = "/dev/shm/undersmtpd-fuzz-session-XXXXXX";
-static char base_tmp[] = "/tmp/undersmtpd-fuzz-session-XXXXXX";
-static char *base_dir = base;
+static char base_dir[64];
 
 static void
 report(void *ctx, const char *file, int line, const char *msg)
@@ -77,9 +73,12 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	log_open("fuzz_session", LOG_TO_SYSLOG, NULL, 0);   /* no /dev/log: quiet */
-	if (mkdtemp(base) == NULL) {
-		base_dir = base_tmp;
-		if (mkdtemp(base_tmp) == NULL)
+	/* On tmpfs when there is one: the spool's fsyncs made the disk, not the
+	 * session, the fuzzer's bottleneck (half its time in I/O wait). */
+	snprintf(base_dir, sizeof(base_dir), "/dev/shm/undersmtpd-fuzz-session-XXXXXX");
+	if (mkdtemp(base_dir) == NULL) {
+		snprintf(base_dir, sizeof(base_dir), "/tmp/undersmtpd-fuzz-session-XXXXXX");
+		if (mkdtemp(base_dir) == NULL)
 			abort();
 	}
 	atexit(remove_base);
