@@ -121,6 +121,24 @@ write_dsn(FILE *out, const struct conf *c, const struct spool_env *env,
 	fprintf(out, "\n--%s--\n", boundary);
 }
 
+/* stream_on_copy - a stdio stream on a duplicate of fd, which stays ours to close. */
+static FILE *
+stream_on_copy(int fd)
+{
+	int copy = dup(fd);
+	FILE *f;
+	int saved;
+
+	if (copy < 0)
+		return NULL;
+	if ((f = fdopen(copy, "w")) == NULL) {
+		saved = errno;
+		close(copy);
+		errno = saved;
+	}
+	return f;
+}
+
 int
 bounce_create(const struct conf *c, const struct spool_env *env, int msgfd)
 {
@@ -140,7 +158,7 @@ bounce_create(const struct conf *c, const struct spool_env *env, int msgfd)
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
-	if (flock(fd, LOCK_EX) < 0 || (out = fdopen(dup(fd), "w")) == NULL) {
+	if (flock(fd, LOCK_EX) < 0 || (out = stream_on_copy(fd)) == NULL) {
 		saved = errno;
 		close(fd);
 		unlink(path);
