@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,29 @@ resolve_pipe_user(const struct delivery_ctx *s, const struct pipe_conf *pc,
 }
 
 /*
+ * slot_name - the part of a concurrency lock file's name that stands for one
+ * alias: a readable prefix (letters and digits kept, the rest "_", at most 32)
+ * and a 64-bit FNV-1a hash of the whole name, so that "a-b" and "a.b", or two
+ * long names with a common prefix, get pools of their own.
+ */
+static void
+slot_name(const char *alias, char out[52])
+{
+	uint64_t h = 14695981039346656037ULL;
+	size_t o = 0;
+
+	for (const char *p = alias; *p; p++) {
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+		if (o < 32)
+			out[o++] = ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) ? *p : '_';
+	}
+	out[o++] = '-';
+	for (int shift = 60; shift >= 0; shift -= 4)
+		out[o++] = "0123456789abcdef"[(h >> shift) & 0xf];
+	out[o] = '\0';
+}
+
+/*
  * concurrency_slot - SPEC 7.1 max_concurrency across sessions: one of N
  * flock()ed files in spool_dir/tmp.  Returns the locked fd, -2 when no limit
  * is set, or -1 when none became free before the deadline.
@@ -94,20 +118,17 @@ resolve_pipe_user(const struct delivery_ctx *s, const struct pipe_conf *pc,
 static int
 concurrency_slot(const struct delivery_ctx *s, const char *alias, long max, int64_t until)
 {
-	char path[4096], safe[64];
-	size_t o = 0;
+	char path[4096], name[52];
 
 	if (max <= 0)
 		return -2;
-	for (const char *p = alias; *p && o + 1 < sizeof(safe); p++)
-		safe[o++] = ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) ? *p : '_';
-	safe[o] = '\0';
+	slot_name(alias, name);
 	for (;;) {
 		for (long i = 0; i < max; i++) {
 			int fd;
 
 			if (str_fmt(path, sizeof(path), "%s/tmp/slot-%s-%ld.lock",
-			    s->conf->spool_dir, safe, i) < 0)
+			    s->conf->spool_dir, name, i) < 0)
 				return -1;
 			fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 			if (fd < 0) {

@@ -306,6 +306,35 @@ def test_max_concurrency_per_alias(gw):
     assert peak == 2
 
 
+def test_max_concurrency_pools_are_per_alias(gw):
+    """T86: aliases whose names differ only in punctuation ("a-b", "a.b") each have a
+    pool of their own: one message for each, max_concurrency = 1 -> both run at once."""
+    count = gw.rec / "running"
+    gw.write_conf('alias "a-b" { max_concurrency = 1 }\nalias "a.b" { max_concurrency = 1 }\n')
+    prog = f'"|/bin/sh -c \'echo + >> {count}; sleep 2; echo - >> {count}\'"'
+    gw.write_aliases(f"a-b: {prog}\na.b: {prog}\n")
+    results = []
+
+    def one(rcpt):
+        c = gw.session()
+        c.greet()
+        results.append(c.mail(rcpts=[rcpt]).code)
+        c.cmd("QUIT")
+        c.close()
+    threads = [threading.Thread(target=one, args=(r,))
+               for r in ("a-b@example.com", "a.b@example.com")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [250, 250]
+    running = peak = 0
+    for mark in count.read_text().split():
+        running += 1 if mark == "+" else -1
+        peak = max(peak, running)
+    assert peak == 2
+
+
 def test_program_output_in_reply_and_enhanced_code(gw):
     """SPEC 7: the first non-empty output line goes into the reply; an enhanced code in
     it decides the reply after a failure; output never turns a failure into success."""
