@@ -141,11 +141,7 @@ concurrency_slot(const struct delivery_ctx *s, const char *alias, long max, int6
 		}
 		if (now_ms() >= until)
 			return -1;
-		{
-			struct timespec ts = {0, 100 * 1000000L};
-
-			nanosleep(&ts, NULL);
-		}
+		sleep_ms(100);
 	}
 }
 

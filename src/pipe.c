@@ -257,15 +257,6 @@ reap(pid_t pid, int *status, int block)
 	}
 }
 
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* kill_group - SIGTERM the process group, SIGKILL it after the grace. */
 static void
 kill_group(pid_t pid, int *status)

@@ -40,6 +40,7 @@
 #define ROUTE_MAX_PIPE_RCPTS 128   /* Delivered-To: lines for one run */
 #define JUNK_COMMAND_LIMIT 100   /* NOOP/RSET/VRFY/HELP before they count as errors */
 #define HELO_MAX 255
+#define AUTH_FAILURE_DELAY_MS 2000   /* from the credentials check to a 535 */
 #define READ_TOO_LONG 1          /* read_command(): distinct from every IO_* */
 
 enum smtp_state {
@@ -697,6 +698,7 @@ static void
 cmd_auth(struct session *s, const char *arg, size_t len)
 {
 	char mech[16], buf[600], user[256] = "", pass[256] = "", why[300];
+	int64_t began, left;
 	const char *p = arg, *resp;
 	size_t mlen = 0, resplen;
 	int n;
@@ -772,6 +774,7 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 		reply(s, 504, "5.5.4", "Unrecognized authentication type");
 		goto done;
 	}
+	began = now_ms();
 	switch (auth_check(s->conf->tls.auth_users_file, user, pass, why, sizeof(why))) {
 	case AUTH_OK:
 		str_copy(s->auth_user, sizeof(s->auth_user), user);
@@ -784,12 +787,13 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 		reply(s, 454, "4.7.0", "Temporary authentication failure");
 		break;
 	default:
-		{
-			/* A failed guess costs the guesser time. */
-			struct timespec ts = {2, 0};
-
-			nanosleep(&ts, NULL);
-		}
+		/*
+		 * A failed guess costs the guesser time, and the same time whether
+		 * the user exists (crypt ran) or not: the reply does not say which.
+		 */
+		left = began + AUTH_FAILURE_DELAY_MS - now_ms();
+		if (left > 0)
+			sleep_ms((long)left);
 		log_warnx("AUTH from [%s]: failed for user %s", s->env->client_text, user);
 		reply(s, 535, "5.7.8", "Authentication credentials invalid");
 		break;

@@ -61,4 +61,7 @@ int random_hex(char *buf, size_t bufsize, size_t nbytes);
 /* Monotonic milliseconds, for deadlines. */
 int64_t now_ms(void);
 
+/* sleep_ms - sleep ms milliseconds, the whole of them even if signals arrive. */
+void sleep_ms(long ms);
+
 #endif

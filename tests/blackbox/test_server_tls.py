@@ -1,6 +1,7 @@
 """Server-side STARTTLS and AUTH (SPEC 6, 11; TESTCATALOGUE T45): the
 certificate and key from the configuration, AUTH PLAIN/LOGIN only after
 STARTTLS against a crypt(3) users file, relay allowed only after AUTH."""
+import base64
 import smtplib
 import socket
 import ssl
@@ -113,6 +114,28 @@ def test_wrong_password_is_slow_and_535(tls_gw):
     assert c.cmd("RCPT TO:<v@foreign.test>").code == 554
     c.cmd("QUIT")
     c.close()
+
+
+def test_failed_auth_takes_as_long_for_unknown_user(tls_gw):
+    """A 535 comes as late for a user the file does not list as for a listed user
+    whose expensive hash (sha512crypt, 3,000,000 rounds, most of a second) was
+    computed: the reply's timing does not tell which users exist."""
+    gw = tls_gw
+    with open(gw.users, "a") as f:
+        f.write("slow:$6$rounds=3000000$saltsalt$" + "x" * 86 + "\n")
+
+    def failed_auth(user):
+        c = tls_session(gw)
+        start = time.time()
+        r = c.cmd("AUTH PLAIN " + base64.b64encode(b"\0" + user + b"\0wrong").decode())
+        took = time.time() - start
+        c.cmd("QUIT")
+        c.close()
+        assert r.code == 535, r
+        return took
+    unknown, listed = failed_auth(b"nosuchuser"), failed_auth(b"slow")
+    assert unknown >= 1.5 and listed >= 1.5
+    assert abs(listed - unknown) < 0.4, (listed, unknown)
 
 
 def test_users_file_readable_by_others(tls_gw):
