@@ -101,15 +101,26 @@ static char *
 read_conf_file(const char *path, struct diag *d)
 {
 	FILE *fp = fopen(path, "r");
+	struct stat st;
 	char *buf;
-	size_t n;
+	size_t n = 0, cap = 4096;
 
 	if (fp == NULL) {
 		diag_error(d, path, 0, "cannot open: %s", strerror(errno));
 		return NULL;
 	}
-	buf = xmalloc(CONF_MAX_FILE + 1);
-	n = fread(buf, 1, CONF_MAX_FILE + 1, fp);
+	/*
+	 * A buffer the file's size (one byte more, to see the end), grown while
+	 * a file that is not regular or grew keeps filling it: a configuration
+	 * load does not cost a megabyte.
+	 */
+	if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode) && st.st_size < CONF_MAX_FILE)
+		cap = (size_t)st.st_size + 1;
+	buf = xmalloc(cap + 1);
+	while ((n += fread(buf + n, 1, cap - n, fp)) == cap && cap <= CONF_MAX_FILE) {
+		cap = cap > CONF_MAX_FILE / 2 ? CONF_MAX_FILE + 1 : cap * 2;
+		buf = xreallocarray(buf, cap + 1, 1);
+	}
 	if (ferror(fp) || n > CONF_MAX_FILE) {
 		diag_error(d, path, 0, ferror(fp) ? "cannot read" : "file larger than 1 MiB");
 		fclose(fp);

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 
 #include "conf.h"
 #include "unit.h"
@@ -164,6 +166,88 @@ test_hash_inside_string_kept(void **state)
 	conf_free(c);
 }
 
+/* padded - hostname = "<host>" after comment lines, size bytes in all. */
+static char *
+padded(size_t size, const char *host)
+{
+	char tail[128];
+	size_t tlen = (size_t)snprintf(tail, sizeof(tail), "hostname = \"%s\"\n", host);
+	char *text = malloc(size + 1);
+
+	assert_non_null(text);
+	assert_true(size > tlen + 2);
+	memset(text, 'x', size - tlen);
+	for (size_t i = 0; i < size - tlen; i += 64) {
+		text[i] = '#';
+		if (i + 63 < size - tlen)
+			text[i + 63] = '\n';
+	}
+	text[size - tlen - 1] = '\n';
+	memcpy(text + size - tlen, tail, tlen + 1);
+	return text;
+}
+
+/* A file of up to 1 MiB loads whatever its size; one byte more is refused. */
+static void
+test_file_size_limit(void **state)
+{
+	static const size_t sizes[] = {4095, 4096, 4097, 100000, 1024 * 1024};
+	struct collected out;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char *text = padded(sizes[i], "big.example");
+		struct conf *c = load(text, &out);
+
+		assert_int_equal(strlen(text), sizes[i]);
+		assert_non_null(c);
+		assert_string_equal(c->hostname, "big.example");
+		conf_free(c);
+		free(text);
+	}
+	{
+		char *text = padded(1024 * 1024 + 1, "big.example");
+
+		assert_null(load(text, &out));
+		assert_non_null(strstr(out.text, "larger than 1 MiB"));
+		free(text);
+	}
+}
+
+/* A configuration read from a pipe (-f /dev/stdin, a FIFO) grows its buffer. */
+static void
+test_file_from_fifo(void **state)
+{
+	char dir[] = "/tmp/undersmtpd-unit-XXXXXX", path[64];
+	char *text = padded(300000, "fifo.example");
+	struct diag d = {NULL, NULL, 0};
+	struct conf *c;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/conf", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(path, O_WRONLY);
+		size_t len = strlen(text);
+
+		_exit(fd >= 0 && write(fd, text, len) == (ssize_t)len ? 0 : 1);
+	}
+	c = conf_load(path, 0, &d);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_non_null(c);
+	assert_string_equal(c->hostname, "fifo.example");
+	conf_free(c);
+	unlink(path);
+	rmdir(dir);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -173,6 +257,8 @@ main(void)
 		cmocka_unit_test(test_errors_with_lines),
 		cmocka_unit_test(test_semantic_errors),
 		cmocka_unit_test(test_hash_inside_string_kept),
+		cmocka_unit_test(test_file_size_limit),
+		cmocka_unit_test(test_file_from_fifo),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
