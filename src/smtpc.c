@@ -167,6 +167,34 @@ send_line(struct smtpc *sc, enum stage st, const char *fmt, ...)
 	return netio_write_all(&sc->io, line, (size_t)n, deadline_for(sc, st));
 }
 
+/*
+ * has_mechanism - whether the space-separated SASL mechanism list names mech
+ * (whole words, any case: "XPLAIN" or "LOGIN-X" is not PLAIN or LOGIN).
+ */
+static int
+has_mechanism(const char *list, const char *mech)
+{
+	size_t mlen = strlen(mech);
+
+	for (const char *p = list; *p; ) {
+		size_t n;
+
+		p += strspn(p, " ");
+		n = strcspn(p, " ");
+		if (n == mlen) {
+			size_t k = 0;
+
+			while (k < n && (p[k] == mech[k] || (p[k] >= 'a' && p[k] <= 'z' &&
+			    p[k] - 32 == mech[k])))
+				k++;
+			if (k == n)
+				return 1;
+		}
+		p += n;
+	}
+	return 0;
+}
+
 static void
 ehlo_keyword(struct smtpc *sc, const char *kw)
 {
@@ -188,8 +216,8 @@ ehlo_keyword(struct smtpc *sc, const char *kw)
 		sc->has_size = 1;
 		sc->size_max = kw[i] == ' ' ? strtoull(kw + i + 1, NULL, 10) : 0;
 	} else if (strcmp(up, "AUTH") == 0) {
-		sc->auth_plain = strstr(kw, "PLAIN") != NULL;
-		sc->auth_login = strstr(kw, "LOGIN") != NULL;
+		sc->auth_plain = has_mechanism(kw + i, "PLAIN");
+		sc->auth_login = has_mechanism(kw + i, "LOGIN");
 	}
 }
 

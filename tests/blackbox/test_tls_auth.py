@@ -188,3 +188,69 @@ def test_implicit_tls(gw, certs):
         t.join(timeout=10)
         srv.close()
     assert any(l.startswith(b"RCPT TO:<bob@remote.example>") for l in seen)
+
+
+def test_auth_mechanisms_are_whole_words(gw):
+    """EHLO's AUTH list is read word by word, in any case: "XPLAIN" is not PLAIN,
+    and a lower-case "login" is LOGIN; the client uses AUTH LOGIN and the mail goes."""
+    import socket
+    import threading
+    port = free_port()
+    conf(gw, port, tls="none", extra=f'auth_user = "me" auth_plaintext = true '
+                                     f'auth_password_file = "{secret(gw)}"')
+    assert send(gw, ["bob@remote.example"]).code == 250
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(1)
+    srv.settimeout(20)
+    seen = []
+
+    def serve():
+        conn, _ = srv.accept()
+        conn.settimeout(20)
+        f = conn.makefile("rwb")
+
+        def say(line):
+            f.write(line + b"\r\n")
+            f.flush()
+        say(b"220 auth.test ESMTP")
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            seen.append(line)
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                say(b"250-auth.test\r\n250-AUTH XPLAIN login CRAM-MD5\r\n250 PIPELINING")
+            elif verb == b"AUTH":
+                if line.strip() != b"AUTH LOGIN":
+                    say(b"504 5.5.4 not that one")
+                    continue
+                say(b"334 VXNlcm5hbWU6")
+                seen.append(f.readline())
+                say(b"334 UGFzc3dvcmQ6")
+                seen.append(f.readline())
+                say(b"235 2.7.0 ok")
+            elif verb == b"DATA":
+                say(b"354 go")
+                while f.readline() != b".\r\n":
+                    pass
+                say(b"250 2.0.0 stored")
+            elif verb == b"QUIT":
+                say(b"221 bye")
+                break
+            else:
+                say(b"250 ok")
+        conn.close()
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        assert gw.run("-q").returncode == 0, gw.log_text()
+    finally:
+        t.join(timeout=30)
+        srv.close()
+    assert b"AUTH LOGIN\r\n" in seen and not any(l.startswith(b"AUTH PLAIN") for l in seen)
+    assert b"bWU=\r\n" in seen and b"czNjcmV0\r\n" in seen           # "me", "s3cret"
+    assert any(l.startswith(b"RCPT TO:<bob@remote.example>") for l in seen)
+    assert queue_ids(gw) == []
