@@ -268,6 +268,21 @@ validate_domains(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/*
+ * validate_hostname - it goes into the greeting, EHLO, Received: and
+ * Message-ID:, so it must be a domain name as RFC 5321 writes one: not
+ * empty, no address literal, no trailing dot, no white space or CR LF.
+ */
+static int
+validate_hostname(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (s != NULL && (s[0] == '[' || !addr_domain_valid(s, 0)))
+		bad_value(cfg, opt, s, "not a domain name (such as mail.example.com)");
+	return 0;
+}
+
 static int
 validate_address(cfg_t *cfg, cfg_opt_t *opt)
 {
@@ -455,6 +470,7 @@ static const struct {
 	const char *name;
 	cfg_validate_callback_t fn;
 } validators[] = {
+	{"hostname", validate_hostname},
 	{"listen", validate_listen},
 	{"local_domains", validate_domains},
 	{"spool_dir", validate_absolute_path},

@@ -308,6 +308,10 @@ diag_error(struct diag *d, const char *file, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* A quoted bad value may hold a CR or an escape: it goes to a terminal. */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 32 || *p == 127)
+			*p = '?';
 	d->errors++;
 	if (d->report != NULL)
 		d->report(d->ctx, file, line, msg);

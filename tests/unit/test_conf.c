@@ -158,11 +158,37 @@ static void
 test_hash_inside_string_kept(void **state)
 {
 	struct collected out;
-	struct conf *c = load("hostname = \"a#b\" # trailing comment\n", &out);
+	struct conf *c = load("log_file = \"/var/log/a#b\" # trailing comment\n", &out);
 
 	(void)state;
 	assert_non_null(c);
-	assert_string_equal(c->hostname, "a#b");
+	assert_string_equal(c->log_file, "/var/log/a#b");
+	conf_free(c);
+}
+
+/* hostname goes into the greeting and EHLO: a domain name or nothing. */
+static void
+test_hostname_must_be_a_domain(void **state)
+{
+	static const char *const bad[] = {"\"\"", "\"mail.example.com.\"", "\"a b\"",
+	    "\"x\\r\\n250 evil\"", "\"[127.0.0.1]\"", "\"-mail.example.com\""};
+	struct collected out;
+	char text[128];
+	struct conf *c;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "hostname = %s\n", bad[i]);
+		assert_null(load(text, &out));
+		assert_non_null(strstr(out.text, "1: hostname: bad value"));
+		assert_non_null(strstr(out.text, "not a domain name"));
+		/* The report names the value without its control characters. */
+		assert_null(strpbrk(out.text, "\r\x1b"));
+		assert_int_equal(strchr(out.text, '\n') - out.text, strlen(out.text) - 1);
+	}
+	c = load("hostname = \"Mail-1.example.com\"\n", &out);
+	assert_non_null(c);
+	assert_string_equal(c->hostname, "Mail-1.example.com");
 	conf_free(c);
 }
 
@@ -257,6 +283,7 @@ main(void)
 		cmocka_unit_test(test_errors_with_lines),
 		cmocka_unit_test(test_semantic_errors),
 		cmocka_unit_test(test_hash_inside_string_kept),
+		cmocka_unit_test(test_hostname_must_be_a_domain),
 		cmocka_unit_test(test_file_size_limit),
 		cmocka_unit_test(test_file_from_fifo),
 	};
