@@ -38,6 +38,7 @@
 
 #define MAX_LISTENERS 16
 #define SHUTDOWN_GRACE_MS 35000   /* SPEC 6: a message may finish within 30 s */
+#define ACCEPT_PAUSE_MS 1000      /* after accept fails for want of resources */
 #define TOO_MANY_FROM_ADDRESS "421 4.7.0 Too many connections from your address\r\n"
 
 struct session_slot {
@@ -491,8 +492,18 @@ accept_on(struct daemon *d, int lfd, int proxied)
 		size_t slot;
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/*
+				 * Out of descriptors or memory: the connection stays in
+				 * the backlog and the listener readable, so going back
+				 * to poll at once would spin and flood the log.
+				 */
+				log_warn("accept: pausing %d ms", ACCEPT_PAUSE_MS);
+				sleep_ms(ACCEPT_PAUSE_MS);
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 				log_warn("accept");
+			}
 			return;
 		}
 		if (sockaddr_to_ip((struct sockaddr *)&ss, &family, ip) < 0) {

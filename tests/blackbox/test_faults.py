@@ -78,14 +78,7 @@ def test_session_fork_fails_421_daemon_lives(gw):
         assert proc.poll() is None
         assert gw.wait_log("fork a session")
     finally:
-        # The daemon and everything under strace, at once (a graceful stop
-        # under strace waits out the 35 s grace for nothing).
-        for pid in reversed(descendants(proc.pid)):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        proc.wait(timeout=60)
+        stop_all(proc)
 
 
 def descendants(top):
@@ -99,3 +92,65 @@ def descendants(top):
         except OSError:
             pass
     return out
+
+
+def daemon_failing_accept(gw, port, when):
+    """The daemon under strace, its accept4 failing with EMFILE as `when` says."""
+    daemon_conf(gw, port)
+    argv = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=accept4",
+            "-e", f"inject=accept4:error=EMFILE:when={when}"] + gw.argv("-d")
+    return subprocess.Popen(argv, env=quiet_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def stop_all(proc):
+    """The daemon and everything under strace, at once (a graceful stop under
+    strace waits out the 35 s grace for nothing)."""
+    for pid in reversed(descendants(proc.pid)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=60)
+
+
+def test_accept_out_of_descriptors_pauses_then_serves(gw):
+    """accept() failing with EMFILE (the daemon out of descriptors) leaves the
+    connection in the backlog and the listener readable: the daemon pauses a
+    second each time instead of spinning on it (one warning a second, not
+    thousands), and serves the client once accept() works again."""
+    port = free_port()
+    proc = daemon_failing_accept(gw, port, "1+")
+    try:
+        s = None
+        end = time.time() + 20
+        while s is None and time.time() < end:
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            except OSError:
+                time.sleep(0.1)
+        assert s is not None
+        assert gw.wait_log("accept: pausing")
+        time.sleep(3)
+        warnings = gw.log_text().count("accept: pausing")
+        assert 2 <= warnings <= 6, warnings
+        assert proc.poll() is None
+        s.close()
+    finally:
+        stop_all(proc)
+    gw.log.unlink()
+    proc = daemon_failing_accept(gw, port, "1..2")
+    try:
+        end = time.time() + 20
+        greeting = b""
+        while not greeting and time.time() < end:
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=15)
+                greeting = s.makefile("rb").readline()
+                s.close()
+            except OSError:
+                time.sleep(0.1)
+        assert greeting.startswith(b"220 "), greeting
+        assert gw.log_text().count("accept: pausing") == 2
+    finally:
+        stop_all(proc)
