@@ -32,6 +32,10 @@ UNDERSMTPD = os.environ.get("UNDERSMTPD", str(ROOT / "build" / "undersmtpd"))
 RECORDER = os.environ.get("RECORDER", str(ROOT / "build" / "recorder"))
 # make valgrind runs sessions and commands under valgrind: a command to put in front.
 WRAP = os.environ.get("UNDERSMTPD_WRAP", "").split()
+# How long a client waits for a reply before calling it a hang: valgrind runs
+# the session some 30 times slower, and 50 of them starting at once on two
+# cores took more than 30 s to greet.
+REPLY_TIMEOUT = 120 if WRAP else 30
 NOBODY = pwd.getpwnam("nobody")
 MAIL = pwd.getpwnam("mail")
 
@@ -73,7 +77,7 @@ class Client:
             env=env if env is not None else base_env(),
             preexec_fn=preexec, close_fds=True)
         server.close()
-        self.sock.settimeout(30)
+        self.sock.settimeout(REPLY_TIMEOUT)
         self.buf = b""
         self.raw = b""   # everything the server sent, for "nothing else" checks
 
