@@ -353,11 +353,8 @@ read_proxy_header(int fd, long timeout, struct proxy_info *info)
 
 			return got == rc ? 0 : -1;
 		}
-		if ((size_t)n == seen) {
-			struct timespec ts = {0, 20 * 1000000L};
-
-			nanosleep(&ts, NULL);   /* the rest of the header is on its way */
-		}
+		if ((size_t)n == seen)
+			sleep_ms(20);   /* the rest of the header is on its way */
 		seen = (size_t)n;
 	}
 }
@@ -684,7 +681,7 @@ shutdown_sessions(struct daemon *d)
 	while ((active_sessions(d) > 0 || d->runner > 0) && now_ms() < until) {
 		struct timespec ts = {0, 50 * 1000000L};
 
-		nanosleep(&ts, NULL);
+		nanosleep(&ts, NULL);   /* a SIGCHLD cuts it short: reap at once */
 		reap(d);
 	}
 	for (size_t i = 0; i < d->nslots; i++)
