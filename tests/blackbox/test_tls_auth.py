@@ -18,6 +18,61 @@ def make_cert(dirpath, name):
     return crt, key
 
 
+class ScriptedSmarthost:
+    """A smarthost on 127.0.0.1:port that serves one connection by script: the
+    EHLO answer given, AUTH (if offered) by auth(f, line, say), everything else
+    250; wrap turns the accepted socket into a TLS one.  seen: the lines it got."""
+
+    def __init__(self, port, ehlo, auth=None, wrap=None):
+        import socket
+        import threading
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", port))
+        self.srv.listen(1)
+        self.srv.settimeout(20)
+        self.ehlo, self.auth, self.wrap = ehlo, auth, wrap
+        self.seen = []
+        self.thread = threading.Thread(target=self.serve)
+        self.thread.start()
+
+    def serve(self):
+        raw, _ = self.srv.accept()
+        raw.settimeout(20)
+        conn = self.wrap(raw) if self.wrap else raw
+        f = conn.makefile("rwb")
+
+        def say(line):
+            f.write(line + b"\r\n")
+            f.flush()
+        say(b"220 scripted.test ESMTP")
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            self.seen.append(line)
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                say(self.ehlo)
+            elif verb == b"AUTH" and self.auth:
+                self.auth(f, line, say)
+            elif verb == b"DATA":
+                say(b"354 go")
+                while f.readline() != b".\r\n":
+                    pass
+                say(b"250 2.0.0 stored")
+            elif verb == b"QUIT":
+                say(b"221 bye")
+                break
+            else:
+                say(b"250 ok")
+        conn.close()
+
+    def stop(self):
+        self.thread.join(timeout=30)
+        self.srv.close()
+
+
 @pytest.fixture
 def certs(gw):
     return make_cert(gw.base, "localhost")
@@ -138,118 +193,46 @@ def test_certificate_failures_defer(gw, certs, case):
 def test_implicit_tls(gw, certs):
     """tls = tls: TLS from the first byte (port 465 style)."""
     import ssl
-    import threading
-    import socket
     crt, key = certs
     port = free_port()
     conf(gw, port, tls="tls", extra=f'ca_file = "{crt}"')
     assert send(gw, ["bob@remote.example"]).code == 250
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(crt, key)
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", port))
-    srv.listen(1)
-    seen = []
-
-    def serve():
-        raw, _ = srv.accept()
-        conn = ctx.wrap_socket(raw, server_side=True)
-        f = conn.makefile("rwb")
-
-        def say(line):
-            f.write(line + b"\r\n")
-            f.flush()
-        say(b"220 tls.test ESMTP")
-        while True:
-            line = f.readline()
-            if not line:
-                break
-            seen.append(line)
-            verb = line[:4].upper()
-            if verb == b"EHLO":
-                say(b"250-tls.test\r\n250 PIPELINING")
-            elif verb == b"DATA":
-                say(b"354 go")
-                while f.readline() != b".\r\n":
-                    pass
-                say(b"250 2.0.0 stored")
-            elif verb == b"QUIT":
-                say(b"221 bye")
-                break
-            else:
-                say(b"250 ok")
-        conn.close()
-    t = threading.Thread(target=serve)
-    t.start()
+    sh = ScriptedSmarthost(port, b"250-tls.test\r\n250 PIPELINING",
+                           wrap=lambda raw: ctx.wrap_socket(raw, server_side=True))
     try:
         assert gw.run("-q").returncode == 0, gw.log_text()
     finally:
-        t.join(timeout=10)
-        srv.close()
+        sh.stop()
+    seen = sh.seen
     assert any(l.startswith(b"RCPT TO:<bob@remote.example>") for l in seen)
 
 
 def test_auth_mechanisms_are_whole_words(gw):
     """EHLO's AUTH list is read word by word, in any case: "XPLAIN" is not PLAIN,
     and a lower-case "login" is LOGIN; the client uses AUTH LOGIN and the mail goes."""
-    import socket
-    import threading
     port = free_port()
     conf(gw, port, tls="none", extra=f'auth_user = "me" auth_plaintext = true '
                                      f'auth_password_file = "{secret(gw)}"')
     assert send(gw, ["bob@remote.example"]).code == 250
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", port))
-    srv.listen(1)
-    srv.settimeout(20)
-    seen = []
 
-    def serve():
-        conn, _ = srv.accept()
-        conn.settimeout(20)
-        f = conn.makefile("rwb")
-
-        def say(line):
-            f.write(line + b"\r\n")
-            f.flush()
-        say(b"220 auth.test ESMTP")
-        while True:
-            line = f.readline()
-            if not line:
-                break
-            seen.append(line)
-            verb = line[:4].upper()
-            if verb == b"EHLO":
-                say(b"250-auth.test\r\n250-AUTH XPLAIN login CRAM-MD5\r\n250 PIPELINING")
-            elif verb == b"AUTH":
-                if line.strip() != b"AUTH LOGIN":
-                    say(b"504 5.5.4 not that one")
-                    continue
-                say(b"334 VXNlcm5hbWU6")
-                seen.append(f.readline())
-                say(b"334 UGFzc3dvcmQ6")
-                seen.append(f.readline())
-                say(b"235 2.7.0 ok")
-            elif verb == b"DATA":
-                say(b"354 go")
-                while f.readline() != b".\r\n":
-                    pass
-                say(b"250 2.0.0 stored")
-            elif verb == b"QUIT":
-                say(b"221 bye")
-                break
-            else:
-                say(b"250 ok")
-        conn.close()
-    t = threading.Thread(target=serve)
-    t.start()
+    def auth(f, line, say):
+        if line.strip() != b"AUTH LOGIN":
+            say(b"504 5.5.4 not that one")
+            return
+        say(b"334 VXNlcm5hbWU6")
+        sh.seen.append(f.readline())
+        say(b"334 UGFzc3dvcmQ6")
+        sh.seen.append(f.readline())
+        say(b"235 2.7.0 ok")
+    sh = ScriptedSmarthost(port, b"250-auth.test\r\n250-AUTH XPLAIN login CRAM-MD5\r\n"
+                                 b"250 PIPELINING", auth=auth)
     try:
         assert gw.run("-q").returncode == 0, gw.log_text()
     finally:
-        t.join(timeout=30)
-        srv.close()
+        sh.stop()
+    seen = sh.seen
     assert b"AUTH LOGIN\r\n" in seen and not any(l.startswith(b"AUTH PLAIN") for l in seen)
     assert b"bWU=\r\n" in seen and b"czNjcmV0\r\n" in seen           # "me", "s3cret"
     assert any(l.startswith(b"RCPT TO:<bob@remote.example>") for l in seen)
