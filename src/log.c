@@ -93,9 +93,7 @@ vlog(int priority, const char *fmt, va_list ap, int with_errno, int saved)
 	if (with_errno)
 		snprintf(msg + len, sizeof(msg) - len, ": %s", strerror(saved));
 	/* Log text never carries control characters (client data may be in it). */
-	for (char *p = msg; *p; p++)
-		if ((unsigned char)*p < 32 || *p == 127)
-			*p = '?';
+	str_mask_controls(msg);
 	if (logger.flags & LOG_TO_SYSLOG)
 		syslog(priority, "%s", msg);
 	if (logger.fd >= 0) {

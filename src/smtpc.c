@@ -128,9 +128,7 @@ read_reply(struct smtpc *sc, enum stage st, struct smtpc_reply *r,
 		if (code < 0) {
 			code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
 			str_copy(r->text, sizeof(r->text), line);
-			for (char *p = r->text; *p; p++)
-				if ((unsigned char)*p < 32 || *p == 127)
-					*p = '?';
+			str_mask_controls(r->text);
 		} else if (strncmp(line, r->text, 3) != 0) {
 			synth(r, 451, "451 4.4.2 %s: mixed reply codes", sc->name);
 			return -1;

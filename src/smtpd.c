@@ -122,9 +122,7 @@ reply(struct session *s, int code, const char *status, const char *fmt, ...)
 		if (nl)
 			*nl = '\0';
 		/* Nothing of ours or of a program may put a CR or LF in a reply. */
-		for (char *c = p; *c; c++)
-			if ((unsigned char)*c < 32 || *c == 127)
-				*c = '?';
+		str_mask_controls(p);
 		n = snprintf(line, sizeof(line), "%d%c%s%s%s\r\n", code, nl ? '-' : ' ',
 		    status ? status : "", status ? " " : "", p);
 		if (n > 0)

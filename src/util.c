@@ -309,9 +309,7 @@ diag_error(struct diag *d, const char *file, int line, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	/* A quoted bad value may hold a CR or an escape: it goes to a terminal. */
-	for (char *p = msg; *p; p++)
-		if ((unsigned char)*p < 32 || *p == 127)
-			*p = '?';
+	str_mask_controls(msg);
 	d->errors++;
 	if (d->report != NULL)
 		d->report(d->ctx, file, line, msg);
@@ -342,6 +340,14 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+str_mask_controls(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 32 || *s == 127)
+			*s = '?';
 }
 
 void

@@ -61,6 +61,10 @@ int random_hex(char *buf, size_t bufsize, size_t nbytes);
 /* Monotonic milliseconds, for deadlines. */
 int64_t now_ms(void);
 
+/* str_mask_controls - replace each control character (below 32, and DEL) in s
+ * with '?': for text from outside that goes into a log, a reply or a terminal. */
+void str_mask_controls(char *s);
+
 /* sleep_ms - sleep ms milliseconds, the whole of them even if signals arrive. */
 void sleep_ms(long ms);
 

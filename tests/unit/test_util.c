@@ -94,6 +94,17 @@ test_random_hex(void **state)
 	assert_int_equal(random_hex(a, 4, 6), -1);
 }
 
+/* Control characters (CR, LF, ESC, NUL's neighbours, DEL) become '?'; the rest stays. */
+static void
+test_mask_controls(void **state)
+{
+	char s[] = "a\r\nb\x1b[31mc\x7f\x01 d\tz\xc3\xa9";
+
+	(void)state;
+	str_mask_controls(s);
+	assert_string_equal(s, "a??b?[31mc?? d?z\xc3\xa9");
+}
+
 int
 main(void)
 {
@@ -102,6 +113,7 @@ main(void)
 		cmocka_unit_test(test_cidr),
 		cmocka_unit_test(test_size_and_duration),
 		cmocka_unit_test(test_random_hex),
+		cmocka_unit_test(test_mask_controls),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
