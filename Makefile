@@ -36,14 +36,14 @@ BUILD     ?= build
 # The message's path through the program, in order (see README "Architecture").
 SRCS := src/util.c src/log.c src/buf.c src/conf.c src/addr.c \
         src/aliases.c src/route.c src/smtpd_parse.c src/smtpd_data.c \
-        src/envelope.c src/spool.c src/maildrop.c src/tls.c src/smtpc.c src/bounce.c src/queue.c src/delivery.c src/pipe.c src/launcher.c src/auth.c src/smtpd.c src/proxy.c src/listen.c src/sendmail.c
+        src/safepath.c src/envelope.c src/spool.c src/maildrop.c src/tls.c src/smtpc.c src/bounce.c src/queue.c src/delivery.c src/pipe.c src/launcher.c src/auth.c src/smtpd.c src/proxy.c src/listen.c src/sendmail.c
 MAIN := src/main.c
 OBJS := $(SRCS:src/%.c=$(BUILD)/%.o)
 BIN  := $(BUILD)/undersmtpd
 
 DROP := $(BUILD)/undersmtpd-drop
 
-UNIT_TESTS := util conf addr aliases route smtpd_parse smtpd_data pipe spool proxy maildrop auth launcher
+UNIT_TESTS := util safepath conf addr aliases route smtpd_parse smtpd_data pipe spool proxy maildrop auth launcher
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/test_%)
 PROGS      := $(BUILD)/recorder
 

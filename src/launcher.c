@@ -554,14 +554,16 @@ launcher_privsep(const struct conf *c, struct delivery_ctx *d, int *status, char
 	d->launcher_fd = -1;
 	d->session_uid = geteuid();
 	if (geteuid() != 0)
-		return spool_prepare(c, geteuid(), getegid(), why, whysize) < 0 ? -1 : 0;
+		return spool_prepare_top(c, geteuid(), getegid(), why, whysize) < 0 ||
+		    spool_prepare(c, why, whysize) < 0 ? -1 : 0;
 	if (launcher_spool_user(c, &pw, pwbuf, sizeof(pwbuf)) < 0 || pw.pw_uid == 0) {
 		snprintf(why, whysize, "user \"%s\" does not exist or is root: refusing "
 		    "to run as root", c->user);
 		errno = EPERM;
 		return -1;
 	}
-	if (spool_prepare(c, pw.pw_uid, pw.pw_gid, why, whysize) < 0)
+	/* Root touches spool_dir alone; what is inside it is `user`'s to make. */
+	if (spool_prepare_top(c, pw.pw_uid, pw.pw_gid, why, whysize) < 0)
 		return -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		snprintf(why, whysize, "socketpair for the pipe launcher");
@@ -582,6 +584,8 @@ launcher_privsep(const struct conf *c, struct delivery_ctx *d, int *status, char
 		snprintf(why, whysize, "drop privileges to %s", c->user);
 		return -1;
 	}
+	if (spool_prepare(c, why, whysize) < 0)
+		return -1;
 	d->running_as_root = 1;
 	d->launcher_fd = sv[1];
 	d->session_uid = pw.pw_uid;

@@ -5,6 +5,7 @@
  * same log_file never interleave within a line.
  */
 #include "log.h"
+#include "safepath.h"
 #include "util.h"
 
 #include <errno.h>
@@ -21,7 +22,8 @@ static struct {
 	int flags;
 	int fd;           /* log_file, or -1 */
 	int debug;
-} logger = {"undersmtpd", LOG_TO_STDERR, -1, 0};
+	char open_error[512];   /* why the last log_open() failed */
+} logger = {"undersmtpd", LOG_TO_STDERR, -1, 0, ""};
 
 int
 log_open(const char *ident, int flags, const char *log_file, int debug)
@@ -29,7 +31,12 @@ log_open(const char *ident, int flags, const char *log_file, int debug)
 	int fd = -1;
 
 	if (log_file != NULL && (flags & LOG_TO_FILE)) {
-		fd = open(log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		/*
+		 * Opened before privileges are dropped: never through a link that
+		 * the owner of a log directory other than root's could have made.
+		 */
+		fd = safepath_open_file(log_file, O_WRONLY | O_APPEND | O_CREAT | O_NOCTTY,
+		    0640, logger.open_error, sizeof(logger.open_error));
 		if (fd < 0)
 			return -1;
 	}
@@ -42,6 +49,12 @@ log_open(const char *ident, int flags, const char *log_file, int debug)
 	if (flags & LOG_TO_SYSLOG)
 		openlog(logger.ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 	return 0;
+}
+
+const char *
+log_open_error(void)
+{
+	return logger.open_error;
 }
 
 void

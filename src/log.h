@@ -21,8 +21,13 @@ enum log_dest_flags {
 	LOG_TO_STDERR = 4,
 };
 
-/* log_open - returns 0, or -1 with errno when log_file cannot be opened. */
+/*
+ * log_open - returns 0, or -1 with errno when log_file cannot be opened
+ * (log_open_error() then says what was wrong with it: a link in someone
+ * else's directory is never followed, see safepath.h).
+ */
 int log_open(const char *ident, int flags, const char *log_file, int debug);
+const char *log_open_error(void);
 void log_close(void);
 /* log_stderr_allowed - 0 once log_open() was told fd 2 is not ours. */
 int log_stderr_allowed(void);

@@ -397,6 +397,22 @@ client_identity(struct smtpd_env *env)
 	str_copy(env->client_text, sizeof(env->client_text), "127.0.0.1");
 }
 
+/*
+ * log_fall_back_to_syslog - log_file could not be opened: say why (in the
+ * syslog, the one place left) and go on there.
+ */
+static void
+log_fall_back_to_syslog(int verbose)
+{
+	int err = errno;
+	char why[600];
+
+	str_copy(why, sizeof(why), log_open_error());
+	log_open("undersmtpd", LOG_TO_SYSLOG, NULL, verbose);
+	errno = err;
+	log_warn("log_file: %s", why);
+}
+
 /* say - an SMTP reply straight to the client, before any session exists. */
 static void
 say(const char *line)
@@ -429,10 +445,8 @@ run_inetd(const struct options *o)
 		say("421 4.3.0 Local configuration error; try again later\r\n");
 		return EX_CONFIG;
 	}
-	if (c->log_file && log_open("undersmtpd", LOG_TO_FILE, c->log_file, o->verbose) < 0) {
-		log_open("undersmtpd", LOG_TO_SYSLOG, NULL, o->verbose);
-		log_warn("open log_file %s", c->log_file);
-	}
+	if (c->log_file && log_open("undersmtpd", LOG_TO_FILE, c->log_file, o->verbose) < 0)
+		log_fall_back_to_syslog(o->verbose);
 	rc = launcher_privsep(c, &dctx, &status, why, sizeof(why));
 	if (rc != 0) {
 		/* 1: we were the launcher and the session is over; -1: no session. */
@@ -482,7 +496,8 @@ become_spool_user(const struct conf *c)
 			    c->user);
 			return -1;
 		}
-		if (spool_prepare(c, pw.pw_uid, pw.pw_gid, why, sizeof(why)) < 0) {
+		/* Root touches spool_dir alone; what is inside it is `user`'s. */
+		if (spool_prepare_top(c, pw.pw_uid, pw.pw_gid, why, sizeof(why)) < 0) {
 			fprintf(stderr, "undersmtpd: spool: %s: %s\n", why, strerror(errno));
 			return -1;
 		}
@@ -491,9 +506,11 @@ become_spool_user(const struct conf *c)
 			    strerror(errno));
 			return -1;
 		}
-		return 0;
+	} else if (spool_prepare_top(c, geteuid(), getegid(), why, sizeof(why)) < 0) {
+		fprintf(stderr, "undersmtpd: spool: %s: %s\n", why, strerror(errno));
+		return -1;
 	}
-	if (spool_prepare(c, geteuid(), getegid(), why, sizeof(why)) < 0) {
+	if (spool_prepare(c, why, sizeof(why)) < 0) {
 		fprintf(stderr, "undersmtpd: spool: %s: %s\n", why, strerror(errno));
 		return -1;
 	}
@@ -528,8 +545,12 @@ run_queue_command(const struct options *o)
 
 	if (c == NULL)
 		return EX_CONFIG;
-	log_open("undersmtpd", c->log_file ? LOG_TO_FILE : LOG_TO_SYSLOG, c->log_file,
-	    o->verbose);
+	if (log_open("undersmtpd", c->log_file ? LOG_TO_FILE : LOG_TO_SYSLOG, c->log_file,
+	    o->verbose) < 0) {
+		fprintf(stderr, "undersmtpd: log_file: %s: %s\n", log_open_error(),
+		    strerror(errno));
+		log_fall_back_to_syslog(o->verbose);
+	}
 	if (o->mode == MODE_FLUSH) {
 		rc = run_flush(c);
 		conf_free(c);
@@ -564,10 +585,14 @@ run_sendmail(const struct options *o)
 	c = load_conf(o, &d);
 	if (c == NULL)
 		return EX_CONFIG;
-	/* An ordinary user may not write the log file: syslog then. */
+	/* An ordinary user may not write the log file: syslog then, quietly. */
 	if (log_open("undersmtpd", c->log_file ? LOG_TO_FILE : LOG_TO_SYSLOG, c->log_file,
-	    o->verbose) < 0)
-		log_open("undersmtpd", LOG_TO_SYSLOG, NULL, o->verbose);
+	    o->verbose) < 0) {
+		if (errno == EACCES)
+			log_open("undersmtpd", LOG_TO_SYSLOG, NULL, o->verbose);
+		else
+			log_fall_back_to_syslog(o->verbose);
+	}
 	rc = sendmail_deliver(&o->sm, c);
 	conf_free(c);
 	return rc;
@@ -588,7 +613,7 @@ run_daemon(const struct options *o)
 	/* In the foreground standard error is ours: -v logs there too (SPEC 2). */
 	flags = (c->log_file ? LOG_TO_FILE : LOG_TO_SYSLOG) | (o->verbose ? LOG_TO_STDERR : 0);
 	if (log_open("undersmtpd", flags, c->log_file, o->verbose) < 0) {
-		fprintf(stderr, "undersmtpd: open log_file %s: %s\n", c->log_file,
+		fprintf(stderr, "undersmtpd: log_file: %s: %s\n", log_open_error(),
 		    strerror(errno));
 		conf_free(c);
 		return EX_CONFIG;

@@ -31,6 +31,7 @@
 #include "buf.h"
 #include "log.h"
 #include "maildrop.h"
+#include "safepath.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -65,84 +66,126 @@ spool_path(const struct conf *c, const char *sub, const char *id, const char *ex
 }
 
 /*
- * prepare_dir - path exists, is a directory owned by uid:gid with mode
- * `mode` (no more access than that; less is left alone).
+ * fix_mode - fd's directory has no more access than mode (less is left
+ * alone); path is for the messages.
  */
 static int
-prepare_dir(const char *path, uid_t uid, gid_t gid, mode_t mode, char *why, size_t whysize)
+fix_mode(int fd, const struct stat *st, const char *path, mode_t mode, char *why,
+    size_t whysize)
 {
-	struct stat st;
-
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-		snprintf(why, whysize, "mkdir %s", path);
+	if ((st->st_mode & 0777 & ~mode) == 0)
+		return 0;
+	log_warnx("%s had mode %03o: setting %03o", path, (unsigned)(st->st_mode & 0777),
+	    (unsigned)mode);
+	if (fchmod(fd, mode) < 0) {
+		snprintf(why, whysize, "chmod %s", path);
 		return -1;
-	}
-	if (stat(path, &st) < 0) {
-		snprintf(why, whysize, "stat %s", path);
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		errno = ENOTDIR;
-		snprintf(why, whysize, "%s", path);
-		return -1;
-	}
-	if (geteuid() == 0 && (st.st_uid != uid || st.st_gid != gid)) {
-		if (st.st_uid != 0 && st.st_uid != uid) {
-			/* Someone else's directory: do not take it over. */
-			errno = EPERM;
-			snprintf(why, whysize, "%s is owned by uid %u, not the spool user",
-			    path, (unsigned)st.st_uid);
-			return -1;
-		}
-		if (chown(path, uid, gid) < 0) {
-			snprintf(why, whysize, "chown %s", path);
-			return -1;
-		}
-	}
-	/* The spool is nobody else's business: no more access than `mode`. */
-	if ((st.st_mode & 0777 & ~mode) != 0) {
-		log_warnx("%s had mode %03o: setting %03o", path, (unsigned)(st.st_mode & 0777),
-		    (unsigned)mode);
-		if (chmod(path, mode) < 0) {
-			snprintf(why, whysize, "chmod %s", path);
-			return -1;
-		}
 	}
 	return 0;
 }
 
 int
-spool_prepare(const struct conf *c, uid_t uid, gid_t gid, char *why, size_t whysize)
+spool_prepare_top(const struct conf *c, uid_t uid, gid_t gid, char *why, size_t whysize)
 {
-	static const char *const subs[] = {"tmp", "queue", "bad"};
-	char path[4096];
-	struct stat md;
+	struct stat st, md;
 	gid_t top_gid = gid;
 	mode_t top_mode = 0700;
+	int fd = safepath_open_dir(c->spool_dir, 1, NULL, why, whysize);
+	int rc = -1;
 
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0) {
+		snprintf(why, whysize, "stat %s", c->spool_dir);
+		goto out;
+	}
+	if (st.st_uid != uid && (geteuid() != 0 || st.st_uid != 0)) {
+		/* Someone else's directory: do not take it over. */
+		errno = EPERM;
+		snprintf(why, whysize, "%s is owned by uid %u, not the spool user (uid %u)",
+		    c->spool_dir, (unsigned)st.st_uid, (unsigned)uid);
+		goto out;
+	}
 	/*
 	 * SPEC 11: with a maildrop (made by make install-sendmail) the spool
 	 * directory belongs to the maildrop's group, which may only pass
-	 * through it (0710) to reach maildrop/ (1730).
+	 * through it (0710) to reach maildrop/ (1730).  Looked at, never
+	 * followed: it is inside the spool user's directory.
 	 */
-	if (spool_path(c, "maildrop", NULL, NULL, path, sizeof(path)) == 0 &&
-	    lstat(path, &md) == 0 && S_ISDIR(md.st_mode) &&
+	if (fstatat(fd, "maildrop", &md, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(md.st_mode) &&
 	    (md.st_mode & 07777) == MAILDROP_MODE) {
 		top_gid = md.st_gid;
 		top_mode = 0710;
 	}
-	if (prepare_dir(c->spool_dir, uid, top_gid, top_mode, why, whysize) < 0)
-		return -1;
-	for (size_t i = 0; i < ARRAY_LEN(subs); i++) {
-		if (spool_path(c, subs[i], NULL, NULL, path, sizeof(path)) < 0) {
-			errno = ENAMETOOLONG;
-			snprintf(why, whysize, "%s", c->spool_dir);
-			return -1;
-		}
-		if (prepare_dir(path, uid, gid, 0700, why, whysize) < 0)
-			return -1;
+	if (geteuid() == 0 && (st.st_uid != uid || st.st_gid != top_gid) &&
+	    fchown(fd, uid, top_gid) < 0) {
+		snprintf(why, whysize, "chown %s", c->spool_dir);
+		goto out;
 	}
+	rc = fix_mode(fd, &st, c->spool_dir, top_mode, why, whysize);
+out:
+	close(fd);
+	return rc;
+}
+
+int
+spool_prepare(const struct conf *c, char *why, size_t whysize)
+{
+	static const char *const subs[] = {"tmp", "queue", "bad"};
+	int top = open(c->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (top < 0) {
+		snprintf(why, whysize, "open %s", c->spool_dir);
+		return -1;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(subs); i++) {
+		char path[4096];
+		struct stat st;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", c->spool_dir, subs[i]);
+		if (mkdirat(top, subs[i], 0700) < 0 && errno != EEXIST) {
+			snprintf(why, whysize, "mkdir %s", path);
+			goto fail;
+		}
+		if (fstatat(top, subs[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			snprintf(why, whysize, "stat %s", path);
+			goto fail;
+		}
+		/* Never repaired by following it: a link here is tampering. */
+		if (!S_ISDIR(st.st_mode)) {
+			errno = S_ISLNK(st.st_mode) ? ELOOP : ENOTDIR;
+			snprintf(why, whysize, "%s is %s, not a directory of the spool", path,
+			    S_ISLNK(st.st_mode) ? "a symbolic link" : "a file");
+			goto fail;
+		}
+		if (st.st_uid != geteuid()) {
+			errno = EPERM;
+			snprintf(why, whysize, "%s is owned by uid %u, not the spool user (uid %u)",
+			    path, (unsigned)st.st_uid, (unsigned)geteuid());
+			goto fail;
+		}
+		fd = openat(top, subs[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			snprintf(why, whysize, "open %s", path);
+			goto fail;
+		}
+		if (fix_mode(fd, &st, path, 0700, why, whysize) < 0) {
+			close(fd);
+			goto fail;
+		}
+		close(fd);
+	}
+	close(top);
 	return 0;
+fail:
+	{
+		int saved = errno;
+
+		close(top);
+		errno = saved;
+	}
+	return -1;
 }
 
 int

@@ -63,10 +63,20 @@ struct spool_env {
 };
 
 /*
- * spool_prepare - the spool's directories exist, mode 0700, owned by uid
- * (spool_dir itself 0710 and the maildrop's group when maildrop/ exists).
+ * spool_prepare_top - spool_dir exists, reached without following anyone
+ * else's link (safepath.h), owned by uid with group gid (the maildrop's
+ * group and mode 0710 when spool_dir/maildrop exists), mode 0700.  The one
+ * spool step root takes, before dropping to uid: nothing inside spool_dir
+ * is touched, since its owner could have put links there.
  */
-int spool_prepare(const struct conf *c, uid_t uid, gid_t gid, char *why, size_t whysize);
+int spool_prepare_top(const struct conf *c, uid_t uid, gid_t gid, char *why,
+    size_t whysize);
+/*
+ * spool_prepare - as the spool's owner, after spool_prepare_top: tmp/,
+ * queue/ and bad/ exist as our own directories, mode 0700.  A link or a file
+ * in their place, or someone else's directory, is an error that names it.
+ */
+int spool_prepare(const struct conf *c, char *why, size_t whysize);
 /* spool_path - spool_dir/sub/ID.ext into buf; -1 when it does not fit. */
 int spool_path(const struct conf *c, const char *sub, const char *id,
     const char *ext, char *buf, size_t size);

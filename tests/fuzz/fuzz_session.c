@@ -102,7 +102,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(path, sizeof(path), "%s/undersmtpd.conf", base_dir);
 	write_file(path, text);
 	conf = conf_load(path, 0, &d);
-	if (conf == NULL || spool_prepare(conf, geteuid(), getegid(), why, sizeof(why)) < 0)
+	if (conf == NULL || spool_prepare_top(conf, geteuid(), getegid(), why, sizeof(why)) < 0 ||
+	    spool_prepare(conf, why, sizeof(why)) < 0)
 		abort();
 	aliases = aliases_load(conf->aliases, geteuid(), &d);
 	if (aliases == NULL)

@@ -122,7 +122,8 @@ test_commit_lock_remove_quarantine(void **state)
 	assert_non_null(mkdtemp(dir));
 	memset(&c, 0, sizeof(c));
 	c.spool_dir = dir;
-	assert_int_equal(spool_prepare(&c, getuid(), getgid(), why, sizeof(why)), 0);
+	assert_int_equal(spool_prepare_top(&c, getuid(), getgid(), why, sizeof(why)), 0);
+	assert_int_equal(spool_prepare(&c, why, sizeof(why)), 0);
 	fill(&a);
 	spool_path(&c, "tmp", a.id, ".msg", path, sizeof(path));
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
