@@ -11,6 +11,7 @@
 #include "aliases.h"
 #include "addr.h"
 #include "log.h"
+#include "safepath.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +56,7 @@ file_register(struct loader *ld, const char *path, const struct stat *st)
 	f->dev = st->st_dev;
 	f->ino = st->st_ino;
 	f->mtime = st->st_mtim;
+	f->ctime = st->st_ctim;
 	f->size = st->st_size;
 	/* SPEC 7: owned by root or our own account, writable by no one else. */
 	f->trusted = (st->st_uid == 0 || st->st_uid == ld->trusted_uid) &&
@@ -66,14 +68,16 @@ static char *
 read_whole(struct loader *ld, const char *path, const char *from_file,
     int from_line, struct alias_file **fout)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	char why[600];
+	/* Read as root by the launcher: never through someone else's link. */
+	int fd = safepath_open_file(path, O_RDONLY | O_NOCTTY, 0, why, sizeof(why));
 	struct stat st;
 	char *buf;
 	size_t off = 0;
 
 	if (fd < 0) {
 		diag_error(ld->d, from_file ? from_file : path, from_line,
-		    "cannot open %s: %s", path, strerror(errno));
+		    "cannot open %s: %s", why, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) < 0) {
@@ -693,7 +697,9 @@ aliases_changed(const struct aliases *a)
 			return 1;
 		if (st.st_dev != f->dev || st.st_ino != f->ino || st.st_size != f->size ||
 		    st.st_mtim.tv_sec != f->mtime.tv_sec ||
-		    st.st_mtim.tv_nsec != f->mtime.tv_nsec)
+		    st.st_mtim.tv_nsec != f->mtime.tv_nsec ||
+		    st.st_ctim.tv_sec != f->ctime.tv_sec ||
+		    st.st_ctim.tv_nsec != f->ctime.tv_nsec)
 			return 1;
 	}
 	return 0;

@@ -58,6 +58,7 @@ struct alias_file {
 	dev_t dev;
 	ino_t ino;
 	struct timespec mtime;
+	struct timespec ctime;     /* a chown or chmod changes whether it is trusted */
 	off_t size;
 	int trusted;
 };

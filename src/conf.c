@@ -402,7 +402,8 @@ validate_path(cfg_t *cfg, cfg_opt_t *opt)
 	    defaults ? 0 : CFGF_NODEFAULT),                                     \
 	CFG_STR("policy", defaults ? "sync" : NULL, defaults ? 0 : CFGF_NODEFAULT), \
 	CFG_INT_LIST("tempfail", NULL, CFGF_NODEFAULT),                         \
-	CFG_INT("max_concurrency", 0, defaults ? 0 : CFGF_NODEFAULT)
+	CFG_INT("max_concurrency", defaults ? CONF_PIPE_MAX_CONCURRENCY : 0,       \
+	    defaults ? 0 : CFGF_NODEFAULT)
 
 static cfg_opt_t pipe_opts[] = { PIPE_KEYS(1), CFG_END() };
 static cfg_opt_t alias_opts[] = { PIPE_KEYS(0), CFG_END() };
@@ -495,7 +496,7 @@ static const struct {
 	{"pipe|path", validate_path},
 	{"pipe|policy", validate_policy},
 	{"pipe|tempfail", validate_tempfail},
-	{"pipe|max_concurrency", validate_nonnegative},
+	{"pipe|max_concurrency", validate_positive},
 	{"alias|user", validate_user},
 	{"alias|timeout", validate_duration},
 	{"alias|path", validate_path},
@@ -658,6 +659,12 @@ check_semantics(const struct conf *c, struct diag *d, const char *file)
 	}
 	if (c->queue.retry_min > c->queue.retry_max)
 		diag_error(d, file, 0, "queue: retry_min is longer than retry_max");
+	for (size_t i = 0; i < c->nalias_overrides; i++)
+		if (c->alias_overrides[i].pipe.max_concurrency > c->pipe.max_concurrency)
+			diag_error(d, file, 0, "alias \"%s\": max_concurrency %ld is more than "
+			    "pipe.max_concurrency %ld, the limit of all programs together",
+			    c->alias_overrides[i].name, c->alias_overrides[i].pipe.max_concurrency,
+			    c->pipe.max_concurrency);
 	if ((c->tls.cert_file == NULL) != (c->tls.key_file == NULL))
 		diag_error(d, file, 0, "tls: cert_file and key_file go together");
 	if (c->tls.auth_users_file != NULL && c->tls.cert_file == NULL)
@@ -734,6 +741,8 @@ conf_build(cfg_t *cfg)
 		a->name = xstrdup(cfg_title(sec));
 		str_lower(a->name);
 		a->pipe = c->pipe;
+		/* The global max_concurrency is the pool of all aliases, not one's. */
+		a->pipe.max_concurrency = 0;
 		a->pipe.user = dup_or_null(c->pipe.user);
 		a->pipe.path = xstrdup(c->pipe.path);
 		{

@@ -31,8 +31,11 @@ struct pipe_conf {
 	enum pipe_policy policy;
 	int tempfail[CONF_MAX_TEMPFAIL];
 	size_t ntempfail;
-	long max_concurrency;     /* 0: no limit */
+	long max_concurrency;     /* pipe section: all programs together (default
+	                             CONF_PIPE_MAX_CONCURRENCY); alias block: that
+	                             alias's own share, 0 for none of its own */
 };
+#define CONF_PIPE_MAX_CONCURRENCY 100
 
 struct alias_conf {
 	char *name;               /* the alias name this block overrides */

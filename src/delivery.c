@@ -49,20 +49,25 @@ struct pipe_user {
 	char name[64], home[256], shell[256];
 };
 
-/* resolve_pipe_user - who runs the program; -1 with why when nobody may. */
+/*
+ * resolve_pipe_user - who runs the program.  As root: the account the
+ * configuration names (nobody by default), never root, root's group or
+ * forbidden_uid (the spool's owner).  Otherwise: ourselves, and pipe.user
+ * may only name us.  -1 with why when nobody may.
+ */
 static int
-resolve_pipe_user(const struct delivery_ctx *s, const struct pipe_conf *pc,
+resolve_pipe_user(int as_root, uid_t forbidden_uid, const struct pipe_conf *pc,
     struct pipe_user *u, const char **why)
 {
 	const char *name = pc->user;
 	struct passwd *pw;
 
-	if (s->running_as_root) {
+	if (as_root) {
 		if (name == NULL)
 			name = "nobody";
 		pw = getpwnam(name);
 	} else {
-		pw = getpwuid(s->session_uid);
+		pw = getpwuid(geteuid());
 		if (pw != NULL && name != NULL && strcmp(name, pw->pw_name) != 0) {
 			*why = "pipe.user differs from the user undersmtpd runs as "
 			    "(only root can switch users)";
@@ -73,8 +78,7 @@ resolve_pipe_user(const struct delivery_ctx *s, const struct pipe_conf *pc,
 		*why = "pipe user not found in the password database";
 		return -1;
 	}
-	if (s->running_as_root &&
-	    (pw->pw_uid == 0 || pw->pw_uid == s->session_uid || pw->pw_gid == 0)) {
+	if (as_root && (pw->pw_uid == 0 || pw->pw_uid == forbidden_uid || pw->pw_gid == 0)) {
 		*why = "pipe.user may not be root or the spool owner";
 		return -1;
 	}
@@ -112,8 +116,9 @@ slot_name(const char *alias, char out[52])
 
 /*
  * concurrency_slot - SPEC 7.1 max_concurrency across sessions: one of N
- * flock()ed files in spool_dir/tmp.  Returns the locked fd, -2 when no limit
- * is set, or -1 when none became free before the deadline.
+ * flock()ed files in spool_dir/tmp, for one alias (alias NULL: the pool of
+ * all programs, pipe.max_concurrency).  Returns the locked fd, -2 when no
+ * limit is set, or -1 when none became free before the deadline.
  */
 static int
 concurrency_slot(const struct delivery_ctx *s, const char *alias, long max, int64_t until)
@@ -122,7 +127,10 @@ concurrency_slot(const struct delivery_ctx *s, const char *alias, long max, int6
 
 	if (max <= 0)
 		return -2;
-	slot_name(alias, name);
+	if (alias == NULL)
+		str_copy(name, sizeof(name), "all");   /* slot_name always has a '-' */
+	else
+		slot_name(alias, name);
 	for (;;) {
 		for (long i = 0; i < max; i++) {
 			int fd;
@@ -177,10 +185,14 @@ delivery_id(const unsigned char digest[32], const char *rcpt, char out[33])
 	EVP_MD_CTX_free(md);
 }
 
-/* build_argv - the administrator's words; captures only inside single elements. */
+/*
+ * build_argv - the administrator's words; captures only inside single
+ * elements, and never at the start of one as an option: a sender who
+ * writes "-x" in an address must not add a switch to the program (SPEC 13).
+ */
 static int
 build_argv(const struct alias_cmd *cmd, const struct alias_captures *caps,
-    char **argv, size_t max)
+    char **argv, size_t max, char *why, size_t whysize)
 {
 	size_t na = 0;
 
@@ -192,21 +204,29 @@ build_argv(const struct alias_cmd *cmd, const struct alias_captures *caps,
 			continue;
 		}
 		if (aliases_expand_arg(*a, caps, expanded, sizeof(expanded)) < 0) {
-			argv[na] = NULL;
-			free_vector(argv);
-			return -1;
+			snprintf(why, whysize, "argument %zu too long after substitution", na);
+			goto fail;
+		}
+		if (expanded[0] == '-' && (*a)[0] != '-') {
+			snprintf(why, whysize, "a regex capture would make argument %zu an "
+			    "option", na);
+			goto fail;
 		}
 		argv[na++] = xstrdup(expanded);
 	}
 	argv[na] = NULL;
 	return 0;
+fail:
+	argv[na] = NULL;
+	free_vector(argv);
+	argv[0] = NULL;
+	return -1;
 }
 
 static void
-build_env(const struct delivery_job *job, const struct pipe_conf *pc,
-    const struct pipe_user *u, char **envp, size_t max)
+build_env(const struct delivery_values *v, const struct route_result *r,
+    const struct pipe_conf *pc, const struct pipe_user *u, char **envp, size_t max)
 {
-	const struct route_result *r = job->route;
 	size_t n = 0;
 
 	envp[0] = NULL;
@@ -215,16 +235,16 @@ build_env(const struct delivery_job *job, const struct pipe_conf *pc,
 	env_add(envp, &n, max, "SHELL", u->shell);
 	env_add(envp, &n, max, "USER", u->name);
 	env_add(envp, &n, max, "LOGNAME", u->name);
-	env_add(envp, &n, max, "SENDER", job->sender);
-	env_add(envp, &n, max, "RECIPIENT", job->recipients[0]);
-	env_add(envp, &n, max, "ORIGINAL_RECIPIENT", job->recipients[0]);
+	env_add(envp, &n, max, "SENDER", v->sender);
+	env_add(envp, &n, max, "RECIPIENT", v->recipient);
+	env_add(envp, &n, max, "ORIGINAL_RECIPIENT", v->recipient);
 	env_add(envp, &n, max, "LOCAL", r->local);
 	env_add(envp, &n, max, "DOMAIN", r->domain);
 	env_add(envp, &n, max, "EXTENSION", r->extension);
-	env_add(envp, &n, max, "CLIENT_ADDRESS", job->client_addr);
-	env_add(envp, &n, max, "CLIENT_HELO", job->helo);
-	env_add(envp, &n, max, "QUEUE_ID", job->queue_id);
-	env_add(envp, &n, max, "DELIVERY_ID", job->delivery_id);
+	env_add(envp, &n, max, "CLIENT_ADDRESS", v->client_addr);
+	env_add(envp, &n, max, "CLIENT_HELO", v->helo);
+	env_add(envp, &n, max, "QUEUE_ID", v->queue_id);
+	env_add(envp, &n, max, "DELIVERY_ID", v->delivery_id);
 	for (size_t i = 1; i <= r->caps.n && i <= 9; i++) {
 		char name[16];
 
@@ -239,6 +259,78 @@ build_env(const struct delivery_job *job, const struct pipe_conf *pc,
 	}
 }
 
+int
+delivery_build(const struct conf *c, const struct route_result *r,
+    const struct delivery_values *v, int as_root, uid_t forbidden_uid,
+    struct delivery_command *cmd, char *why, size_t whysize)
+{
+	const struct route_dest *d = route_pipe(r);
+	const struct pipe_conf *pc;
+	struct pipe_user u;
+	const char *uwhy = NULL;
+
+	memset(cmd, 0, sizeof(*cmd));
+	if (d == NULL) {
+		snprintf(why, whysize, "<%s> is not a pipe alias", r->address);
+		return -1;
+	}
+	pc = delivery_pipe_conf(c, r);
+	str_copy(cmd->alias, sizeof(cmd->alias), d->entry->name);
+	cmd->use_shell = d->target->cmd.use_shell;
+	if (resolve_pipe_user(as_root, forbidden_uid, pc, &u, &uwhy) < 0) {
+		snprintf(why, whysize, "alias %s (%s): %s", d->entry->name, d->source, uwhy);
+		return -1;
+	}
+	if (build_argv(&d->target->cmd, &r->caps, cmd->argv, ARRAY_LEN(cmd->argv), why,
+	    whysize) < 0)
+		return -1;
+	build_env(v, r, pc, &u, cmd->envp, ARRAY_LEN(cmd->envp));
+	str_copy(cmd->home, sizeof(cmd->home), u.home);
+	cmd->req.argv = cmd->argv;
+	cmd->req.envp = cmd->envp;
+	cmd->req.path = pc->path;
+	cmd->req.home = cmd->home;
+	cmd->req.change_user = as_root;
+	cmd->req.uid = u.uid;
+	cmd->req.gid = u.gid;
+	cmd->req.timeout = pc->timeout;
+	cmd->req.stdin_fd = -1;
+	return 0;
+}
+
+void
+delivery_command_free(struct delivery_command *cmd)
+{
+	free_vector(cmd->argv);
+	free_vector(cmd->envp);
+	memset(cmd->argv, 0, sizeof(cmd->argv));
+	memset(cmd->envp, 0, sizeof(cmd->envp));
+}
+
+/*
+ * run_here - build and run the command in this process (not started as
+ * root: everything runs as ourselves).
+ */
+static void
+run_here(const struct delivery_ctx *ctx, const struct delivery_job *job, int stdin_fd,
+    struct pipe_result *res)
+{
+	struct delivery_command cmd;
+	char why[300];
+
+	if (delivery_build(ctx->conf, job->route, &job->v, 0, ctx->session_uid, &cmd, why,
+	    sizeof(why)) < 0) {
+		log_warnx("%s: %s", job->v.queue_id, why);
+		memset(res, 0, sizeof(*res));
+		res->outcome = PIPE_REFUSED;
+		str_copy(res->output, sizeof(res->output), why);
+		return;
+	}
+	cmd.req.stdin_fd = stdin_fd;
+	pipe_run(&cmd.req, res);
+	delivery_command_free(&cmd);
+}
+
 void
 delivery_run(const struct delivery_ctx *ctx, const struct delivery_job *job,
     struct smtp_reply *out, char *relay, size_t relaysize)
@@ -246,60 +338,51 @@ delivery_run(const struct delivery_ctx *ctx, const struct delivery_job *job,
 	const struct route_dest *d = route_pipe(job->route);
 	const struct alias_cmd *cmd = &d->target->cmd;
 	const struct pipe_conf *pc = delivery_pipe_conf(ctx->conf, job->route);
-	char *argv[258], *envp[64], how[160], tmpdir[4096];
-	struct pipe_user u;
-	struct pipe_request req;
+	const struct conf *c = ctx->conf;
+	char how[160], tmpdir[4096];
 	struct pipe_result res;
-	const char *why = NULL;
-	int slot;
+	int64_t until = now_ms() + pc->timeout * 1000;
+	int stdin_fd, all = -2, mine = -2;
 
 	snprintf(relay, relaysize, "pipe (%s)", cmd->argv[0]);
-	if (resolve_pipe_user(ctx, pc, &u, &why) < 0) {
-		log_warnx("%s: alias %s (%s): %s", job->queue_id, d->entry->name, d->source, why);
-		smtp_set_reply(out, 451, "4.3.0", "Local configuration error: pipe user");
-		return;
-	}
-	if (build_argv(cmd, &job->route->caps, argv, ARRAY_LEN(argv)) < 0) {
-		smtp_set_reply(out, 451, "4.3.0", "Argument too long after substitution");
-		return;
-	}
-	build_env(job, pc, &u, envp, ARRAY_LEN(envp));
-	memset(&req, 0, sizeof(req));
-	req.argv = argv;
-	req.envp = envp;
-	req.path = pc->path;
-	req.home = u.home;
-	req.change_user = ctx->running_as_root;
-	req.uid = u.uid;
-	req.gid = u.gid;
-	req.timeout = pc->timeout;
-	if (spool_path(ctx->conf, "tmp", NULL, NULL, tmpdir, sizeof(tmpdir)) < 0)
-		req.stdin_fd = -1;
+	if (spool_path(c, "tmp", NULL, NULL, tmpdir, sizeof(tmpdir)) < 0)
+		stdin_fd = -1;
 	else
-		req.stdin_fd = pipe_make_input(tmpdir, job->queue_id, job->msgfd,
-		    job->sender, job->recipients, job->nrecipients);
-	slot = req.stdin_fd < 0 ? -2 : concurrency_slot(ctx, d->entry->name,
-	    pc->max_concurrency, now_ms() + pc->timeout * 1000);
-	if (req.stdin_fd < 0) {
+		stdin_fd = pipe_make_input(tmpdir, job->v.queue_id, job->msgfd,
+		    job->v.sender, job->recipients, job->nrecipients);
+	if (stdin_fd < 0) {
 		int full = errno == ENOSPC || errno == EDQUOT;
 
-		log_warn("%s: write the program's input in %s", job->queue_id, tmpdir);
+		log_warn("%s: write the program's input in %s", job->v.queue_id, tmpdir);
 		smtp_set_reply(out, full ? 452 : 451, full ? "4.3.1" : "4.3.0",
 		    "Local error: cannot write the program's input");
-	} else if (slot == -1) {
-		smtp_set_reply(out, 451, "4.3.0", "Too many concurrent deliveries to this "
-		    "program; try again later");
+		return;
+	}
+	/*
+	 * SPEC 7.1: the alias's own share (a block's max_concurrency), inside
+	 * the pool of all programs (pipe.max_concurrency), across sessions.
+	 */
+	if (pc != &c->pipe)
+		mine = concurrency_slot(ctx, d->entry->name, pc->max_concurrency, until);
+	if (mine != -1)
+		all = concurrency_slot(ctx, NULL, c->pipe.max_concurrency, until);
+	if (mine == -1 || all == -1) {
+		smtp_set_reply(out, 451, "4.3.0", "Too many concurrent deliveries to "
+		    "programs; try again later");
 	} else {
-		pipe_execute(ctx->launcher_fd, &req, &res);
+		if (ctx->launcher_fd >= 0)
+			launcher_request(ctx->launcher_fd, &job->v, stdin_fd,
+			    pc->timeout * 2 + 10, &res);   /* waiting its turn, then running */
+		else
+			run_here(ctx, job, stdin_fd, &res);
 		pipe_reply(&res, pc->tempfail, pc->ntempfail, cmd->use_shell, out);
 		pipe_describe(&res, how, sizeof(how));
-		log_debug("%s: program %s: %s, %llu bytes of output", job->queue_id,
-		    argv[0], how, res.output_bytes);
+		log_debug("%s: program %s: %s, %llu bytes of output", job->v.queue_id,
+		    cmd->argv[0], how, res.output_bytes);
 	}
-	if (slot >= 0)
-		close(slot);
-	if (req.stdin_fd >= 0)
-		close(req.stdin_fd);
-	free_vector(argv);
-	free_vector(envp);
+	if (all >= 0)
+		close(all);
+	if (mine >= 0)
+		close(mine);
+	close(stdin_fd);
 }

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "conf.h"
+#include "pipe.h"
 #include "route.h"
 #include "smtpd_parse.h"
 
@@ -21,16 +22,56 @@ struct delivery_ctx {
 	int running_as_root;       /* programs run as pipe.user via the launcher */
 	int launcher_fd;           /* -1: run them directly */
 	uid_t session_uid;         /* our uid: never a pipe user when root */
+	uid_t aliases_owner;       /* besides root, who may own an aliases file
+	                              naming programs: root alone (0) when started
+	                              as root, else ourselves (SPEC 7, 11) */
+	const char *aliases_override;  /* -a FILE, for the launcher's own copy */
+};
+
+/*
+ * The envelope values of one program run (SPEC 7 environment): all that a
+ * session tells the root launcher, which finds the program, its user and
+ * its arguments again itself by routing the recipient with its own
+ * configuration and aliases.
+ */
+struct delivery_values {
+	const char *recipient;              /* RECIPIENT, ORIGINAL_RECIPIENT */
+	const char *sender;                 /* "" for the null sender */
+	const char *client_addr, *helo, *queue_id, *delivery_id;
 };
 
 struct delivery_job {
 	const struct route_result *route;   /* with its pipe destination */
-	const char *sender;                 /* "" for the null sender */
-	const char *const *recipients;      /* [0] is RECIPIENT; all get Delivered-To: */
+	struct delivery_values v;           /* v.recipient is recipients[0] */
+	const char *const *recipients;      /* all get Delivered-To: */
 	size_t nrecipients;
-	const char *client_addr, *helo, *queue_id, *delivery_id;
 	int msgfd;                          /* Received: + message, from offset 0 */
 };
+
+#define DELIVERY_MAX_ARGS 256
+#define DELIVERY_MAX_ENV 64
+
+/* A program run ready to start, built only from the configuration and the route. */
+struct delivery_command {
+	char *argv[DELIVERY_MAX_ARGS + 1];
+	char *envp[DELIVERY_MAX_ENV];
+	char home[256];
+	struct pipe_request req;            /* pointing at the above; no stdin yet */
+	int use_shell;
+	char alias[300];                    /* the alias name or regex, for limits and logs */
+};
+
+/*
+ * delivery_build - the command for route r's program (SPEC 7): argv with
+ * regex captures substituted inside single elements, the scrubbed
+ * environment from v, the pipe user (as_root: an account the configuration
+ * names, never root or forbidden_uid; otherwise ourselves).  0, or -1 with
+ * why.  Free with delivery_command_free.
+ */
+int delivery_build(const struct conf *c, const struct route_result *r,
+    const struct delivery_values *v, int as_root, uid_t forbidden_uid,
+    struct delivery_command *cmd, char *why, size_t whysize);
+void delivery_command_free(struct delivery_command *cmd);
 
 /*
  * delivery_run - run the job's program; out gets the reply its outcome

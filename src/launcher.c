@@ -1,17 +1,21 @@
 /*
  * launcher.c - the privileged pipe launcher and its wire format.
  *
- * One request is one SOCK_SEQPACKET message: a fixed header, then the search
- * path, the home directory, argv and envp as NUL-terminated strings, with
- * two fds attached as SCM_RIGHTS: the message, and the caller's end of a
- * private socketpair on which a forked worker sends the struct pipe_result.
- * Requests from many sessions may arrive at once; each has its own worker.
- * Every count and string is checked against the received length before use,
- * and the account asked for against the configuration (launcher_policy).
+ * One request is one SOCK_SEQPACKET message: a fixed header (magic, number
+ * of fields), then the LAUNCHER_FIELDS strings of struct delivery_values,
+ * each NUL-terminated, nothing after them; two fds ride along as
+ * SCM_RIGHTS: the program's standard input, and the caller's end of a
+ * private socketpair on which the answer (a struct pipe_result) comes back.
+ * Requests from many sessions may arrive at once; each runs in a worker of
+ * its own, forked by the launcher, which parses it, routes the recipient
+ * with the launcher's own tables and runs the program (pipe_run).  The
+ * launcher's loop itself reads nothing of a request but its size and fds.
  */
 #define _GNU_SOURCE   /* setresuid(2): the only way to drop all three ids */
 #include "launcher.h"
+#include "aliases.h"
 #include "log.h"
+#include "route.h"
 #include "spool.h"
 #include "util.h"
 
@@ -31,68 +35,143 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define LAUNCHER_MAGIC 0x55534d31u   /* "USM1" */
-#define LAUNCHER_MSG_MAX (64 * 1024)
+#define LAUNCHER_MAGIC 0x55534d32u   /* "USM2": no argv, no environment */
 
 struct launcher_hdr {
 	uint32_t magic;
-	uint32_t nargv, nenv;
-	uint32_t uid, gid;
-	int32_t change_user;
-	int64_t timeout;
+	uint32_t nfields;
 };
 
-static int
-append(char *buf, size_t *off, const char *s)
-{
-	size_t n = strlen(s) + 1;
+/* Field bounds: what SMTP itself allows for each value. */
+static const struct field_rule {
+	const char *name;
+	size_t max;                /* bytes, the NUL excluded */
+	int may_be_empty;
+} field_rules[LAUNCHER_FIELDS] = {
+	{"recipient", ADDR_PATH_MAX, 0},
+	{"sender", ADDR_PATH_MAX, 1},
+	{"client address", 63, 0},
+	{"helo", 255, 1},
+	{"queue id", SPOOL_ID_MAX - 1, 0},
+	{"delivery id", 64, 1},
+};
 
-	if (*off + n > LAUNCHER_MSG_MAX)
-		return -1;
-	memcpy(buf + *off, s, n);
-	*off += n;
+size_t
+launcher_format(const struct delivery_values *v, char *buf, size_t size)
+{
+	const char *fields[LAUNCHER_FIELDS] = {v->recipient, v->sender, v->client_addr,
+	    v->helo, v->queue_id, v->delivery_id};
+	struct launcher_hdr h = {LAUNCHER_MAGIC, LAUNCHER_FIELDS};
+	size_t off = sizeof(h);
+
+	if (size < sizeof(h))
+		return 0;
+	memcpy(buf, &h, sizeof(h));
+	for (size_t i = 0; i < LAUNCHER_FIELDS; i++) {
+		size_t n = strlen(fields[i] ? fields[i] : "") + 1;
+
+		if (off + n > size)
+			return 0;
+		memcpy(buf + off, fields[i] ? fields[i] : "", n);
+		off += n;
+	}
+	return off;
+}
+
+/* has_control - a byte below 32 or DEL: never in an envelope value. */
+static int
+has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 32 || *s == 127)
+			return 1;
 	return 0;
 }
 
 int
-launcher_call(int fd, const struct pipe_request *req, struct pipe_result *res)
+launcher_parse(char *buf, size_t len, struct delivery_values *v, char *why,
+    size_t whysize)
 {
-	char *buf = xmalloc(LAUNCHER_MSG_MAX);
-	struct launcher_hdr h = {LAUNCHER_MAGIC, 0, 0, (uint32_t)req->uid,
-	    (uint32_t)req->gid, req->change_user, req->timeout};
+	const char *fields[LAUNCHER_FIELDS];
+	struct launcher_hdr h;
 	size_t off = sizeof(h);
+	struct addr ad;
+
+	memset(v, 0, sizeof(*v));
+	if (len < sizeof(h)) {
+		snprintf(why, whysize, "request of %zu bytes is too short", len);
+		return -1;
+	}
+	memcpy(&h, buf, sizeof(h));
+	if (h.magic != LAUNCHER_MAGIC || h.nfields != LAUNCHER_FIELDS) {
+		snprintf(why, whysize, "not a request of this version (magic %08x, %u "
+		    "fields)", (unsigned)h.magic, (unsigned)h.nfields);
+		return -1;
+	}
+	for (size_t i = 0; i < LAUNCHER_FIELDS; i++) {
+		char *nul = off < len ? memchr(buf + off, '\0', len - off) : NULL;
+		size_t n;
+
+		if (nul == NULL) {
+			snprintf(why, whysize, "%s missing or not terminated", field_rules[i].name);
+			return -1;
+		}
+		fields[i] = buf + off;
+		n = (size_t)(nul - (buf + off));
+		if (n > field_rules[i].max || (n == 0 && !field_rules[i].may_be_empty)) {
+			snprintf(why, whysize, "%s of %zu bytes", field_rules[i].name, n);
+			return -1;
+		}
+		if (has_control(fields[i])) {
+			snprintf(why, whysize, "%s holds a control character", field_rules[i].name);
+			return -1;
+		}
+		off += n + 1;
+	}
+	if (off != len) {
+		snprintf(why, whysize, "%zu bytes after the last field", len - off);
+		return -1;
+	}
+	if (addr_parse_plain(fields[0], &ad) != ADDR_OK) {
+		snprintf(why, whysize, "recipient is not an address");
+		return -1;
+	}
+	v->recipient = fields[0];
+	v->sender = fields[1];
+	v->client_addr = fields[2];
+	v->helo = fields[3];
+	v->queue_id = fields[4];
+	v->delivery_id = fields[5];
+	return 0;
+}
+
+/* failed - res for a request that could not be made or answered. */
+static void
+failed(struct pipe_result *res, int err)
+{
+	memset(res, 0, sizeof(*res));
+	res->outcome = PIPE_START_FAILED;
+	res->err = err;
+	errno = err;
+	log_warn("pipe launcher request failed");
+}
+
+/* send_request - the message and its two fds. */
+static int
+send_request(int fd, const char *buf, size_t len, int stdin_fd, int reply_fd)
+{
 	union {
 		struct cmsghdr hdr;
 		char space[CMSG_SPACE(2 * sizeof(int))];
 	} ctl;
-	struct iovec iov;
+	struct iovec iov = {(void *)(uintptr_t)buf, len};
 	struct msghdr msg;
 	struct cmsghdr *cm;
-	int fds[2], reply[2];
+	int fds[2] = {stdin_fd, reply_fd};
 	ssize_t n;
 
-	if (append(buf, &off, req->path ? req->path : "") < 0 ||
-	    append(buf, &off, req->home ? req->home : "/") < 0)
-		goto toolong;
-	for (char *const *a = req->argv; *a; a++, h.nargv++)
-		if (append(buf, &off, *a) < 0)
-			goto toolong;
-	for (char *const *e = req->envp; *e; e++, h.nenv++)
-		if (append(buf, &off, *e) < 0)
-			goto toolong;
-	memcpy(buf, &h, sizeof(h));
-	/*
-	 * A private channel for the answer: many sessions share the launcher,
-	 * and each must read its own result.
-	 */
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, reply) < 0) {
-		free(buf);
-		return -1;
-	}
 	memset(&msg, 0, sizeof(msg));
 	memset(&ctl, 0, sizeof(ctl));
-	iov.iov_base = buf;
-	iov.iov_len = off;
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
 	msg.msg_control = ctl.space;
@@ -101,39 +180,63 @@ launcher_call(int fd, const struct pipe_request *req, struct pipe_result *res)
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
-	fds[0] = req->stdin_fd;
-	fds[1] = reply[1];
 	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
 	do
 		n = sendmsg(fd, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
-	free(buf);
-	close(reply[1]);
-	if (n < 0) {
-		close(reply[0]);
-		return -1;
+	return n < 0 ? -1 : 0;
+}
+
+void
+launcher_request(int fd, const struct delivery_values *v, int stdin_fd, long wait,
+    struct pipe_result *res)
+{
+	char buf[LAUNCHER_MSG_MAX];
+	size_t len = launcher_format(v, buf, sizeof(buf));
+	int64_t deadline = now_ms() + (int64_t)wait * 1000;
+	int reply[2];
+	ssize_t n;
+
+	if (len == 0) {
+		failed(res, E2BIG);
+		return;
 	}
-	/* The launcher enforces the timeout; allow it that plus its kill grace. */
-	{
-		int64_t deadline = now_ms() + (req->timeout + 10) * 1000;
+	/*
+	 * A private channel for the answer: many sessions share the launcher,
+	 * and each must read its own result.
+	 */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, reply) < 0) {
+		failed(res, errno);
+		return;
+	}
+	if (send_request(fd, buf, len, stdin_fd, reply[1]) < 0) {
+		int err = errno;
 
-		for (;;) {
-			struct pollfd pfd = {.fd = reply[0], .events = POLLIN};
-			int64_t left = deadline - now_ms();
-			int rc;
+		close(reply[0]);
+		close(reply[1]);
+		failed(res, err);
+		return;
+	}
+	close(reply[1]);
+	for (;;) {
+		struct pollfd pfd = {.fd = reply[0], .events = POLLIN};
+		int64_t left = deadline - now_ms();
+		int rc;
 
-			if (left <= 0) {
-				close(reply[0]);
-				errno = ETIMEDOUT;
-				return -1;
-			}
-			rc = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
-			if (rc > 0)
-				break;
-			if (rc < 0 && errno != EINTR) {
-				close(reply[0]);
-				return -1;
-			}
+		if (left <= 0) {
+			close(reply[0]);
+			failed(res, ETIMEDOUT);
+			return;
+		}
+		rc = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
+		if (rc > 0)
+			break;
+		if (rc < 0 && errno != EINTR) {
+			int err = errno;
+
+			close(reply[0]);
+			failed(res, err);
+			return;
 		}
 	}
 	do
@@ -141,201 +244,148 @@ launcher_call(int fd, const struct pipe_request *req, struct pipe_result *res)
 	while (n < 0 && errno == EINTR);
 	close(reply[0]);
 	if (n != (ssize_t)sizeof(*res)) {
-		if (n >= 0)
-			errno = EPIPE;
-		return -1;
+		failed(res, n < 0 ? errno : EPIPE);
+		return;
 	}
 	res->output[PIPE_OUTPUT_MAX] = '\0';
-	return 0;
-toolong:
-	free(buf);
-	errno = E2BIG;
-	return -1;
-}
-
-/* next_string - the NUL-terminated string at *off, or NULL past the end. */
-static char *
-next_string(char *buf, size_t len, size_t *off)
-{
-	char *s = buf + *off;
-	char *nul;
-
-	if (*off >= len)
-		return NULL;
-	nul = memchr(s, '\0', len - *off);
-	if (nul == NULL)
-		return NULL;
-	*off = (size_t)(nul - buf) + 1;
-	return s;
 }
 
 /*
- * The accounts a program may run as: those the configuration names (pipe.user,
- * nobody by default, and each alias block's user), with their own primary
- * group, never root or the spool's owner.  The requester only says which;
- * the launcher decides, from a file the requester cannot change: a session is
- * the part exposed to the network, and were it taken over it could otherwise
- * ask for any uid or group (disk, shadow) and get it.  The configuration is
- * read again when its file changes, so accounts added by a reload of the
- * sessions' configuration are followed.
+ * What the launcher reads itself, as root, and keeps up to date: the
+ * configuration (re-read when its file changes or on SIGHUP) and the
+ * aliases (loaded at the first request, re-read when a file of theirs
+ * changes).  Only root's own aliases files may name programs here.
  */
-struct launcher_policy {
-	const struct conf *conf;  /* in force */
-	struct conf *reloaded;    /* ours to free, once the file changed */
-	struct stat st;           /* of conf->file as last read (st_ino 0: unknown) */
-	uid_t forbidden_uid;
+struct launcher_tables {
+	const struct conf *conf;       /* in force */
+	struct conf *reloaded;         /* ours to free, once the file changed */
+	struct stat st;                /* of conf->file as last read (st_ino 0: unknown) */
+	const char *aliases_override;  /* -a FILE */
+	struct aliases *aliases;       /* NULL until loaded, or when broken */
+	uid_t spool_uid;
 };
 
+/* The launcher's SIGHUP: set by the handler, read by the loop. */
+static volatile sig_atomic_t reload_requested;
+
 static void
-policy_init(struct launcher_policy *p, const struct conf *c, uid_t forbidden_uid)
+launcher_diag(void *ctx, const char *file, int line, const char *msg)
 {
-	memset(p, 0, sizeof(*p));
-	p->conf = c;
-	p->forbidden_uid = forbidden_uid;
-	/* Read just after the caller's conf_load(): a change in between is caught
-	 * by the next one (until then, new accounts are refused, never granted). */
-	if (c->file != NULL && stat(c->file, &p->st) < 0)
-		memset(&p->st, 0, sizeof(p->st));
+	(void)ctx;
+	log_warnx("launcher: %s:%d: %s", file, line, msg);
 }
 
 static void
-policy_refresh(struct launcher_policy *p)
+tables_init(struct launcher_tables *t, const struct conf *c, const char *aliases_override,
+    uid_t spool_uid)
 {
-	struct diag d = {log_diag, NULL, 0};
+	memset(t, 0, sizeof(*t));
+	t->conf = c;
+	t->aliases_override = aliases_override;
+	t->spool_uid = spool_uid;
+	/* Read just after the caller's conf_load(): a change in between is caught
+	 * by the next one (until then, the older file stays in force). */
+	if (c->file != NULL && stat(c->file, &t->st) < 0)
+		memset(&t->st, 0, sizeof(t->st));
+}
+
+static void
+tables_refresh(struct launcher_tables *t, int force)
+{
+	struct diag d = {launcher_diag, NULL, 0};
 	struct stat st;
 	struct conf *c;
+	struct aliases *a;
+	int conf_changed = 0;
 
-	if (p->conf->file == NULL || stat(p->conf->file, &st) < 0)
-		return;                 /* built-in defaults, or gone: keep what we have */
-	if (st.st_ino == p->st.st_ino && st.st_dev == p->st.st_dev &&
-	    st.st_size == p->st.st_size && st.st_mtim.tv_sec == p->st.st_mtim.tv_sec &&
-	    st.st_mtim.tv_nsec == p->st.st_mtim.tv_nsec)
+	if (t->conf->file != NULL && stat(t->conf->file, &st) == 0 &&
+	    (force || st.st_ino != t->st.st_ino || st.st_dev != t->st.st_dev ||
+	    st.st_size != t->st.st_size || st.st_mtim.tv_sec != t->st.st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != t->st.st_mtim.tv_nsec)) {
+		t->st = st;
+		c = conf_load(t->conf->file, 0, &d);
+		if (c == NULL) {
+			log_warnx("launcher: %s is broken: the configuration in force stays",
+			    t->conf->file);
+		} else {
+			if (t->aliases_override != NULL) {
+				free(c->aliases);
+				c->aliases = xstrdup(t->aliases_override);
+			}
+			conf_free(t->reloaded);
+			t->reloaded = c;
+			t->conf = c;
+			conf_changed = 1;
+		}
+	}
+	if (t->aliases != NULL && !force && !conf_changed && !aliases_changed(t->aliases))
 		return;
-	p->st = st;
-	c = conf_load(p->conf->file, 0, &d);
-	if (c == NULL) {
-		log_warnx("launcher: %s is broken: pipe users stay as they were",
-		    p->conf->file);
+	a = aliases_load(t->conf->aliases, 0, &d);
+	if (a == NULL && t->aliases != NULL) {
+		log_warnx("launcher: aliases %s are broken: the table in force stays",
+		    t->conf->aliases);
 		return;
 	}
-	conf_free(p->reloaded);
-	p->reloaded = c;
-	p->conf = c;
+	aliases_free(t->aliases);
+	t->aliases = a;
 }
 
-/* is_account - name is a user whose uid and primary group are these. */
-static int
-is_account(const char *name, uid_t uid, gid_t gid)
-{
-	struct passwd pw, *found = NULL;
-	char buf[4096];
-
-	return getpwnam_r(name, &pw, buf, sizeof(buf), &found) == 0 && found != NULL &&
-	    found->pw_uid == uid && found->pw_gid == gid;
-}
-
-static int
-policy_permits(const struct launcher_policy *p, uid_t uid, gid_t gid)
-{
-	const char *global = p->conf->pipe.user ? p->conf->pipe.user : "nobody";
-
-	if (uid == 0 || gid == 0 || uid == p->forbidden_uid)
-		return 0;
-	if (is_account(global, uid, gid))
-		return 1;
-	for (size_t i = 0; i < p->conf->nalias_overrides; i++) {
-		const char *name = p->conf->alias_overrides[i].pipe.user;
-
-		if (name != NULL && is_account(name, uid, gid))
-			return 1;
-	}
-	return 0;
-}
-
-int
-launcher_parse(char *buf, size_t len, struct pipe_request *req,
-    char *argv[LAUNCHER_MAX_ARGS + 1], char *envp[LAUNCHER_MAX_ENV + 1])
-{
-	struct launcher_hdr h;
-	size_t off = sizeof(h);
-
-	memset(req, 0, sizeof(*req));
-	if (len < sizeof(h))
-		return -1;
-	memcpy(&h, buf, sizeof(h));
-	if (h.magic != LAUNCHER_MAGIC || h.nargv == 0 || h.nargv > LAUNCHER_MAX_ARGS ||
-	    h.nenv > LAUNCHER_MAX_ENV || h.timeout <= 0 || h.timeout > 86400)
-		return -1;
-	req->path = next_string(buf, len, &off);
-	req->home = next_string(buf, len, &off);
-	if (req->path == NULL || req->home == NULL)
-		return -1;
-	for (uint32_t i = 0; i < h.nargv; i++)
-		if ((argv[i] = next_string(buf, len, &off)) == NULL)
-			return -1;
-	argv[h.nargv] = NULL;
-	for (uint32_t i = 0; i < h.nenv; i++)
-		if ((envp[i] = next_string(buf, len, &off)) == NULL)
-			return -1;
-	envp[h.nenv] = NULL;
-	req->argv = argv;
-	req->envp = envp;
-	req->change_user = h.change_user != 0;
-	req->uid = (uid_t)h.uid;
-	req->gid = (gid_t)h.gid;
-	req->timeout = (long)h.timeout;
-	req->stdin_fd = -1;
-	return 0;
-}
-
+/* reply_refused - PIPE_REFUSED with why, logged. */
 static void
-serve_one(int replyfd, char *buf, ssize_t len, int msgfd, const struct launcher_policy *p)
+refuse(struct pipe_result *res, const char *why)
 {
-	struct pipe_request req;
+	log_warnx("launcher: refused a request: %s", why);
+	res->outcome = PIPE_REFUSED;
+	str_copy(res->output, sizeof(res->output), why);
+}
+
+/*
+ * serve_one - in a worker: parse the request, route its recipient with the
+ * launcher's own tables, build the command and run it.
+ */
+static void
+serve_one(int replyfd, char *buf, size_t len, int msgfd, const struct launcher_tables *t)
+{
+	struct delivery_values v;
 	struct pipe_result res;
-	char *argv[LAUNCHER_MAX_ARGS + 1], *envp[LAUNCHER_MAX_ENV + 1];
+	struct route_result *r = NULL;
+	struct delivery_command cmd;
+	struct addr ad;
+	char why[512];
 	ssize_t n;
 
 	memset(&res, 0, sizeof(res));
-	res.outcome = PIPE_START_FAILED;
-	res.err = EINVAL;
-	if (msgfd < 0 || len < 0 || launcher_parse(buf, (size_t)len, &req, argv, envp) < 0)
-		goto reply;
-	/* Only an account the configuration names; never root or the spool's owner. */
-	if (!req.change_user || !policy_permits(p, req.uid, req.gid)) {
-		log_warnx("launcher: refused to run a program as uid %u gid %u: not a "
-		    "pipe user of %s", (unsigned)req.uid, (unsigned)req.gid,
-		    p->conf->file ? p->conf->file : "the built-in configuration");
-		res.err = EPERM;
+	if (launcher_parse(buf, len, &v, why, sizeof(why)) < 0) {
+		refuse(&res, why);
 		goto reply;
 	}
-	req.stdin_fd = msgfd;
-	pipe_run(&req, &res);
+	if (t->aliases == NULL) {
+		refuse(&res, "the aliases are unavailable");
+		goto reply;
+	}
+	r = xmalloc(sizeof(*r));
+	addr_parse_plain(v.recipient, &ad);
+	route_address(t->conf, t->aliases, &ad, 0, r);
+	if (r->code != 250 || route_pipe(r) == NULL) {
+		snprintf(why, sizeof(why), "<%s> is not a pipe alias of %s (%d %s %s)",
+		    v.recipient, t->conf->aliases, r->code, r->status, r->text);
+		refuse(&res, why);
+		goto reply;
+	}
+	if (delivery_build(t->conf, r, &v, 1, t->spool_uid, &cmd, why, sizeof(why)) < 0) {
+		refuse(&res, why);
+		goto reply;
+	}
+	cmd.req.stdin_fd = msgfd;
+	pipe_run(&cmd.req, &res);
+	delivery_command_free(&cmd);
 reply:
-	if (msgfd >= 0)
-		close(msgfd);
+	free(r);
 	do
 		n = send(replyfd, &res, sizeof(res), MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		log_warn("launcher: send result");
-}
-
-/*
- * reap - collect finished children without waiting; the main child's
- * status (the session or queue run the launcher serves) is kept.
- */
-static void
-reap(pid_t main_child, int *main_status, int *main_done)
-{
-	pid_t pid;
-	int status;
-
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-		if (pid == main_child) {
-			*main_status = status;
-			*main_done = 1;
-		}
 }
 
 /*
@@ -367,74 +417,199 @@ take_fds(struct msghdr *msg, int fds[2])
 	}
 }
 
-int
-launcher_serve(int fd, const struct conf *c, uid_t forbidden_uid, pid_t main_child)
+/* A request read but not yet given a worker. */
+struct pending {
+	char buf[LAUNCHER_MSG_MAX];
+	size_t len;
+	int fds[2];
+};
+
+struct launcher {
+	int fd;
+	struct launcher_tables tables;
+	pid_t main_child;
+	int main_status, main_done;
+	size_t running;                /* workers alive */
+	struct pending *waiting;       /* FIFO of at most max_running() requests */
+	size_t nwaiting, capacity;
+};
+
+/* max_running - pipe.max_concurrency: programs at once, and requests waiting. */
+static size_t
+max_running(const struct launcher *l)
 {
-	int main_status = 0, main_done = 0;
-	char *buf = xmalloc(LAUNCHER_MSG_MAX);
-	struct launcher_policy policy;
+	long m = l->tables.conf->pipe.max_concurrency;
 
-	policy_init(&policy, c, forbidden_uid);
+	return m > 0 ? (size_t)m : CONF_PIPE_MAX_CONCURRENCY;
+}
 
-	for (;;) {
-		union {
-			struct cmsghdr hdr;
-			char space[CMSG_SPACE(2 * sizeof(int))];
-		} ctl;
-		struct iovec iov = {buf, LAUNCHER_MSG_MAX};
-		struct msghdr msg;
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int fds[2] = {-1, -1};
-		ssize_t n;
-		pid_t pid;
+/* reap - collect finished children without waiting. */
+static void
+reap(struct launcher *l)
+{
+	pid_t pid;
+	int status;
 
-		/* Wake up now and then to reap workers even when idle. */
-		if (poll(&pfd, 1, 1000) <= 0) {
-			reap(main_child, &main_status, &main_done);
-			continue;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == l->main_child) {
+			l->main_status = status;
+			l->main_done = 1;
+		} else if (l->running > 0) {
+			l->running--;
 		}
-		memset(&msg, 0, sizeof(msg));
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = ctl.space;
-		msg.msg_controllen = sizeof(ctl.space);
-		n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		take_fds(&msg, fds);
-		if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || fds[1] < 0) {
-			if (fds[0] >= 0)
-				close(fds[0]);
-			if (fds[1] >= 0)
-				close(fds[1]);
-			continue;
-		}
-		policy_refresh(&policy);
-		/* One worker per request: sessions run their programs concurrently. */
-		pid = fork();
-		if (pid == 0) {
-			close(fd);
-			serve_one(fds[1], buf, n, fds[0], &policy);
-			_exit(0);
-		}
-		if (pid < 0) {
-			struct pipe_result res;
+	}
+}
 
-			memset(&res, 0, sizeof(res));
-			res.outcome = PIPE_START_FAILED;
-			res.err = errno;
-			log_warn("launcher: fork a worker");
-			if (send(fds[1], &res, sizeof(res), MSG_NOSIGNAL) < 0)
-				log_warn("launcher: send result");
-		}
+static void
+answer(int replyfd, enum pipe_outcome outcome, int err)
+{
+	struct pipe_result res;
+
+	memset(&res, 0, sizeof(res));
+	res.outcome = outcome;
+	res.err = err;
+	if (send(replyfd, &res, sizeof(res), MSG_NOSIGNAL) < 0)
+		log_warn("launcher: send result");
+}
+
+/* dispatch - a worker for one request; the fds are closed here either way. */
+static void
+dispatch(struct launcher *l, char *buf, size_t len, int fds[2])
+{
+	pid_t pid;
+
+	tables_refresh(&l->tables, 0);
+	pid = fork();
+	if (pid == 0) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = SIG_DFL;
+		sigaction(SIGHUP, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		close(l->fd);
+		serve_one(fds[1], buf, len, fds[0], &l->tables);
+		_exit(0);
+	}
+	if (pid < 0) {
+		log_warn("launcher: fork a worker");
+		answer(fds[1], PIPE_START_FAILED, errno);
+	} else {
+		l->running++;
+	}
+	close(fds[0]);
+	close(fds[1]);
+}
+
+/* receive - one request off the socket: run, wait, or answer busy.  -1 at the end. */
+static int
+receive(struct launcher *l, char *buf)
+{
+	union {
+		struct cmsghdr hdr;
+		char space[CMSG_SPACE(2 * sizeof(int))];
+	} ctl;
+	struct iovec iov = {buf, LAUNCHER_MSG_MAX};
+	struct msghdr msg;
+	int fds[2] = {-1, -1};
+	ssize_t n;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = ctl.space;
+	msg.msg_controllen = sizeof(ctl.space);
+	n = recvmsg(l->fd, &msg, MSG_CMSG_CLOEXEC);
+	if (n < 0 && errno == EINTR)
+		return 0;
+	if (n <= 0)
+		return -1;
+	take_fds(&msg, fds);
+	if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || fds[0] < 0 || fds[1] < 0) {
+		/* Nothing to answer on, or too long to be a request: refused unread. */
+		log_warnx("launcher: refused a request: %s", (msg.msg_flags & MSG_TRUNC)
+		    ? "longer than any request" : "without its two descriptors");
+		if (fds[1] >= 0)
+			answer(fds[1], PIPE_REFUSED, 0);
+		if (fds[0] >= 0)
+			close(fds[0]);
+		if (fds[1] >= 0)
+			close(fds[1]);
+		return 0;
+	}
+	if (l->running < max_running(l) && l->nwaiting == 0) {
+		dispatch(l, buf, (size_t)n, fds);
+	} else if (l->nwaiting < max_running(l)) {
+		struct pending *p = &l->waiting[l->nwaiting++];
+
+		memcpy(p->buf, buf, (size_t)n);
+		p->len = (size_t)n;
+		p->fds[0] = fds[0];
+		p->fds[1] = fds[1];
+	} else {
+		log_warnx("launcher: %zu programs running and %zu requests waiting: a "
+		    "request answered busy", l->running, l->nwaiting);
+		answer(fds[1], PIPE_BUSY, EAGAIN);
 		close(fds[0]);
 		close(fds[1]);
-		reap(main_child, &main_status, &main_done);
+	}
+	return 0;
+}
+
+/* run_waiting - give workers to waiting requests, oldest first, as room allows. */
+static void
+run_waiting(struct launcher *l)
+{
+	size_t done = 0;
+
+	while (done < l->nwaiting && l->running < max_running(l)) {
+		struct pending *p = &l->waiting[done++];
+
+		dispatch(l, p->buf, p->len, p->fds);
+	}
+	if (done > 0) {
+		memmove(l->waiting, l->waiting + done, (l->nwaiting - done) * sizeof(*l->waiting));
+		l->nwaiting -= done;
+	}
+}
+
+int
+launcher_serve(int fd, const struct conf *c, const char *aliases_override,
+    uid_t spool_uid, pid_t main_child)
+{
+	struct launcher l;
+	char *buf = xmalloc(LAUNCHER_MSG_MAX);
+	int eof = 0;
+
+	memset(&l, 0, sizeof(l));
+	l.fd = fd;
+	l.main_child = main_child;
+	tables_init(&l.tables, c, aliases_override, spool_uid);
+	for (;;) {
+		struct pollfd pfd = {.fd = eof ? -1 : fd, .events = POLLIN};
+		int rc;
+
+		/* Grown, never shrunk: a reload may lower the limit with requests waiting. */
+		if (max_running(&l) > l.capacity) {
+			l.waiting = xreallocarray(l.waiting, max_running(&l), sizeof(*l.waiting));
+			l.capacity = max_running(&l);
+		}
+		reap(&l);
+		run_waiting(&l);
+		if (eof && l.nwaiting == 0)
+			break;
+		/* Requests waiting for a worker: look again soon. */
+		rc = poll(&pfd, 1, l.nwaiting > 0 ? 20 : 1000);
+		if (reload_requested) {
+			reload_requested = 0;
+			tables_refresh(&l.tables, 1);
+		}
+		if (rc > 0 && receive(&l, buf) < 0)
+			eof = 1;
 	}
 	free(buf);
-	conf_free(policy.reloaded);
+	free(l.waiting);
 	for (;;) {
 		int status;
 		pid_t pid = waitpid(-1, &status, 0);
@@ -444,27 +619,15 @@ launcher_serve(int fd, const struct conf *c, uid_t forbidden_uid, pid_t main_chi
 		if (pid < 0)
 			break;
 		if (pid == main_child) {
-			main_status = status;
-			main_done = 1;
+			l.main_status = status;
+			l.main_done = 1;
 		}
 	}
-	if (!main_done)
+	aliases_free(l.tables.aliases);
+	conf_free(l.tables.reloaded);
+	if (!l.main_done)
 		return 70;
-	return WIFEXITED(main_status) ? WEXITSTATUS(main_status) : 70;
-}
-
-int
-pipe_execute(int launcher_fd, const struct pipe_request *req, struct pipe_result *res)
-{
-	if (launcher_fd < 0)
-		return pipe_run(req, res);
-	if (launcher_call(launcher_fd, req, res) < 0) {
-		memset(res, 0, sizeof(*res));
-		res->outcome = PIPE_START_FAILED;
-		res->err = errno;
-		log_warn("pipe launcher request failed");
-	}
-	return 0;
+	return WIFEXITED(l.main_status) ? WEXITSTATUS(l.main_status) : 70;
 }
 
 /* spool_user - the account sessions run as when started as root. */
@@ -504,12 +667,15 @@ static volatile pid_t served_child;
 static void
 forward_sigterm(int sig)
 {
+	if (sig == SIGHUP)
+		reload_requested = 1;
 	if (served_child > 0)
 		kill(served_child, sig);
 }
 
 static int
-become_launcher(int sock, const struct conf *c, pid_t child, uid_t spool_uid)
+become_launcher(int sock, const struct conf *c, const char *aliases_override,
+    pid_t child, uid_t spool_uid)
 {
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	struct sigaction sa;
@@ -528,7 +694,7 @@ become_launcher(int sock, const struct conf *c, pid_t child, uid_t spool_uid)
 	}
 	if (null > 2)
 		close(null);
-	status = launcher_serve(sock, c, spool_uid, child);
+	status = launcher_serve(sock, c, aliases_override, spool_uid, child);
 	close(sock);
 	return status;
 }
@@ -541,8 +707,8 @@ become_launcher(int sock, const struct conf *c, pid_t child, uid_t spool_uid)
  * else: 0, everything runs as ourselves.  -1 with why on failure.
  */
 int
-launcher_privsep(const struct conf *c, struct delivery_ctx *d, int *status, char *why,
-    size_t whysize)
+launcher_privsep(const struct conf *c, const char *aliases_override,
+    struct delivery_ctx *d, int *status, char *why, size_t whysize)
 {
 	struct passwd pw;
 	char pwbuf[4096];
@@ -553,6 +719,8 @@ launcher_privsep(const struct conf *c, struct delivery_ctx *d, int *status, char
 	d->running_as_root = 0;
 	d->launcher_fd = -1;
 	d->session_uid = geteuid();
+	d->aliases_owner = geteuid();
+	d->aliases_override = aliases_override;
 	if (geteuid() != 0)
 		return spool_prepare_top(c, geteuid(), getegid(), why, whysize) < 0 ||
 		    spool_prepare(c, why, whysize) < 0 ? -1 : 0;
@@ -576,7 +744,7 @@ launcher_privsep(const struct conf *c, struct delivery_ctx *d, int *status, char
 	}
 	if (pid > 0) {
 		close(sv[1]);
-		*status = become_launcher(sv[0], c, pid, pw.pw_uid);
+		*status = become_launcher(sv[0], c, aliases_override, pid, pw.pw_uid);
 		return 1;
 	}
 	close(sv[0]);
@@ -589,6 +757,7 @@ launcher_privsep(const struct conf *c, struct delivery_ctx *d, int *status, char
 	d->running_as_root = 1;
 	d->launcher_fd = sv[1];
 	d->session_uid = pw.pw_uid;
+	d->aliases_owner = 0;       /* what the launcher trusts: root's files alone */
 	return 0;
 }
 

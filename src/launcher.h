@@ -3,13 +3,21 @@
  *
  * When undersmtpd starts as root, the session drops to `user` (the spool's
  * owner) and a root process stays behind whose only job is to run pipe
- * programs as pipe.user on the session's request: it receives the argv, the
- * environment, the target uid/gid and the message fd over a socketpair,
- * runs pipe_run() and sends the result back.  It runs programs only as the
- * accounts the configuration names, and never as root or the session's own
- * uid, so a program can never touch the spool and a compromised session can
- * get neither root nor any other account or group.  Started as an ordinary user,
- * there is no launcher and the session calls pipe_run() itself.
+ * programs as pipe.user on the session's request.  A session is the part
+ * exposed to the network, so a request carries no more than a session could
+ * learn from its client: the envelope values of one program run (struct
+ * delivery_values) and two descriptors, the program's standard input and
+ * a private socket for the answer.  No program, argument, path, user or
+ * environment variable name crosses.  The launcher reads the configuration
+ * and the aliases itself (as root: only root's aliases files may name
+ * programs), re-reads them when they change or on SIGHUP, routes the
+ * recipient again and builds the command as a direct run would
+ * (delivery_build).  Anything else is refused and logged, and nothing runs.
+ *
+ * At most pipe.max_concurrency programs run at once; as many requests
+ * again wait their turn; beyond that a request is answered PIPE_BUSY (451).
+ * Started as an ordinary user, there is no launcher and the session builds
+ * and runs the command itself.
  */
 #ifndef LAUNCHER_H
 #define LAUNCHER_H
@@ -21,29 +29,35 @@
 #include "delivery.h"
 #include "pipe.h"
 
-/*
- * launcher_serve - answer requests on fd until every holder closed it, then
- * wait for all children.  Programs run only as an account c names (pipe.user,
- * nobody by default, or an alias block's user) with its primary group, never
- * root or forbidden_uid; c's file is re-read when it changes.  Returns the
- * exit status of main_child (the session or queue run it served).
- */
-int launcher_serve(int fd, const struct conf *c, uid_t forbidden_uid, pid_t main_child);
-#define LAUNCHER_MAX_ARGS 256
-#define LAUNCHER_MAX_ENV 128
+/* The strings of one request, in this order. */
+#define LAUNCHER_FIELDS 6
+#define LAUNCHER_MSG_MAX 4096
 
 /*
- * launcher_parse - the len bytes of one request into req, argv and envp (all
- * pointing into buf, whose strings stay NUL-terminated where they are); 0, or
- * -1 for anything malformed.  Only the form: who may run is the launcher's
- * decision after it.  Public for the fuzzer (tests/fuzz/fuzz_launcher.c).
+ * launcher_serve - answer requests on fd until every holder closed it, then
+ * wait for all children.  c is the configuration in force (its file is
+ * re-read when it changes), aliases_override the -a FILE (or NULL),
+ * spool_uid the spool's owner (never a pipe user).  Returns the exit status
+ * of main_child (the session or queue run it served).
  */
-int launcher_parse(char *buf, size_t len, struct pipe_request *req,
-    char *argv[LAUNCHER_MAX_ARGS + 1], char *envp[LAUNCHER_MAX_ENV + 1]);
-/* launcher_call - one request; 0, or -1 with errno (launcher gone, bad reply). */
-int launcher_call(int fd, const struct pipe_request *req, struct pipe_result *res);
-/* pipe_execute - through the launcher when fd >= 0, else directly. */
-int pipe_execute(int launcher_fd, const struct pipe_request *req,
+int launcher_serve(int fd, const struct conf *c, const char *aliases_override,
+    uid_t spool_uid, pid_t main_child);
+/*
+ * launcher_parse - the len bytes of one request into v (pointing into buf);
+ * 0, or -1 with why for anything malformed, too long, holding a control
+ * character, or a recipient that is not an address.  Public for the fuzzer
+ * (tests/fuzz/fuzz_launcher.c) and the unit tests.
+ */
+int launcher_parse(char *buf, size_t len, struct delivery_values *v, char *why,
+    size_t whysize);
+/* launcher_format - a request for v into buf; its length, or 0 when it does not fit. */
+size_t launcher_format(const struct delivery_values *v, char *buf, size_t size);
+/*
+ * launcher_request - one program run through the launcher on fd, waiting at
+ * most wait seconds for the answer.  Always fills res (PIPE_START_FAILED
+ * with err when the launcher could not be asked or did not answer).
+ */
+void launcher_request(int fd, const struct delivery_values *v, int stdin_fd, long wait,
     struct pipe_result *res);
 
 /* launcher_spool_user - the `user` account; 0, or -1 when it does not exist. */
@@ -56,9 +70,9 @@ int launcher_drop_privileges(const struct passwd *pw);
  * `user` and returns 0 with d set to use the launcher; the parent stays root
  * as the launcher until the child is done, then returns 1 with the child's
  * exit status.  As anyone else: 0, everything runs as ourselves.  -1 with
- * why on failure.
+ * why on failure.  aliases_override: -a FILE, or NULL.
  */
-int launcher_privsep(const struct conf *c, struct delivery_ctx *d, int *status,
-    char *why, size_t whysize);
+int launcher_privsep(const struct conf *c, const char *aliases_override,
+    struct delivery_ctx *d, int *status, char *why, size_t whysize);
 
 #endif

@@ -427,7 +427,7 @@ run_session(struct daemon *d, int fd, int proxied, int report_fd)
 	env.running_as_root = d->dctx.running_as_root;
 	env.launcher_fd = d->dctx.launcher_fd;
 	env.session_uid = d->dctx.session_uid;
-	env.trusted_uid = d->dctx.session_uid;
+	env.trusted_uid = d->dctx.aliases_owner;
 	{
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
@@ -646,7 +646,7 @@ reload(struct daemon *d)
 		free(c->aliases);
 		c->aliases = xstrdup(d->opts->aliases_file);
 	}
-	a = aliases_load(c->aliases, d->dctx.session_uid, &dg);
+	a = aliases_load(c->aliases, d->dctx.aliases_owner, &dg);
 	if (a == NULL) {
 		log_warnx("SIGHUP: aliases %s has %d error(s): keeping the running "
 		    "configuration and aliases", c->aliases, dg.errors);
@@ -721,7 +721,7 @@ serve(struct daemon *d)
 	{
 		struct diag dg = {log_diag, NULL, 0};
 
-		d->aliases = aliases_load(d->conf->aliases, d->dctx.session_uid, &dg);
+		d->aliases = aliases_load(d->conf->aliases, d->dctx.aliases_owner, &dg);
 		if (d->aliases == NULL)
 			log_warnx("aliases %s has errors: local recipients get 451 until it "
 			    "is fixed (SIGHUP reloads)", d->conf->aliases);
@@ -853,7 +853,7 @@ daemon_main(struct conf *c, const struct daemon_opts *o)
 		fprintf(stderr, "undersmtpd: nothing to listen on\n");
 		return 64;
 	}
-	rc = launcher_privsep(c, &d.dctx, &status, why, sizeof(why));
+	rc = launcher_privsep(c, o->aliases_file, &d.dctx, &status, why, sizeof(why));
 	if (rc == 1) {
 		/* We were the launcher; the daemon is done. */
 		for (size_t i = 0; i < d.nlisteners; i++)

@@ -243,14 +243,14 @@ load_conf(const struct options *o, struct diag *d)
 	return c;
 }
 
+/*
+ * trusted_uid_for - besides root, who may own an aliases file that names
+ * programs: nobody when started as root (the launcher trusts root's files
+ * alone), else ourselves (SPEC 7, 11).
+ */
 static uid_t
-trusted_uid_for(const struct conf *c)
+trusted_uid_for(void)
 {
-	struct passwd pw;
-	char buf[4096];
-
-	if (geteuid() == 0 && launcher_spool_user(c, &pw, buf, sizeof(buf)) == 0)
-		return pw.pw_uid;
 	return geteuid();
 }
 
@@ -291,7 +291,7 @@ run_check(const struct options *o)
 	if (c == NULL)
 		return 1;
 	check_users(c);
-	a = aliases_load(c->aliases, trusted_uid_for(c), &d);
+	a = aliases_load(c->aliases, trusted_uid_for(), &d);
 	if (a != NULL) {
 		for (size_t i = 0; i < a->nfiles; i++)
 			if (!a->files[i].trusted && a->untrusted_pipes > 0)
@@ -317,7 +317,7 @@ run_route(const struct options *o)
 
 	if (c == NULL)
 		return EX_CONFIG;
-	a = aliases_load(c->aliases, trusted_uid_for(c), &d);
+	a = aliases_load(c->aliases, trusted_uid_for(), &d);
 	if (a == NULL)
 		fprintf(stderr, "undersmtpd: %s: aliases unavailable; local recipients "
 		    "get a temporary failure\n", c->aliases);
@@ -447,7 +447,7 @@ run_inetd(const struct options *o)
 	}
 	if (c->log_file && log_open("undersmtpd", LOG_TO_FILE, c->log_file, o->verbose) < 0)
 		log_fall_back_to_syslog(o->verbose);
-	rc = launcher_privsep(c, &dctx, &status, why, sizeof(why));
+	rc = launcher_privsep(c, o->aliases_file, &dctx, &status, why, sizeof(why));
 	if (rc != 0) {
 		/* 1: we were the launcher and the session is over; -1: no session. */
 		if (rc < 0) {
@@ -466,7 +466,7 @@ run_inetd(const struct options *o)
 	env.running_as_root = dctx.running_as_root;
 	env.launcher_fd = dctx.launcher_fd;
 	env.session_uid = dctx.session_uid;
-	env.trusted_uid = dctx.session_uid;
+	env.trusted_uid = dctx.aliases_owner;
 	client_identity(&env);
 	env.aliases = aliases_load(c->aliases, env.trusted_uid, &d);
 	if (env.aliases == NULL)
@@ -519,11 +519,12 @@ become_spool_user(const struct conf *c)
 
 /* run_flush - undersmtpd -q: every message now; 0 nothing left, 75 some deferred. */
 static int
-run_flush(const struct conf *c)
+run_flush(const struct conf *c, const char *aliases_override)
 {
 	struct delivery_ctx dctx;
 	char why[4200];
-	int status = 0, rc = launcher_privsep(c, &dctx, &status, why, sizeof(why));
+	int status = 0, rc = launcher_privsep(c, aliases_override, &dctx, &status, why,
+	    sizeof(why));
 
 	if (rc == 1)
 		return status;
@@ -552,7 +553,7 @@ run_queue_command(const struct options *o)
 		log_fall_back_to_syslog(o->verbose);
 	}
 	if (o->mode == MODE_FLUSH) {
-		rc = run_flush(c);
+		rc = run_flush(c, o->aliases_file);
 		conf_free(c);
 		return rc;
 	}

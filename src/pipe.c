@@ -422,6 +422,12 @@ pipe_describe(const struct pipe_result *res, char *buf, size_t size)
 	case PIPE_STATUS_LOST:
 		snprintf(buf, size, "exit status lost: %s", strerror(res->err));
 		break;
+	case PIPE_REFUSED:
+		snprintf(buf, size, "not run: refused");
+		break;
+	case PIPE_BUSY:
+		snprintf(buf, size, "not run: too many programs running");
+		break;
 	}
 }
 
@@ -489,6 +495,14 @@ pipe_reply(const struct pipe_result *res, const int *tempfail, size_t ntempfail,
 			status = "5.3.0";
 			text = "unknown failure";
 		}
+	} else if (res->outcome == PIPE_REFUSED || res->outcome == PIPE_BUSY) {
+		/* Never the program's words: it did not run. */
+		smtp_set_reply(reply, 451, "4.3.0", res->outcome == PIPE_BUSY ?
+		    "Too many concurrent deliveries to programs; try again later" :
+		    "Local configuration error: the program may not run");
+		if (res->outcome == PIPE_REFUSED && res->output[0])
+			smtp_reply_append(reply, ": ", res->output);
+		return;
 	} else {
 		/* "command timed out", "command killed by signal 9", ... */
 		text = "command";

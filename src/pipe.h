@@ -37,6 +37,10 @@ enum pipe_outcome {
 	PIPE_TIMEDOUT,
 	PIPE_START_FAILED,            /* err holds errno (fork, exec, setuid...) */
 	PIPE_STATUS_LOST,             /* waitpid failed: err holds errno */
+	PIPE_REFUSED,                 /* not run: the configuration does not allow
+	                                 it (output says why) */
+	PIPE_BUSY,                    /* not run: pipe.max_concurrency programs
+	                                 are running and as many wait */
 };
 
 struct pipe_result {

@@ -125,13 +125,14 @@ to_program(struct queue_ctx *q, struct spool_env *e, size_t i,
 	delivery_id(e->digest, addr, id);
 	memset(&job, 0, sizeof(job));
 	job.route = route;
-	job.sender = e->sender;
+	job.v.recipient = addr;
+	job.v.sender = e->sender;
 	job.recipients = recipients;
 	job.nrecipients = 1;
-	job.client_addr = e->client;
-	job.helo = e->helo;
-	job.queue_id = e->id;
-	job.delivery_id = id;
+	job.v.client_addr = e->client;
+	job.v.helo = e->helo;
+	job.v.queue_id = e->id;
+	job.v.delivery_id = id;
 	job.msgfd = msgfd;
 	memset(&rep, 0, sizeof(rep));
 	delivery_run(&q->dctx, &job, &rep, relay, sizeof(relay));
@@ -353,7 +354,7 @@ queue_run(struct queue_ctx *q, int force, struct queue_result *res)
 	if (q->aliases != NULL && aliases_changed(q->aliases)) {
 		struct diag d = {log_diag, NULL, 0};
 		struct aliases *fresh = aliases_load(q->conf->aliases,
-		    q->dctx.running_as_root ? q->dctx.session_uid : geteuid(), &d);
+		    q->dctx.aliases_owner, &d);
 
 		if (fresh != NULL) {
 			aliases_free(q->aliases);
@@ -577,7 +578,7 @@ queue_run_with(const struct conf *c, struct delivery_ctx *dctx, int force, int v
 	memset(&res, 0, sizeof(res));
 	q.conf = c;
 	q.dctx = *dctx;
-	q.aliases = aliases_load(c->aliases, dctx->session_uid, &d);
+	q.aliases = aliases_load(c->aliases, dctx->aliases_owner, &d);
 	if (queue_run_until_idle(&q, force, &res) < 0) {
 		if (verbose)
 			fprintf(stderr, "undersmtpd: another queue run is in progress\n");

@@ -148,7 +148,7 @@ safepath_open_dir(const char *path, int create, int *owner_only, char *why,
 			continue;
 		}
 		close(dfd);
-		return fail(why, whysize, err, "open %s (at \"%s\")", path, name);
+		return fail(why, whysize, err, "%s", path);
 	}
 	if (owner_only != NULL)
 		*owner_only = parent_root_only;
@@ -178,8 +178,12 @@ safepath_open_file(const char *path, int flags, mode_t mode, char *why, size_t w
 	if (base[0] == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
 		return fail(why, whysize, EISDIR, "%s", path);
 	dfd = safepath_open_dir(dir, 0, NULL, why, whysize);
-	if (dfd < 0)
+	if (dfd < 0) {
+		/* A plain failure is the file's: name it, not its directory. */
+		if (errno != ELOOP && errno != EINVAL)
+			return fail(why, whysize, errno, "%s", path);
 		return -1;
+	}
 	if (fstat(dfd, &st) < 0) {
 		err = errno;
 		close(dfd);
@@ -194,7 +198,7 @@ safepath_open_file(const char *path, int flags, mode_t mode, char *why, size_t w
 		if (err == ELOOP && !root_only)
 			return fail(why, whysize, ELOOP, "%s is a symbolic link in a directory "
 			    "that others may write: not followed", path);
-		return fail(why, whysize, err, "open %s", path);
+		return fail(why, whysize, err, "%s", path);
 	}
 	/*
 	 * A hard link would be as bad as a symbolic one (another file of root's,

@@ -391,13 +391,14 @@ route_one(const struct conf *c, const struct aliases *a, const struct delivery_c
 		delivery_id(e->digest, shown, id);
 		memset(&job, 0, sizeof(job));
 		job.route = r;
-		job.sender = e->sender_text;
+		job.v.recipient = shown;
+		job.v.sender = e->sender_text;
 		job.recipients = list;
 		job.nrecipients = 1;
-		job.client_addr = "127.0.0.1";
-		job.helo = "localhost";
-		job.queue_id = e->id;
-		job.delivery_id = id;
+		job.v.client_addr = "127.0.0.1";
+		job.v.helo = "localhost";
+		job.v.queue_id = e->id;
+		job.v.delivery_id = id;
 		job.msgfd = e->msg_fd;
 		memset(&rep, 0, sizeof(rep));
 		delivery_run(dctx, &job, &rep, relay, sizeof(relay));
@@ -651,7 +652,7 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 	}
 	if (!may_choose_config(c->user))
 		return via_maildrop(o, c, &sender, gecos);
-	rc = launcher_privsep(c, &dctx, &status, why, sizeof(why));
+	rc = launcher_privsep(c, NULL, &dctx, &status, why, sizeof(why));
 	if (rc == 1)
 		return status;
 	if (rc < 0) {
@@ -696,7 +697,7 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 		envelope_reset(&e);
 		return EX_TEMPFAIL;
 	}
-	a = aliases_load(c->aliases, dctx.session_uid, &d);
+	a = aliases_load(c->aliases, dctx.aliases_owner, &d);
 	log_info("%s: from=<%s>, uid=%ld, nrcpt=%zu (sendmail)", e.id, e.sender_text,
 	    (long)invoker, nrcpts);
 	for (size_t i = 0; i < nrcpts; i++)

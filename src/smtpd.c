@@ -366,7 +366,7 @@ run_program(struct session *s, struct smtp_reply *out, char *relay, size_t relay
 	const char *recipients[ROUTE_MAX_PIPE_RCPTS];
 	char id[33];
 	struct delivery_ctx ctx = {s->conf, s->env->running_as_root,
-	    s->env->launcher_fd, s->env->session_uid};
+	    s->env->launcher_fd, s->env->session_uid, s->env->trusted_uid, NULL};
 	struct delivery_job job;
 	size_t n = 0;
 
@@ -382,13 +382,14 @@ run_program(struct session *s, struct smtp_reply *out, char *relay, size_t relay
 	delivery_id(s->tx.digest, recipients[0], id);
 	memset(&job, 0, sizeof(job));
 	job.route = s->tx.pipe_route;
-	job.sender = s->tx.sender_text;
+	job.v.recipient = recipients[0];
+	job.v.sender = s->tx.sender_text;
 	job.recipients = recipients;
 	job.nrecipients = n;
-	job.client_addr = s->env->client_text;
-	job.helo = s->helo;
-	job.queue_id = s->tx.id;
-	job.delivery_id = id;
+	job.v.client_addr = s->env->client_text;
+	job.v.helo = s->helo;
+	job.v.queue_id = s->tx.id;
+	job.v.delivery_id = id;
 	job.msgfd = s->tx.msg_fd;
 	delivery_run(&ctx, &job, out, relay, relaysize);
 }

@@ -244,24 +244,31 @@ def test_unsafe_aliases_file_disables_pipes(gw, mode):
 
 
 def test_aliases_owned_by_another_user_disables_pipes(gw):
-    """T84: not owned by root or the undersmtpd user -> pipes refused."""
+    """T84: pipes only from a file owned by root or by the account undersmtpd runs
+    as, and writable by no one else.  Started as root that is root alone: a file
+    of the spool user's could have been written by a session taken over, and the
+    root launcher would run what it names (issue 15 item 2)."""
+    def rcpt_code():
+        c = gw.session()
+        c.greet()
+        c.cmd("MAIL FROM:<s@remote.test>")
+        code = c.cmd("RCPT TO:<x@example.com>").code
+        c.cmd("QUIT")
+        c.close()
+        return code
     gw.write_aliases('x: "|@REC@"\n')
     os.chown(gw.aliases, NOBODY.pw_uid, NOBODY.pw_gid)
-    c = gw.session()
-    c.greet()
-    c.cmd("MAIL FROM:<s@remote.test>")
-    assert c.cmd("RCPT TO:<x@example.com>").code == 451
-    c.cmd("QUIT")
-    c.close()
-    os.chown(gw.aliases, MAIL.pw_uid, MAIL.pw_gid)     # the spool user's own file is fine
-    gw.write_aliases('x: "|@REC@"\n')
-    os.chown(gw.aliases, MAIL.pw_uid, MAIL.pw_gid)
-    c = gw.session()
-    c.greet()
-    c.cmd("MAIL FROM:<s@remote.test>")
-    assert c.cmd("RCPT TO:<x@example.com>").code == 250
-    c.cmd("QUIT")
-    c.close()
+    assert rcpt_code() == 451
+    os.chown(gw.aliases, MAIL.pw_uid, MAIL.pw_gid)     # the spool user's: refused too
+    assert rcpt_code() == 451
+    assert "pipe alias refused" in gw.log_text()
+    os.chown(gw.aliases, 0, 0)
+    os.chmod(gw.aliases, 0o664)                        # root's, but group-writable
+    assert rcpt_code() == 451
+    os.chmod(gw.aliases, 0o644)
+    assert rcpt_code() == 250
+    # Started as an ordinary user, that user's own file may name programs
+    # (test_ordinary_user_mode runs such a session).
 
 
 def test_catastrophic_regex_answers_451_fast(gw):
@@ -376,6 +383,7 @@ def test_ordinary_user_mode(gw):
     gw.log.touch()
     os.chown(gw.log, NOBODY.pw_uid, NOBODY.pw_gid)
     gw.write_aliases('x: "|@REC@"\n')
+    os.chown(gw.aliases, NOBODY.pw_uid, NOBODY.pw_gid)  # its own file may name programs
 
     def as_nobody():
         os.setgroups([])

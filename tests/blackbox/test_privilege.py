@@ -7,11 +7,13 @@ lose nothing that was queued.  The same for a log_file in a directory that
 
 The attack as reported: as mail, `mv spool/bad spool/bad.old; ln -s /etc
 spool/bad`; root's next `undersmtpd -q` made /etc mail:mail 0700."""
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -192,3 +194,103 @@ def test_maildrop_link_to_root_directory(gw):
     assert os.stat(gw.spool).st_gid == MAIL.pw_gid and \
         oct(os.stat(gw.spool).st_mode & 0o777) == "0o700"
     assert qid in queue_ids(gw)
+
+
+PIPE_EXITED, PIPE_REFUSED = 0, 5
+
+
+def session_process(launcher_pid):
+    """The session a root launcher serves: its child, running as the spool user."""
+    for _ in range(300):
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == launcher_pid:
+                return int(pid)
+        time.sleep(0.01)
+    raise AssertionError("the session process was not found")
+
+
+def steal_launcher_socket(pid):
+    """The launcher socket a session holds, taken as an attacker who ran code in
+    the session would hold it (pidfd_getfd(2); needs root)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if not os.readlink(f"/proc/{pid}/fd/{name}").startswith("socket:"):
+                    continue
+            except OSError:
+                continue
+            fd = libc.syscall(438, pidfd, int(name), 0)      # SYS_pidfd_getfd
+            if fd < 0:
+                continue
+            s = socket.socket(fileno=fd)
+            if s.type == socket.SOCK_SEQPACKET:
+                return s
+            s.close()
+    finally:
+        os.close(pidfd)
+    raise AssertionError("no launcher socket in the session")
+
+
+def test_launcher_refuses_forged_requests(gw):
+    """Issue 15 item 2: a session taken over sends its root launcher requests for
+    /bin/sh, with LD_PRELOAD, as an account the configuration does not name, for
+    aliases that are not pipes, with oversized counts and fields, a control
+    character, a capture that would be an option.  Each is refused and logged,
+    nothing runs, and the session's own delivery still works."""
+    marker = gw.base / "forged"
+    gw.write_aliases('x: "|@REC@"\nfwd: bob@remote.example\n'
+                     '/^rt-(.*)$/: "|@REC@ $1"\n')
+    c = gw.session()
+    c.greet()
+    stolen = steal_launcher_socket(session_process(c.proc.pid))
+    forge = subprocess.run(
+        ["/usr/bin/python3", str(Path(__file__).parent / "forge_launcher.py"),
+         str(stolen.fileno()), str(marker)],
+        pass_fds=(stolen.fileno(),), preexec_fn=as_mail, capture_output=True, text=True,
+        timeout=60, env=base_env())
+    stolen.close()
+    assert forge.returncode == 0, forge.stderr
+    answers = [line.split("\t") for line in forge.stdout.splitlines()]
+    assert len(answers) == 11, forge.stdout
+    for name, outcome, words in answers:
+        assert int(outcome) == PIPE_REFUSED, (name, outcome, words)
+    assert not marker.exists() and not Path(f"{marker}.so").exists()
+    assert gw.records() == []                      # no program of ours ran either
+    assert gw.log_text().count("launcher: refused a request") == 11, gw.log_text()
+    assert c.mail(rcpts=["x@example.com"]).code == 250
+    c.cmd("QUIT")
+    c.close()
+    assert gw.one_record().env["RECIPIENT"] == "x@example.com"
+
+
+def test_pipe_max_concurrency_caps_programs(gw):
+    """Issue 15 item 2: pipe.max_concurrency caps programs of all aliases together,
+    across sessions; over it a delivery waits its turn (here: until its timeout,
+    then 451), never a fork per request."""
+    gw.write_conf('pipe { max_concurrency = 1 timeout = 1s }\n'
+                  'alias "slow" { timeout = 20s }\n')
+    gw.write_aliases('slow: "|/bin/sleep 4"\nx: "|@REC@"\n')
+    first = gw.session()
+    first.greet()
+    second = gw.session()
+    second.greet()
+    first.cmd("MAIL FROM:<a@remote.test>")
+    assert first.cmd("RCPT TO:<slow@example.com>").code == 250
+    assert first.cmd("DATA").code == 354
+    first.send(b"Subject: 1\r\n\r\nslow\r\n.\r\n")
+    time.sleep(0.5)                                # the program runs
+    r = second.mail(rcpts=["x@example.com"])
+    assert r.code == 451 and "Too many concurrent deliveries" in r.text, r
+    assert gw.records() == []
+    assert first.reply().code == 250               # sleep 4 ended well
+    r = second.mail(rcpts=["x@example.com"])       # the slot is free again
+    assert r.code == 250, r
+    for c in (first, second):
+        c.cmd("QUIT")
+        c.close()

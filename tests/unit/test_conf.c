@@ -45,6 +45,7 @@ test_defaults(void **state)
 	assert_int_equal(c->pipe.timeout, 300);
 	assert_int_equal(c->pipe.policy, POLICY_SYNC);
 	assert_int_equal(c->pipe.ntempfail, 3);
+	assert_int_equal(c->pipe.max_concurrency, CONF_PIPE_MAX_CONCURRENCY);
 	assert_int_equal(c->queue.lifetime, 5 * 86400);
 	assert_true(c->queue.run_after_accept);
 	assert_int_equal(c->nlocal_domains, 2);
@@ -96,6 +97,9 @@ test_full_example(void **state)
 	p = conf_pipe_for(c, "other");
 	assert_int_equal(p->timeout, 120);
 	assert_string_equal(p->user, "nobody");
+	/* The global pool of all programs; an alias without a share of its own has none. */
+	assert_int_equal(p->max_concurrency, CONF_PIPE_MAX_CONCURRENCY);
+	assert_int_equal(c->alias_overrides[0].pipe.max_concurrency, 4);
 	assert_int_equal(c->nsmarthosts, 2);
 	assert_int_equal(c->smarthosts[0].port, 587);
 	assert_int_equal(c->smarthosts[1].port, 465);  /* implicit TLS default */
@@ -141,6 +145,19 @@ test_semantic_errors(void **state)
 	assert_null(load("unknown_key = 1\n", &out));
 	assert_non_null(strstr(out.text, "1: no such option 'unknown_key'"));
 	assert_null(load("hostname = \"unterminated\n", &out));
+	assert_null(load("pipe { max_concurrency = 4 }\nalias \"rt\" { max_concurrency = 5 }\n",
+	    &out));
+	assert_non_null(strstr(out.text, "alias \"rt\": max_concurrency 5 is more than "
+	    "pipe.max_concurrency 4"));
+	assert_null(load("pipe { max_concurrency = 0 }\n", &out));
+	{
+		struct conf *c = load("pipe { max_concurrency = 4 }\nalias \"rt\" { timeout = 1m }\n",
+		    &out);
+
+		assert_non_null(c);
+		assert_int_equal(conf_pipe_for(c, "rt")->max_concurrency, 0);
+		conf_free(c);
+	}
 	assert_null(load("pipe { policy = later }\n", &out));
 	assert_non_null(strstr(out.text, "sync | queue | sync-then-queue"));
 	{
