@@ -52,6 +52,7 @@ PROGS      := $(BUILD)/recorder
 # which the tests (as root) create afresh.  Never installed.
 MDTEST_DIR := /tmp/undersmtpd-maildrop-test
 MDTEST_BIN := $(BUILD)/mdtest/undersmtpd
+MDTEST_DROP := $(BUILD)/mdtest/undersmtpd-drop
 MDTEST_DEFS := -DDEFAULT_CONF='"$(MDTEST_DIR)/undersmtpd.conf"' \
               -DDROP_HELPER='"$(MDTEST_DIR)/undersmtpd-drop"'
 
@@ -61,7 +62,7 @@ PYTEST ?= /usr/bin/python3 -m pytest
 .PHONY: all test check unit blackbox asan valgrind fuzz fuzz-build fuzz-coverage fuzz-coverage-build analyze install install-sendmail demo \
         lint-man clean bench bench-smoke
 
-all: $(BIN) $(DROP) $(PROGS) $(MDTEST_BIN)
+all: $(BIN) $(DROP) $(PROGS) $(MDTEST_BIN) $(MDTEST_DROP)
 
 $(BUILD):
 	mkdir -p $(BUILD)
@@ -77,10 +78,14 @@ $(BIN): $(OBJS) $(BUILD)/main.o
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-# The setgid maildrop helper: libc only, nothing it does not need.
-$(DROP): src/drop.c src/maildrop.h | $(BUILD)
-	@echo "  CC      $<"
-	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+# The setgid maildrop helper: libc, and the configuration reader (libconfuse)
+# for the limits it enforces on anyone who runs it; nothing else.
+DROP_OBJS := $(BUILD)/conf.o $(BUILD)/util.o $(BUILD)/log.o $(BUILD)/addr.o \
+             $(BUILD)/safepath.o
+DROP_LIBS := $(shell pkg-config --libs libconfuse)
+$(DROP): $(BUILD)/drop.o $(DROP_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(DROP_LIBS)
 
 $(BUILD)/mdtest/%.o: src/%.c src/*.h | $(BUILD)
 	@mkdir -p $(BUILD)/mdtest
@@ -91,6 +96,11 @@ $(MDTEST_BIN): $(filter-out $(BUILD)/sendmail.o,$(OBJS)) $(BUILD)/mdtest/sendmai
     $(BUILD)/mdtest/main.o
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# The helper again, reading its configuration in MDTEST_DIR (never installed).
+$(MDTEST_DROP): $(BUILD)/mdtest/drop.o $(DROP_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(DROP_LIBS)
 
 $(BUILD)/recorder: tests/progs/recorder.c | $(BUILD)
 	@echo "  CC      $<"
@@ -106,7 +116,7 @@ unit: $(UNIT_BINS)
 
 blackbox: all
 	UNDERSMTPD=$(CURDIR)/$(BIN) RECORDER=$(CURDIR)/$(BUILD)/recorder \
-	  UNDERSMTPD_DROP=$(CURDIR)/$(DROP) UNDERSMTPD_MDTEST=$(CURDIR)/$(MDTEST_BIN) \
+	  UNDERSMTPD_DROP=$(CURDIR)/$(MDTEST_DROP) UNDERSMTPD_MDTEST=$(CURDIR)/$(MDTEST_BIN) \
 	  MDTEST_DIR=$(MDTEST_DIR) $(PYTEST) -q tests/blackbox
 
 test check: unit blackbox

@@ -427,6 +427,7 @@ static cfg_opt_t queue_opts[] = {
 	CFG_STR("retry_max", "1h", 0),
 	CFG_STR("lifetime", "5d", 0),
 	CFG_STR("run_interval", "1m", 0),
+	CFG_STR("bad_lifetime", "30d", 0),
 	CFG_BOOL("run_after_accept", cfg_true, 0),
 	CFG_END()
 };
@@ -513,6 +514,7 @@ static const struct {
 	{"queue|retry_max", validate_duration},
 	{"queue|lifetime", validate_duration},
 	{"queue|run_interval", validate_duration},
+	{"queue|bad_lifetime", validate_duration},
 	{"tls|cert_file", validate_absolute_path},
 	{"tls|key_file", validate_absolute_path},
 	{"tls|auth_users_file", validate_absolute_path},
@@ -765,6 +767,7 @@ conf_build(cfg_t *cfg)
 	c->queue.retry_max = duration_of(queue, "retry_max", 3600);
 	c->queue.lifetime = duration_of(queue, "lifetime", 5 * 86400);
 	c->queue.run_interval = duration_of(queue, "run_interval", 60);
+	c->queue.bad_lifetime = duration_of(queue, "bad_lifetime", 30 * 86400);
 	c->queue.run_after_accept = cfg_getbool(queue, "run_after_accept");
 	c->tls.cert_file = dup_or_null(cfg_getstr(tls, "cert_file"));
 	c->tls.key_file = dup_or_null(cfg_getstr(tls, "key_file"));

@@ -58,6 +58,7 @@ struct smarthost_conf {
 
 struct queue_conf {
 	long retry_min, retry_max, lifetime, run_interval;
+	long bad_lifetime;        /* seconds a file stays in bad/; 0: for ever */
 	int run_after_accept;
 };
 

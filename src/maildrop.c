@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -225,48 +227,83 @@ maildrop_hand_over(const char *helper, const char *dir, const char *header, size
 	    : EX_TEMPFAIL;
 }
 
-/* quarantine - a maildrop file that cannot be mail goes to bad/, with why. */
+/*
+ * reject - a maildrop file that cannot be mail: logged with its owner and
+ * size, and removed.  Such a file never came from our sendmail, which checks
+ * all of this first; keeping it (in bad/) would let a user fill the disk.
+ */
 static void
-quarantine(const struct conf *c, int dfd, const char *name, const char *reason)
+reject(int dfd, const char *name, const struct stat *st, const char *reason)
 {
-	char to[4096], whyfile[4096], base[300];
-	FILE *fp;
-
-	log_warnx("maildrop file %s moved to %s/bad: %s", name, c->spool_dir, reason);
-	if (str_fmt(base, sizeof(base), "maildrop.%s", name) < 0 ||
-	    spool_path(c, "bad", base, "", to, sizeof(to)) < 0 ||
-	    spool_path(c, "bad", base, ".why", whyfile, sizeof(whyfile)) < 0)
-		return;
-	if (renameat(dfd, name, AT_FDCWD, to) < 0) {
-		log_warn("rename maildrop/%s -> %s", name, to);
-		return;
-	}
-	if ((fp = fopen(whyfile, "w")) != NULL) {
-		fprintf(fp, "%s\n", reason);
-		if (fclose(fp) != 0)
-			log_warn("write %s", whyfile);
-	}
+	log_warnx("maildrop file %s from uid %ld (%lld bytes) rejected and removed: %s",
+	    name, (long)st->st_uid, (long long)st->st_size, reason);
+	if (unlinkat(dfd, name, 0) < 0)
+		log_warn("unlink maildrop/%s", name);
 }
 
-static int
-put_sink(void *ctx, const char *p, size_t n)
-{
-	struct data_sink *s = ctx;
+/*
+ * The checks SMTP and sendmail make of a message, for a maildrop file that
+ * may have been written with the helper straight, bypassing sendmail: no
+ * NUL, no CR (sendmail writes LF endings only), lines of at most 998
+ * characters (RFC 5322 2.1.1), at most max_hops Received: headers.
+ */
+#define BODY_LINE_MAX 998
+struct body_check {
+	struct data_sink *out;
+	size_t linelen;
+	int in_headers;
+	long hops;
+	char start[9];                /* the first bytes of the current line */
+	const char *bad;              /* the first problem, or NULL */
+};
 
-	return s->write(s->ctx, p, n);
+static int
+put_checked(void *ctx, const char *p, size_t n)
+{
+	struct body_check *b = ctx;
+
+	for (size_t i = 0; i < n && b->bad == NULL; i++) {
+		char ch = p[i];
+
+		if (ch == '\0')
+			b->bad = "the message contains a NUL byte";
+		else if (ch == '\r')
+			b->bad = "the message contains a CR (sendmail writes LF line endings)";
+		else if (ch == '\n') {
+			if (b->in_headers && b->linelen == 0)
+				b->in_headers = 0;
+			b->linelen = 0;
+		} else {
+			if (b->linelen < sizeof(b->start))
+				b->start[b->linelen] = ch;
+			if (++b->linelen > BODY_LINE_MAX)
+				b->bad = "a line is longer than 998 characters";
+			if (b->in_headers && b->linelen == sizeof(b->start) &&
+			    strncasecmp(b->start, "received:", sizeof(b->start)) == 0)
+				b->hops++;
+		}
+	}
+	if (b->bad != NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	return b->out->write(b->out->ctx, p, n);
 }
 
 /*
  * to_spool - one maildrop message into the spool, exactly as sendmail run by
  * `user` would have spooled it (but every recipient is left to the queue).
+ * 0; -1 with errno on a local failure (the file stays for the next run); -2
+ * with *why when the message itself is refused.
  */
 static int
 to_spool(const struct conf *c, int fd, const struct stat *st, const struct maildrop_header *h,
-    char *id, size_t idsize)
+    char *id, size_t idsize, const char **why)
 {
 	struct envelope_client cl = {"localhost", "127.0.0.1", "local", (long)st->st_uid};
 	struct envelope e;
 	struct data_sink sink;
+	struct body_check check;
 	uint64_t bodylen = (uint64_t)st->st_size - h->length;
 	off_t size;
 	int rc = -1;
@@ -282,8 +319,22 @@ to_spool(const struct conf *c, int fd, const struct stat *st, const struct maild
 	if (envelope_open_message(&e, c, &cl) < 0)
 		goto out;
 	sink = envelope_sink(&e);
-	if (copy_body(fd, (off_t)h->length, bodylen, put_sink, &sink) < 0 ||
-	    envelope_finish_message(&e) < 0)
+	memset(&check, 0, sizeof(check));
+	check.out = &sink;
+	check.in_headers = 1;
+	if (copy_body(fd, (off_t)h->length, bodylen, put_checked, &check) < 0) {
+		if (check.bad != NULL) {
+			*why = check.bad;
+			rc = -2;
+		}
+		goto out;
+	}
+	if (check.hops > c->max_hops) {
+		*why = "too many Received: headers (mail loop)";
+		rc = -2;
+		goto out;
+	}
+	if (envelope_finish_message(&e) < 0)
 		goto out;
 	for (size_t i = 0; i < h->nrcpts; i++)
 		envelope_add_dest(&e, h->rcpts[i], h->rcpts[i]);
@@ -292,19 +343,20 @@ to_spool(const struct conf *c, int fd, const struct stat *st, const struct maild
 		goto out;
 	rc = envelope_spool(&e, c, &cl, (uint64_t)size);
 out:
-	if (rc < 0)
+	if (rc == -1)
 		log_warn("%s: spooling a maildrop message", e.id);
 	envelope_reset(&e);
 	return rc;
 }
 
-/* pick_one - 1 picked up, 0 left for later or quarantined. */
+/* pick_one - 1 picked up, 0 left for later or rejected. */
 static int
 pick_one(const struct conf *c, int dfd, const char *name)
 {
 	struct maildrop_header h;
 	struct stat st;
 	char *head, why[200], id[SPOOL_ID_MAX];
+	const char *refused = NULL;
 	size_t want;
 	ssize_t n;
 	int fd, rc = 0;
@@ -323,13 +375,13 @@ pick_one(const struct conf *c, int dfd, const char *name)
 	/* Only what the helper makes: a plain file, no other name for it. */
 	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
 		close(fd);
-		quarantine(c, dfd, name, "not a plain file with one link");
+		reject(dfd, name, &st, "not a plain file with one link");
 		return 0;
 	}
 	if (c->max_message_size > 0 &&
 	    (uint64_t)st.st_size > c->max_message_size + MAILDROP_HEADER_MAX) {
 		close(fd);
-		quarantine(c, dfd, name, "larger than max_message_size");
+		reject(dfd, name, &st, "larger than max_message_size");
 		return 0;
 	}
 	want = (uint64_t)st.st_size < MAILDROP_HEADER_MAX ? (size_t)st.st_size
@@ -339,15 +391,24 @@ pick_one(const struct conf *c, int dfd, const char *name)
 	if (n < 0 || (size_t)n != want) {
 		log_warn("read maildrop/%s", name);
 	} else if (maildrop_parse(head, want, &h, why, sizeof(why)) < 0) {
-		quarantine(c, dfd, name, why);
+		reject(dfd, name, &st, why);
 	} else {
-		if (to_spool(c, fd, &st, &h, id, sizeof(id)) == 0) {
+		if (c->max_recipients > 0 && h.nrcpts > (size_t)c->max_recipients) {
+			snprintf(why, sizeof(why), "%zu recipients, max_recipients is %ld", h.nrcpts,
+			    c->max_recipients);
+			reject(dfd, name, &st, why);
+		} else if ((rc = to_spool(c, fd, &st, &h, id, sizeof(id), &refused)) == -2) {
+			reject(dfd, name, &st, refused);
+			rc = 0;
+		} else if (rc == 0) {
 			log_info("%s: from=<%s>, uid=%ld, nrcpt=%zu (maildrop %s)", id, h.sender,
 			    (long)st.st_uid, h.nrcpts, name);
 			/* Durable in the queue: now the maildrop copy may go. */
 			if (unlinkat(dfd, name, 0) < 0)
 				log_warn("unlink maildrop/%s", name);
 			rc = 1;
+		} else {
+			rc = 0;
 		}
 		maildrop_header_free(&h);
 	}
@@ -356,15 +417,32 @@ pick_one(const struct conf *c, int dfd, const char *name)
 	return rc;
 }
 
-/* stale - a helper's tmp file, left by a helper that died long ago. */
+/*
+ * remove_if_dead - a helper's tmp file whose helper is gone (SIGKILL, its
+ * timeout): readable (a helper makes it so only once it holds the lock) and
+ * locked by nobody.  A file still of mode 0 is being born; only an old one
+ * is a helper that died in that instant.
+ */
 static void
-remove_if_stale(int dfd, const char *name, time_t now)
+remove_if_dead(int dfd, const char *name, time_t now)
 {
 	struct stat st;
+	int fd, dead = 0;
 
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    now - st.st_mtime > MAILDROP_STALE_SECONDS && unlinkat(dfd, name, 0) == 0)
-		log_info("removed the stale maildrop file %s", name);
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	if ((st.st_mode & 0777) == 0) {
+		dead = now - st.st_mtime > MAILDROP_STALE_SECONDS;
+	} else {
+		fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			return;
+		dead = flock(fd, LOCK_SH | LOCK_NB) == 0;
+		close(fd);
+	}
+	if (dead && unlinkat(dfd, name, 0) == 0)
+		log_info("removed %s, the partial maildrop file of a helper that died (uid "
+		    "%ld, %lld bytes)", name, (long)st.st_uid, (long long)st.st_size);
 }
 
 int
@@ -389,7 +467,7 @@ maildrop_pickup(const struct conf *c)
 		if (de->d_name[0] == '.')
 			continue;
 		if (strncmp(de->d_name, "tmp.", 4) == 0)
-			remove_if_stale(dfd, de->d_name, now);
+			remove_if_dead(dfd, de->d_name, now);
 		else
 			picked += pick_one(c, dfd, de->d_name);
 	}

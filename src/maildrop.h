@@ -35,8 +35,12 @@
 #define MAILDROP_MAX_RCPTS 1000
 /* Room for the header: every recipient in the worst xtext form. */
 #define MAILDROP_HEADER_MAX (64 + MAILDROP_MAX_RCPTS * (3 * ADDR_PATH_MAX + 8))
-/* A helper that died mid-write leaves tmp.* behind; removed after this long. */
-#define MAILDROP_STALE_SECONDS (24 * 3600)
+/*
+ * A helper that died while writing leaves tmp.* behind, unlocked: removed at
+ * the next pickup; one that died between creating and locking it (mode 0)
+ * after this long.
+ */
+#define MAILDROP_STALE_SECONDS 3600
 
 #ifndef DROP_HELPER
 #define DROP_HELPER "/usr/local/libexec/undersmtpd/undersmtpd-drop"

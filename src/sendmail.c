@@ -44,6 +44,7 @@
 #define EX_NOUSER 67
 #define EX_UNAVAILABLE 69
 #define EX_SOFTWARE 70
+#define EX_CANTCREAT 73
 #define EX_TEMPFAIL 75
 #define EX_NOPERM 77
 #define EX_CONFIG 78
@@ -606,7 +607,8 @@ via_maildrop(const struct sm_opts *o, const struct conf *c, const struct addr *s
 	if (rc != 0) {
 		fprintf(stderr, "sendmail: the message could not be queued%s%s\n",
 		    header ? ": " : "", header ? why : "");
-		worse(&res, EX_TEMPFAIL);
+		/* The helper's 73: too large for the system's configuration, for good. */
+		worse(&res, rc == EX_CANTCREAT ? EX_CANTCREAT : EX_TEMPFAIL);
 		rc = 0;
 	} else {
 		log_info("from=<%s>, uid=%ld, nrcpt=%zu (sendmail, into the maildrop)",

@@ -801,6 +801,25 @@ spool_clean(const struct conf *c)
 		}
 		closedir(d);
 	}
+	/* bad/: kept for an operator to look at, but not without bound. */
+	if (c->queue.bad_lifetime > 0 &&
+	    spool_path(c, "bad", NULL, NULL, dirpath, sizeof(dirpath)) == 0 &&
+	    (d = opendir(dirpath)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			struct stat st;
+
+			if (de->d_name[0] == '.' ||
+			    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    now - st.st_mtime <= c->queue.bad_lifetime)
+				continue;
+			if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+				log_info("spool: removed %s/%s, in bad/ for longer than "
+				    "queue.bad_lifetime", dirpath, de->d_name);
+			else
+				log_warn("unlink %s/%s", dirpath, de->d_name);
+		}
+		closedir(d);
+	}
 }
 
 static int

@@ -47,6 +47,7 @@ test_defaults(void **state)
 	assert_int_equal(c->pipe.ntempfail, 3);
 	assert_int_equal(c->pipe.max_concurrency, CONF_PIPE_MAX_CONCURRENCY);
 	assert_int_equal(c->queue.lifetime, 5 * 86400);
+	assert_int_equal(c->queue.bad_lifetime, 30 * 86400);
 	assert_true(c->queue.run_after_accept);
 	assert_int_equal(c->nlocal_domains, 2);
 	assert_string_equal(c->local_domains[1], "localhost");
