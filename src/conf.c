@@ -13,6 +13,7 @@
 
 #include <confuse.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "safepath.h"
 
 #define CONF_MAX_FILE (1024 * 1024)
 
@@ -96,19 +98,54 @@ strip_comments(char *text)
 	}
 }
 
+/*
+ * open_conf_file - the file to read; NULL after reporting.  Read as root
+ * (the launcher re-reads it), it says which accounts programs run as: it
+ * must be root's, writable by no one else, and reached through no link
+ * another account could have placed (safepath.h).
+ */
+static FILE *
+open_conf_file(const char *path, struct diag *d)
+{
+	char why[600];
+	struct stat st;
+	FILE *fp;
+	int fd;
+
+	if (geteuid() != 0) {
+		if ((fp = fopen(path, "r")) == NULL)
+			diag_error(d, path, 0, "cannot open: %s", strerror(errno));
+		return fp;
+	}
+	fd = safepath_open_file(path, O_RDONLY | O_NOCTTY, 0, why, sizeof(why));
+	if (fd < 0) {
+		diag_error(d, path, 0, "cannot open %s: %s", why, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		diag_error(d, path, 0, "owned by uid %u or writable by group or others: "
+		    "not read as root (chown root, chmod go-w)", (unsigned)st.st_uid);
+		close(fd);
+		return NULL;
+	}
+	if ((fp = fdopen(fd, "r")) == NULL) {
+		diag_error(d, path, 0, "cannot open: %s", strerror(errno));
+		close(fd);
+	}
+	return fp;
+}
+
 /* read_conf_file - the whole file, NUL-terminated; NULL after reporting. */
 static char *
 read_conf_file(const char *path, struct diag *d)
 {
-	FILE *fp = fopen(path, "r");
+	FILE *fp = open_conf_file(path, d);
 	struct stat st;
 	char *buf;
 	size_t n = 0, cap = 4096;
 
-	if (fp == NULL) {
-		diag_error(d, path, 0, "cannot open: %s", strerror(errno));
+	if (fp == NULL)
 		return NULL;
-	}
 	/*
 	 * A buffer the file's size (one byte more, to see the end), grown while
 	 * a file that is not regular or grew keeps filling it: a configuration

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #define LAUNCHER_MAGIC 0x55534d32u   /* "USM2": no argv, no environment */
+#define LAUNCHER_SEND_WAIT_MS 60000  /* a session waits this long to hand a request over */
 
 struct launcher_hdr {
 	uint32_t magic;
@@ -181,10 +182,23 @@ send_request(int fd, const char *buf, size_t len, int stdin_fd, int reply_fd)
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
 	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
-	do
-		n = sendmsg(fd, &msg, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	return n < 0 ? -1 : 0;
+	/* Never blocked for good by a launcher that stopped reading. */
+	for (int64_t deadline = now_ms() + LAUNCHER_SEND_WAIT_MS;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+		int64_t left = deadline - now_ms();
+
+		n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n >= 0)
+			return 0;
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (poll(&pfd, 1, left > 1000 ? 1000 : (int)left) < 0 && errno != EINTR)
+			return -1;
+	}
 }
 
 void
@@ -330,7 +344,24 @@ tables_refresh(struct launcher_tables *t, int force)
 	t->aliases = a;
 }
 
-/* reply_refused - PIPE_REFUSED with why, logged. */
+/*
+ * send_answer - the result on the requester's answer socket, never waiting:
+ * a requester that does not read its answers must not stop the launcher or
+ * hold a worker.  The socket was checked to be a SEQPACKET socket (receive).
+ */
+static void
+send_answer(int replyfd, const struct pipe_result *res)
+{
+	ssize_t n;
+
+	do
+		n = send(replyfd, res, sizeof(*res), MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		log_warn("launcher: send result");
+}
+
+/* refuse - PIPE_REFUSED with why, logged. */
 static void
 refuse(struct pipe_result *res, const char *why)
 {
@@ -352,7 +383,6 @@ serve_one(int replyfd, char *buf, size_t len, int msgfd, const struct launcher_t
 	struct delivery_command cmd;
 	struct addr ad;
 	char why[512];
-	ssize_t n;
 
 	memset(&res, 0, sizeof(res));
 	if (launcher_parse(buf, len, &v, why, sizeof(why)) < 0) {
@@ -381,11 +411,7 @@ serve_one(int replyfd, char *buf, size_t len, int msgfd, const struct launcher_t
 	delivery_command_free(&cmd);
 reply:
 	free(r);
-	do
-		n = send(replyfd, &res, sizeof(res), MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		log_warn("launcher: send result");
+	send_answer(replyfd, &res);
 }
 
 /*
@@ -429,10 +455,27 @@ struct launcher {
 	struct launcher_tables tables;
 	pid_t main_child;
 	int main_status, main_done;
-	size_t running;                /* workers alive */
+	pid_t *workers;                /* alive; 0 for a free place */
+	size_t running, nworkers;      /* how many alive; places in workers */
 	struct pending *waiting;       /* FIFO of at most max_running() requests */
 	size_t nwaiting, capacity;
 };
+
+/* The one child a launcher serves: SIGTERM and SIGHUP to the launcher are passed on. */
+static volatile sig_atomic_t served_child;
+
+/*
+ * forward_signal - the launcher's SIGTERM, SIGINT and SIGHUP go on to the
+ * session or queue run it serves; SIGHUP also has it re-read its tables.
+ */
+static void
+forward_signal(int sig)
+{
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	if (served_child > 0)
+		kill((pid_t)served_child, sig);
+}
 
 /* max_running - pipe.max_concurrency: programs at once, and requests waiting. */
 static size_t
@@ -452,12 +495,45 @@ reap(struct launcher *l)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == l->main_child) {
+			sigset_t block, old;
+
 			l->main_status = status;
 			l->main_done = 1;
-		} else if (l->running > 0) {
-			l->running--;
+			/* Its pid may be reused: never forward a signal to it again. */
+			sigemptyset(&block);
+			sigaddset(&block, SIGTERM);
+			sigaddset(&block, SIGINT);
+			sigaddset(&block, SIGHUP);
+			sigprocmask(SIG_BLOCK, &block, &old);
+			served_child = 0;
+			sigprocmask(SIG_SETMASK, &old, NULL);
+			continue;
 		}
+		/* Only our own workers count (not children inherited across exec). */
+		for (size_t i = 0; i < l->nworkers; i++)
+			if (l->workers[i] == pid) {
+				l->workers[i] = 0;
+				l->running--;
+				break;
+			}
 	}
+}
+
+/* worker_started - remember pid as a worker (room is made as needed). */
+static void
+worker_started(struct launcher *l, pid_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < l->nworkers && l->workers[i] != 0; i++)
+		;
+	if (i == l->nworkers) {
+		l->workers = xreallocarray(l->workers, l->nworkers + 16, sizeof(*l->workers));
+		memset(l->workers + l->nworkers, 0, 16 * sizeof(*l->workers));
+		l->nworkers += 16;
+	}
+	l->workers[i] = pid;
+	l->running++;
 }
 
 static void
@@ -468,8 +544,20 @@ answer(int replyfd, enum pipe_outcome outcome, int err)
 	memset(&res, 0, sizeof(res));
 	res.outcome = outcome;
 	res.err = err;
-	if (send(replyfd, &res, sizeof(res), MSG_NOSIGNAL) < 0)
-		log_warn("launcher: send result");
+	send_answer(replyfd, &res);
+}
+
+/* answer_socket - fd is a local SEQPACKET socket, as our answer sockets are. */
+static int
+answer_socket(int fd)
+{
+	int type = 0, domain = 0;
+	socklen_t len = sizeof(type);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET)
+		return 0;
+	len = sizeof(domain);
+	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
 }
 
 /* dispatch - a worker for one request; the fds are closed here either way. */
@@ -483,11 +571,16 @@ dispatch(struct launcher *l, char *buf, size_t len, int fds[2])
 	if (pid == 0) {
 		struct sigaction sa;
 
+		/*
+		 * A worker sees its program to the end (pipe_run kills it at its
+		 * timeout): a hangup or ^C to the process group must not orphan it.
+		 */
 		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = SIG_DFL;
+		sa.sa_handler = SIG_IGN;
 		sigaction(SIGHUP, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGINT, &sa, NULL);
+		sa.sa_handler = SIG_DFL;
+		sigaction(SIGTERM, &sa, NULL);
 		close(l->fd);
 		serve_one(fds[1], buf, len, fds[0], &l->tables);
 		_exit(0);
@@ -496,15 +589,38 @@ dispatch(struct launcher *l, char *buf, size_t len, int fds[2])
 		log_warn("launcher: fork a worker");
 		answer(fds[1], PIPE_START_FAILED, errno);
 	} else {
-		l->running++;
+		worker_started(l, pid);
 	}
 	close(fds[0]);
 	close(fds[1]);
 }
 
-/* receive - one request off the socket: run, wait, or answer busy.  -1 at the end. */
+/*
+ * may_wait - room for one more waiting request: fewer than max_running()
+ * wait, and the array holds one more (it grows with a reloaded limit, and
+ * never shrinks under requests already waiting).
+ */
 static int
-receive(struct launcher *l, char *buf)
+may_wait(struct launcher *l)
+{
+	size_t max = max_running(l);
+
+	if (l->nwaiting >= max)
+		return 0;
+	if (l->nwaiting >= l->capacity) {
+		l->waiting = xreallocarray(l->waiting, max, sizeof(*l->waiting));
+		l->capacity = max;
+	}
+	return 1;
+}
+
+/*
+ * receive - one request off the socket: run, wait, or answer busy.  -1 at
+ * the end: every holder of the session's end closed it (a hang-up; a
+ * message of length 0 is a request, refused).
+ */
+static int
+receive(struct launcher *l, char *buf, short revents)
 {
 	union {
 		struct cmsghdr hdr;
@@ -520,17 +636,24 @@ receive(struct launcher *l, char *buf)
 	msg.msg_iovlen = 1;
 	msg.msg_control = ctl.space;
 	msg.msg_controllen = sizeof(ctl.space);
-	n = recvmsg(l->fd, &msg, MSG_CMSG_CLOEXEC);
-	if (n < 0 && errno == EINTR)
-		return 0;
-	if (n <= 0)
+	n = recvmsg(l->fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	if (n < 0) {
+		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == ENOBUFS || errno == ENOMEM)
+			return 0;
+		log_warn("launcher: recvmsg");
+		return -1;
+	}
+	if (n == 0 && (revents & POLLHUP) && msg.msg_controllen == 0)
 		return -1;
 	take_fds(&msg, fds);
-	if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || fds[0] < 0 || fds[1] < 0) {
-		/* Nothing to answer on, or too long to be a request: refused unread. */
+	if (n == 0 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || fds[0] < 0 || fds[1] < 0 ||
+	    !answer_socket(fds[1])) {
+		/* Nothing to answer on, or not a request at all: refused unread. */
 		log_warnx("launcher: refused a request: %s", (msg.msg_flags & MSG_TRUNC)
-		    ? "longer than any request" : "without its two descriptors");
-		if (fds[1] >= 0)
+		    ? "longer than any request" : n == 0 ? "empty" : fds[1] < 0 || fds[0] < 0
+		    ? "without its two descriptors" : "its answer socket is not one");
+		if (fds[1] >= 0 && answer_socket(fds[1]))
 			answer(fds[1], PIPE_REFUSED, 0);
 		if (fds[0] >= 0)
 			close(fds[0]);
@@ -540,7 +663,7 @@ receive(struct launcher *l, char *buf)
 	}
 	if (l->running < max_running(l) && l->nwaiting == 0) {
 		dispatch(l, buf, (size_t)n, fds);
-	} else if (l->nwaiting < max_running(l)) {
+	} else if (may_wait(l)) {
 		struct pending *p = &l->waiting[l->nwaiting++];
 
 		memcpy(p->buf, buf, (size_t)n);
@@ -586,15 +709,17 @@ launcher_serve(int fd, const struct conf *c, const char *aliases_override,
 	l.fd = fd;
 	l.main_child = main_child;
 	tables_init(&l.tables, c, aliases_override, spool_uid);
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = forward_signal;
+		sigaction(SIGHUP, &sa, NULL);
+	}
 	for (;;) {
 		struct pollfd pfd = {.fd = eof ? -1 : fd, .events = POLLIN};
 		int rc;
 
-		/* Grown, never shrunk: a reload may lower the limit with requests waiting. */
-		if (max_running(&l) > l.capacity) {
-			l.waiting = xreallocarray(l.waiting, max_running(&l), sizeof(*l.waiting));
-			l.capacity = max_running(&l);
-		}
 		reap(&l);
 		run_waiting(&l);
 		if (eof && l.nwaiting == 0)
@@ -605,11 +730,13 @@ launcher_serve(int fd, const struct conf *c, const char *aliases_override,
 			reload_requested = 0;
 			tables_refresh(&l.tables, 1);
 		}
-		if (rc > 0 && receive(&l, buf) < 0)
+		if (rc > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    receive(&l, buf, pfd.revents) < 0)
 			eof = 1;
 	}
 	free(buf);
 	free(l.waiting);
+	free(l.workers);
 	for (;;) {
 		int status;
 		pid_t pid = waitpid(-1, &status, 0);
@@ -661,18 +788,6 @@ launcher_drop_privileges(const struct passwd *pw)
 }
 
 /* become_launcher - the root parent keeps nothing of the client's socket. */
-/* The one child a launcher serves: SIGTERM and SIGHUP to the launcher are passed on. */
-static volatile pid_t served_child;
-
-static void
-forward_sigterm(int sig)
-{
-	if (sig == SIGHUP)
-		reload_requested = 1;
-	if (served_child > 0)
-		kill(served_child, sig);
-}
-
 static int
 become_launcher(int sock, const struct conf *c, const char *aliases_override,
     pid_t child, uid_t spool_uid)
@@ -683,10 +798,9 @@ become_launcher(int sock, const struct conf *c, const char *aliases_override,
 
 	served_child = child;
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = forward_sigterm;
+	sa.sa_handler = forward_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
 
 	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) {
 		log_warn("launcher: redirect to /dev/null");

@@ -75,7 +75,7 @@ follow_link(int *dfd, const char *name, char *rest, size_t restsize, size_t *pos
 }
 
 int
-safepath_open_dir(const char *path, int create, int *owner_only, char *why,
+safepath_open_dir(const char *path, int *create, int *owner_only, char *why,
     size_t whysize)
 {
 	char rest[2 * SAFEPATH_MAX + 2], name[NAME_MAX + 1];
@@ -120,10 +120,13 @@ safepath_open_dir(const char *path, int create, int *owner_only, char *why,
 		}
 		parent_root_only = safepath_root_only(&st);
 		last = rest[pos + strspn(rest + pos, "/")] == '\0';
-		if (last && create && mkdirat(dfd, name, 0700) < 0 && errno != EEXIST) {
-			err = errno;
-			close(dfd);
-			return fail(why, whysize, err, "mkdir %s", path);
+		if (last && create != NULL) {
+			*create = mkdirat(dfd, name, 0700) == 0;
+			if (!*create && errno != EEXIST) {
+				err = errno;
+				close(dfd);
+				return fail(why, whysize, err, "mkdir %s", path);
+			}
 		}
 		nfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (nfd >= 0) {
@@ -155,49 +158,104 @@ safepath_open_dir(const char *path, int create, int *owner_only, char *why,
 	return dfd;
 }
 
-int
-safepath_open_file(const char *path, int flags, mode_t mode, char *why, size_t whysize)
+/*
+ * split - path into its directory (dir) and its last component (*base); -1
+ * when it names no file.
+ */
+static int
+split(const char *path, char *dir, size_t dirsize, const char **base)
 {
-	char dir[SAFEPATH_MAX];
-	const char *slash = strrchr(path, '/'), *base;
-	struct stat st;
-	int dfd, fd, root_only, err;
+	const char *slash = strrchr(path, '/');
 
 	if (slash == NULL) {
-		str_copy(dir, sizeof(dir), ".");
-		base = path;
+		str_copy(dir, dirsize, ".");
+		*base = path;
 	} else {
 		size_t n = slash == path ? 1 : (size_t)(slash - path);
 
-		if (n >= sizeof(dir))
-			return fail(why, whysize, ENAMETOOLONG, "%s", path);
+		if (n >= dirsize)
+			return -1;
 		memcpy(dir, path, n);
 		dir[n] = '\0';
-		base = slash + 1;
+		*base = slash + 1;
 	}
-	if (base[0] == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
-		return fail(why, whysize, EISDIR, "%s", path);
-	dfd = safepath_open_dir(dir, 0, NULL, why, whysize);
-	if (dfd < 0) {
-		/* A plain failure is the file's: name it, not its directory. */
-		if (errno != ELOOP && errno != EINVAL)
-			return fail(why, whysize, errno, "%s", path);
-		return -1;
-	}
-	if (fstat(dfd, &st) < 0) {
+	return **base == '\0' || strcmp(*base, ".") == 0 || strcmp(*base, "..") == 0 ? -1 : 0;
+}
+
+int
+safepath_open_file(const char *path, int flags, mode_t mode, char *why, size_t whysize)
+{
+	char cur[SAFEPATH_MAX], dir[SAFEPATH_MAX], target[SAFEPATH_MAX];
+	const char *base;
+	struct stat st;
+	int dfd, fd, root_only, err;
+
+	if (str_copy(cur, sizeof(cur), path) < 0)
+		return fail(why, whysize, ENAMETOOLONG, "%s", path);
+	/*
+	 * The file itself is never opened through a link: a link in root's own
+	 * directory is root's choice, so its target is walked again by the
+	 * same rules, like any other path (as safepath_open_dir does).
+	 */
+	for (int links = 0;; links++) {
+		if (split(cur, dir, sizeof(dir), &base) < 0)
+			return fail(why, whysize, EISDIR, "%s", path);
+		dfd = safepath_open_dir(dir, NULL, NULL, why, whysize);
+		if (dfd < 0) {
+			/* A plain failure is the file's: name it, not its directory. */
+			if (errno != ELOOP && errno != EINVAL)
+				return fail(why, whysize, errno, "%s", path);
+			return -1;
+		}
+		if (fstat(dfd, &st) < 0) {
+			err = errno;
+			close(dfd);
+			return fail(why, whysize, err, "stat the directory of %s", path);
+		}
+		root_only = safepath_root_only(&st);
+		fd = openat(dfd, base, flags | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW, mode);
 		err = errno;
-		close(dfd);
-		return fail(why, whysize, err, "stat the directory of %s", path);
+		/*
+		 * A FIFO opened for reading without blocking reads as empty until
+		 * its writer comes: in root's own directory (where a FIFO is root's
+		 * choice, -C <(...)) it is opened again, waiting for the writer.
+		 */
+		if (fd >= 0 && root_only && !(flags & O_NONBLOCK) &&
+		    fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+			close(fd);
+			fd = openat(dfd, base, (flags & ~O_CREAT) | O_CLOEXEC | O_NOFOLLOW);
+			err = errno;
+		}
+		if (fd >= 0 || err != ELOOP || !root_only) {
+			close(dfd);
+			break;
+		}
+		/* A link in root's directory: go on at its target. */
+		{
+			ssize_t n = readlinkat(dfd, base, target, sizeof(target) - 1);
+
+			err = errno;
+			close(dfd);
+			if (n < 0)
+				return fail(why, whysize, err, "%s: readlink", path);
+			if ((size_t)n == sizeof(target) - 1 || links >= SAFEPATH_MAX_LINKS)
+				return fail(why, whysize, ELOOP, "%s: too many links", path);
+			target[n] = '\0';
+			if (target[0] == '/') {
+				str_copy(cur, sizeof(cur), target);
+			} else {
+				char joined[2 * SAFEPATH_MAX + 2];
+
+				if (str_fmt(joined, sizeof(joined), "%s/%s", dir, target) < 0 ||
+				    str_copy(cur, sizeof(cur), joined) < 0)
+					return fail(why, whysize, ENAMETOOLONG, "%s", path);
+			}
+		}
 	}
-	root_only = safepath_root_only(&st);
-	fd = openat(dfd, base, flags | O_CLOEXEC | O_NONBLOCK | (root_only ? 0 : O_NOFOLLOW),
-	    mode);
-	err = errno;
-	close(dfd);
 	if (fd < 0) {
-		if (err == ELOOP && !root_only)
+		if (err == ELOOP)
 			return fail(why, whysize, ELOOP, "%s is a symbolic link in a directory "
-			    "that others may write: not followed", path);
+			    "that others may write: not followed", cur);
 		return fail(why, whysize, err, "%s", path);
 	}
 	/*
@@ -207,7 +265,7 @@ safepath_open_file(const char *path, int flags, mode_t mode, char *why, size_t w
 	if (!root_only && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)) {
 		close(fd);
 		return fail(why, whysize, EPERM, "%s is not a plain file with a single "
-		    "name, in a directory that others may write: not opened", path);
+		    "name, in a directory that others may write: not opened", cur);
 	}
 	if (!(flags & O_NONBLOCK)) {
 		int fl = fcntl(fd, F_GETFL);

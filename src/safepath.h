@@ -25,12 +25,13 @@
 
 /*
  * safepath_open_dir - the directory at path, opened O_RDONLY|O_DIRECTORY.
- * create: make the last component (mode 0700) when it does not exist.
+ * create (may be NULL): make the last component (mode 0700) when it does not
+ * exist, and say in *create whether this call made it.
  * Returns the fd, or -1 with errno and why ("PATH: what is wrong").
  * *owner_only (may be NULL) is set to 1 when the directory holding the
  * last component may be written by root alone.
  */
-int safepath_open_dir(const char *path, int create, int *owner_only, char *why,
+int safepath_open_dir(const char *path, int *create, int *owner_only, char *why,
     size_t whysize);
 /*
  * safepath_open_file - open(path, flags, mode) for root: the directory by

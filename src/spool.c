@@ -90,7 +90,8 @@ spool_prepare_top(const struct conf *c, uid_t uid, gid_t gid, char *why, size_t 
 	struct stat st, md;
 	gid_t top_gid = gid;
 	mode_t top_mode = 0700;
-	int fd = safepath_open_dir(c->spool_dir, 1, NULL, why, whysize);
+	int created = 0, parent_root_only = 0;
+	int fd = safepath_open_dir(c->spool_dir, &created, &parent_root_only, why, whysize);
 	int rc = -1;
 
 	if (fd < 0)
@@ -104,6 +105,16 @@ spool_prepare_top(const struct conf *c, uid_t uid, gid_t gid, char *why, size_t 
 		errno = EPERM;
 		snprintf(why, whysize, "%s is owned by uid %u, not the spool user (uid %u)",
 		    c->spool_dir, (unsigned)st.st_uid, (unsigned)uid);
+		goto out;
+	}
+	/*
+	 * A directory of root's that we did not just make, in a directory others
+	 * may write, could be one of root's own moved there: not given away.
+	 */
+	if (st.st_uid != uid && !created && !parent_root_only) {
+		errno = EPERM;
+		snprintf(why, whysize, "%s is root's, in a directory others may write: "
+		    "chown it to the spool user (uid %u) yourself", c->spool_dir, (unsigned)uid);
 		goto out;
 	}
 	/*

@@ -145,6 +145,27 @@ def test_spool_dir_link_in_a_directory_mail_writes(gw):
             (name, said)
 
 
+def test_roots_directory_moved_into_place_not_given_away(gw):
+    """A directory of root's that mail moved to where spool_dir should be (its
+    parent is mail's): root does not chown it to mail; a spool_dir root makes
+    there itself is mail's as usual."""
+    home = gw.base / "mailhome"
+    home.mkdir()
+    os.chown(home, MAIL.pw_uid, MAIL.pw_gid)
+    spool = home / "spool"
+    gw.conf.write_text(gw.conf.read_text().replace(str(gw.base / "spool"), str(spool)))
+    target = root_target(gw)
+    before = snapshot(target)
+    os.rename(target, spool)                # as if mail had moved it (it may rename in home)
+    r = gw.run("--queue")
+    assert r.returncode != 0
+    assert f"{spool} is root's, in a directory others may write" in r.stderr, r.stderr
+    os.rename(spool, target)
+    assert snapshot(target) == before
+    assert gw.run("--queue").returncode == 0
+    assert spool.stat().st_uid == MAIL.pw_uid
+
+
 def test_log_file_link_in_a_directory_mail_writes(gw):
     """log_file in a directory the spool user may write, replaced by a link to a
     root-owned file (or a second name of it): root never appends to that file;

@@ -292,6 +292,34 @@ test_file_from_fifo(void **state)
 	free(text);
 }
 
+static void
+test_root_reads_only_roots_file(void **state)
+{
+	char *path;
+	struct collected out;
+	struct diag d = {collect, &out, 0};
+	struct conf *c;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	path = write_temp("hostname = \"mx.example.com\"\n");
+	memset(&out, 0, sizeof(out));
+	/* The launcher reads it as root: it says which accounts programs run as. */
+	assert_int_equal(chown(path, 65534, 65534), 0);
+	assert_null(conf_load(path, 0, &d));
+	assert_non_null(strstr(out.text, "owned by uid 65534 or writable by group or others"));
+	assert_int_equal(chown(path, 0, 0), 0);
+	assert_int_equal(chmod(path, 0664), 0);
+	assert_null(conf_load(path, 0, &d));
+	assert_int_equal(chmod(path, 0644), 0);
+	c = conf_load(path, 0, &d);
+	assert_non_null(c);
+	conf_free(c);
+	unlink(path);
+	free(path);
+}
+
 int
 main(void)
 {
@@ -304,6 +332,7 @@ main(void)
 		cmocka_unit_test(test_hostname_must_be_a_domain),
 		cmocka_unit_test(test_file_size_limit),
 		cmocka_unit_test(test_file_from_fifo),
+		cmocka_unit_test(test_root_reads_only_roots_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

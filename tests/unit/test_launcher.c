@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <poll.h>
@@ -32,16 +33,21 @@ struct fixture {
 	pid_t launcher;
 };
 
+/* write_conf - a new configuration, in place at once (written aside, renamed). */
 static void
 write_conf(struct fixture *f, const char *alias_user, int max_concurrency)
 {
-	FILE *fp = fopen(f->conf_path, "w");
+	char tmp[256];
+	FILE *fp;
 
+	snprintf(tmp, sizeof(tmp), "%s.new", f->conf_path);
+	fp = fopen(tmp, "w");
 	assert_non_null(fp);
 	fprintf(fp, "hostname = \"mx.example.com\"\nlocal_domains = { \"example.com\" }\n"
 	    "aliases = \"%s\"\npipe { user = \"nobody\" max_concurrency = %d }\n"
 	    "alias \"ops\" { user = \"%s\" }\n", f->aliases_path, max_concurrency, alias_user);
 	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(rename(tmp, f->conf_path), 0);
 }
 
 static const char aliases_text[] =
@@ -141,7 +147,8 @@ send_raw(struct fixture *f, const void *buf, size_t len)
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
 	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
-	assert_true(sendmsg(f->sock, &msg, 0) >= 0);
+	if (sendmsg(f->sock, &msg, 0) < 0)
+		fail_msg("sendmsg: %s", strerror(errno));
 	close(reply[1]);
 	fclose(in);
 	return reply[0];
@@ -426,6 +433,153 @@ test_stray_descriptors_closed(void **state)
 	close(sink[1]);
 }
 
+/* send_plain - len bytes with exactly the given descriptors (nfds of them). */
+static void
+send_plain(int sock, const void *buf, size_t len, const int *fds, int nfds)
+{
+	union {
+		struct cmsghdr hdr;
+		char space[CMSG_SPACE(2 * sizeof(int))];
+	} ctl;
+	struct iovec iov = {(void *)(uintptr_t)buf, len};
+	struct msghdr msg;
+	struct cmsghdr *cm;
+
+	memset(&msg, 0, sizeof(msg));
+	memset(&ctl, 0, sizeof(ctl));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	if (nfds > 0) {
+		msg.msg_control = ctl.space;
+		msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
+	}
+	assert_true(sendmsg(sock, &msg, 0) >= 0);
+}
+
+/* answered_within - the answer on replyfd came within ms. */
+static struct pipe_result
+answered_within(int replyfd, int ms)
+{
+	struct pollfd p = {.fd = replyfd, .events = POLLIN};
+
+	if (poll(&p, 1, ms) != 1)
+		fail_msg("no answer within %d ms: the launcher is stuck", ms);
+	return result(replyfd);
+}
+
+static void
+test_requester_cannot_stop_the_launcher(void **state)
+{
+	struct fixture *f = *state;
+	struct delivery_values v = {"who@example.com", "", "192.0.2.1", "h", "ID1", ""};
+	char buf[LAUNCHER_MSG_MAX];
+	size_t len;
+	int reply[2], pipefd[2], fds[2];
+	FILE *in = tmpfile();
+
+	if (f == NULL) {
+		skip();
+		return;
+	}
+	assert_non_null(in);
+	len = launcher_format(&v, buf, sizeof(buf));
+	/* A message of length 0, with and without descriptors: not the end. */
+	send_plain(f->sock, "", 0, NULL, 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, reply), 0);
+	fds[0] = fileno(in);
+	fds[1] = reply[1];
+	send_plain(f->sock, "", 0, fds, 2);
+	assert_refused(answered_within(reply[0], 10000), NULL);
+	close(reply[1]);
+	/* An answer "socket" that is a pipe: refused, nothing written to it. */
+	assert_int_equal(pipe(pipefd), 0);
+	fds[1] = pipefd[1];
+	send_plain(f->sock, buf, len, fds, 2);
+	/* An answer socket whose buffer is full: the launcher must not wait on it. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, reply), 0);
+	{
+		char junk[4096];
+
+		memset(junk, 'j', sizeof(junk));
+		while (send(reply[1], junk, sizeof(junk), MSG_DONTWAIT) > 0)
+			;
+	}
+	fds[1] = reply[1];
+	for (int i = 0; i < 3; i++)
+		send_plain(f->sock, buf, len, fds, 2);
+	close(reply[1]);
+	send_plain(f->sock, "x", 1, fds, 0);             /* and junk with no descriptors */
+	{
+		/* Still serving, at once. */
+		struct pipe_result res = answered_within(send_raw(f, buf, len), 10000);
+		char want[32];
+
+		snprintf(want, sizeof(want), "%u:%u", (unsigned)getpwnam("nobody")->pw_uid,
+		    (unsigned)getpwnam("nobody")->pw_gid);
+		assert_int_equal(res.outcome, PIPE_EXITED);
+		assert_string_equal(res.output, want);
+	}
+	{
+		char c;
+
+		/* Nothing was written to the pipe. */
+		assert_int_equal(fcntl(pipefd[0], F_SETFL, O_NONBLOCK), 0);
+		assert_int_equal(read(pipefd[0], &c, 1), -1);
+		assert_int_equal(errno, EAGAIN);
+	}
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(reply[0]);
+	fclose(in);
+}
+
+static void
+test_reloads_under_a_flood(void **state)
+{
+	struct fixture *f = *state;
+	struct delivery_values v = {"fast@example.com", "", "192.0.2.1", "h", "ID1", ""};
+	char buf[LAUNCHER_MSG_MAX];
+	size_t len;
+	int replies[200];
+
+	if (f == NULL) {
+		skip();
+		return;
+	}
+	{
+		FILE *fp = fopen(f->aliases_path, "a");
+
+		assert_non_null(fp);
+		fputs("fast: |/bin/true\n", fp);
+		fclose(fp);
+	}
+	len = launcher_format(&v, buf, sizeof(buf));
+	/*
+	 * The limit goes up and down under a full queue of waiting requests:
+	 * the queue must hold what the limit of the moment lets wait, no more.
+	 */
+	for (int i = 0; i < 200; i++) {
+		replies[i] = send_raw(f, buf, len);
+		if (i % 20 == 10) {
+			write_conf(f, "daemon", i % 40 == 10 ? 50 : 1);
+			kill(f->launcher, SIGHUP);
+		}
+	}
+	for (int i = 0; i < 200; i++) {
+		struct pipe_result res = answered_within(replies[i], 60000);
+
+		if (res.outcome != PIPE_EXITED && res.outcome != PIPE_BUSY)
+			fail_msg("request %d: outcome %d, err %d, \"%s\"", i, res.outcome, res.err,
+			    res.output);
+	}
+	assert_int_equal(waitpid(f->launcher, NULL, WNOHANG), 0);   /* alive */
+}
+
 static void
 test_concurrency_cap_waits_then_busy(void **state)
 {
@@ -477,6 +631,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_stray_descriptors_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrency_cap_waits_then_busy,
 		    setup_one_at_a_time, teardown),
+		cmocka_unit_test_setup_teardown(test_requester_cannot_stop_the_launcher, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_reloads_under_a_flood, setup_one_at_a_time,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

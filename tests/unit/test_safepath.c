@@ -34,16 +34,17 @@ test_plain_directory_and_create(void **state)
 {
 	char base[64], path[128], why[512];
 	struct stat st;
-	int fd, owner_only = -1;
+	int fd, owner_only = -1, created = -1;
 
 	(void)state;
 	open_dir_tree(base, sizeof(base));
 	snprintf(path, sizeof(path), "%s/new", base);
-	fd = safepath_open_dir(path, 0, NULL, why, sizeof(why));
+	fd = safepath_open_dir(path, NULL, NULL, why, sizeof(why));
 	assert_int_equal(fd, -1);
 	assert_int_equal(errno, ENOENT);
-	fd = safepath_open_dir(path, 1, &owner_only, why, sizeof(why));
+	fd = safepath_open_dir(path, &created, &owner_only, why, sizeof(why));
 	assert_true(fd >= 0);
+	assert_int_equal(created, 1);
 	assert_int_equal(owner_only, 0);         /* base is 0777 */
 	assert_int_equal(fstat(fd, &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
@@ -51,11 +52,11 @@ test_plain_directory_and_create(void **state)
 	close(fd);
 	/* Slashes and "." are no trouble; ".." is refused. */
 	snprintf(path, sizeof(path), "%s//./new/", base);
-	fd = safepath_open_dir(path, 0, NULL, why, sizeof(why));
+	fd = safepath_open_dir(path, NULL, NULL, why, sizeof(why));
 	assert_true(fd >= 0);
 	close(fd);
 	snprintf(path, sizeof(path), "%s/new/../new", base);
-	assert_int_equal(safepath_open_dir(path, 0, NULL, why, sizeof(why)), -1);
+	assert_int_equal(safepath_open_dir(path, NULL, NULL, why, sizeof(why)), -1);
 	assert_int_equal(errno, EINVAL);
 	assert_non_null(strstr(why, "\"..\" is not allowed"));
 	cleanup(base);
@@ -65,6 +66,7 @@ static void
 test_link_in_others_directory_refused(void **state)
 {
 	char base[64], path[128], link[128], why[512];
+	int created;
 
 	(void)state;
 	open_dir_tree(base, sizeof(base));
@@ -72,13 +74,13 @@ test_link_in_others_directory_refused(void **state)
 	assert_int_equal(mkdir(path, 0700), 0);
 	snprintf(link, sizeof(link), "%s/spool", base);
 	assert_int_equal(symlink(path, link), 0);
-	assert_int_equal(safepath_open_dir(link, 1, NULL, why, sizeof(why)), -1);
+	assert_int_equal(safepath_open_dir(link, &created, NULL, why, sizeof(why)), -1);
 	assert_int_equal(errno, ELOOP);
 	assert_non_null(strstr(why, "\"spool\" is a symbolic link in a directory that "
 	    "others may write"));
 	/* Also in the middle of a path. */
 	snprintf(path, sizeof(path), "%s/spool/sub", base);
-	assert_int_equal(safepath_open_dir(path, 1, NULL, why, sizeof(why)), -1);
+	assert_int_equal(safepath_open_dir(path, &created, NULL, why, sizeof(why)), -1);
 	assert_int_equal(errno, ELOOP);
 	cleanup(base);
 }
@@ -100,7 +102,7 @@ test_link_in_roots_directory_followed(void **state)
 	assert_int_equal(mkdir(path, 0700), 0);
 	snprintf(link, sizeof(link), "%s/link", inner);
 	assert_int_equal(symlink("real", link), 0);       /* relative, in root's directory */
-	fd = safepath_open_dir(link, 0, NULL, why, sizeof(why));
+	fd = safepath_open_dir(link, NULL, NULL, why, sizeof(why));
 	assert_true(fd >= 0);
 	assert_int_equal(fstat(fd, &a), 0);
 	assert_int_equal(stat(path, &b), 0);
@@ -109,7 +111,7 @@ test_link_in_roots_directory_followed(void **state)
 	/* A loop of links ends with ELOOP, not a hang. */
 	snprintf(link, sizeof(link), "%s/loop", inner);
 	assert_int_equal(symlink("loop", link), 0);
-	assert_int_equal(safepath_open_dir(link, 0, NULL, why, sizeof(why)), -1);
+	assert_int_equal(safepath_open_dir(link, NULL, NULL, why, sizeof(why)), -1);
 	assert_int_equal(errno, ELOOP);
 	cleanup(base);
 }
@@ -162,6 +164,56 @@ test_file_links_and_fifos_refused(void **state)
 	cleanup(base);
 }
 
+static void
+test_roots_link_into_others_directory(void **state)
+{
+	char base[64], mine[96], others[96], target[128], path[160], link[160], why[512];
+	struct stat st;
+	int fd;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	open_dir_tree(base, sizeof(base));
+	snprintf(mine, sizeof(mine), "%s/root", base);           /* root's alone */
+	assert_int_equal(mkdir(mine, 0755), 0);
+	snprintf(others, sizeof(others), "%s/others", base);     /* anyone's */
+	assert_int_equal(mkdir(others, 0777), 0);
+	assert_int_equal(chmod(others, 0777), 0);
+	snprintf(target, sizeof(target), "%s/shadow", base);
+	fd = open(target, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	/* root's link leads into the others' directory, where a second link waits. */
+	snprintf(path, sizeof(path), "%s/log", others);
+	assert_int_equal(symlink(target, path), 0);
+	snprintf(link, sizeof(link), "%s/log", mine);
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(safepath_open_file(link, O_WRONLY | O_APPEND | O_CREAT, 0640, why,
+	    sizeof(why)), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_non_null(strstr(why, "others/log is a symbolic link in a directory that "
+	    "others may write"));
+	assert_int_equal(stat(target, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	/* A dangling one is not created through either. */
+	assert_int_equal(unlink(path), 0);
+	snprintf(target, sizeof(target), "%s/created", base);
+	assert_int_equal(symlink(target, path), 0);
+	assert_int_equal(safepath_open_file(link, O_WRONLY | O_CREAT, 0640, why, sizeof(why)),
+	    -1);
+	assert_int_equal(access(target, F_OK), -1);
+	/* Where root's link leads to a plain file, it is opened. */
+	assert_int_equal(unlink(path), 0);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	fd = safepath_open_file(link, O_WRONLY | O_APPEND, 0640, why, sizeof(why));
+	assert_true(fd >= 0);
+	close(fd);
+	cleanup(base);
+}
+
 int
 main(void)
 {
@@ -170,6 +222,7 @@ main(void)
 		cmocka_unit_test(test_link_in_others_directory_refused),
 		cmocka_unit_test(test_link_in_roots_directory_followed),
 		cmocka_unit_test(test_file_links_and_fifos_refused),
+		cmocka_unit_test(test_roots_link_into_others_directory),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
