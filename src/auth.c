@@ -3,6 +3,8 @@
  * See auth.h.
  */
 #include "auth.h"
+#include "conf.h"
+#include "log.h"
 #include "util.h"
 
 #include <crypt.h>
@@ -11,7 +13,12 @@
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
 
 enum auth_result
 auth_check(const char *file, const char *user, const char *pass, char *why,
@@ -27,8 +34,10 @@ auth_check(const char *file, const char *user, const char *pass, char *why,
 		snprintf(why, whysize, "open %s: %s", file, strerror(errno));
 		return AUTH_TEMP;
 	}
-	if (fstat(fileno(fp), &st) < 0 || (st.st_mode & S_IRWXO)) {
-		snprintf(why, whysize, "%s is readable by others: refusing to use it", file);
+	/* Password hashes: for the spool user's eyes only (SPEC 11). */
+	if (fstat(fileno(fp), &st) < 0 || (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		snprintf(why, whysize, "%s is readable by group or others: refusing to use "
+		    "it (chmod 600)", file);
 		fclose(fp);
 		return AUTH_TEMP;
 	}
@@ -135,4 +144,90 @@ auth_plain_split(const char *msg, size_t n, char *user, size_t usize, char *pass
 		return AUTH_PLAIN_AUTHZID;
 	}
 	return AUTH_PLAIN_OK;
+}
+
+/* failure_file - spool_dir/tmp/auth-HEX for this client; -1 when it does not fit. */
+static int
+failure_file(const struct conf *c, int family, const unsigned char ip[16], char *path,
+    size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	char key[33];
+	size_t bytes = family == AF_INET6 ? (c->client_ipv6_prefix_length + 7) / 8 : 4;
+	unsigned char a[16];
+
+	if (family != AF_INET && family != AF_INET6)
+		return -1;               /* an unknown client (PROXY LOCAL) has no key */
+	memcpy(a, ip, 16);
+	if (family == AF_INET6 && c->client_ipv6_prefix_length % 8)
+		a[bytes - 1] &= (unsigned char)(0xff << (8 - c->client_ipv6_prefix_length % 8));
+	for (size_t i = 0; i < bytes && i < 16; i++) {
+		key[2 * i] = hex[a[i] >> 4];
+		key[2 * i + 1] = hex[a[i] & 15];
+	}
+	key[2 * (bytes < 16 ? bytes : 16)] = '\0';
+	return str_fmt(path, size, "%s/tmp/auth-%s", c->spool_dir, key);
+}
+
+/*
+ * failures - read (and with add, count one more in) a client's file, under
+ * its lock; the failures within the window.
+ */
+static long
+failures(const struct conf *c, int family, const unsigned char ip[16], int add)
+{
+	char path[4096], buf[64];
+	long count = 0, since = 0;
+	time_t now = time(NULL);
+	ssize_t n;
+	int fd;
+
+	if (c->max_auth_failures <= 0 || failure_file(c, family, ip, path, sizeof(path)) < 0)
+		return 0;
+	fd = open(path, (add ? O_RDWR | O_CREAT : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			log_warn("open %s", path);
+		return 0;
+	}
+	if (flock(fd, add ? LOCK_EX : LOCK_SH) < 0) {
+		log_warn("flock %s", path);
+		close(fd);
+		return 0;
+	}
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n > 0) {
+		buf[n] = '\0';
+		if (sscanf(buf, "%ld %ld", &count, &since) != 2 || count < 0)
+			count = since = 0;
+	}
+	if (since <= 0 || now - since > c->auth_failure_window) {
+		count = 0;               /* a new window begins */
+		since = now;
+	}
+	if (add) {
+		int len = snprintf(buf, sizeof(buf), "%ld %ld\n", ++count, since);
+
+		if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)len, 0) != len)
+			log_warn("write %s", path);
+	}
+	close(fd);
+	return count;
+}
+
+int
+auth_client_blocked(const struct conf *c, int family, const unsigned char ip[16])
+{
+	return c->max_auth_failures > 0 &&
+	    failures(c, family, ip, 0) >= c->max_auth_failures;
+}
+
+void
+auth_client_failed(const struct conf *c, int family, const unsigned char ip[16])
+{
+	long n = failures(c, family, ip, 1);
+
+	if (c->max_auth_failures > 0 && n == c->max_auth_failures)
+		log_warnx("AUTH: %ld failures from this client within %lds: further AUTH "
+		    "refused until the window ends", n, c->auth_failure_window);
 }

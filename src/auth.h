@@ -25,4 +25,17 @@ int auth_b64decode(const char *in, size_t inlen, char *out, size_t outsize);
 enum auth_plain { AUTH_PLAIN_OK = 0, AUTH_PLAIN_BAD = -1, AUTH_PLAIN_AUTHZID = -2 };
 enum auth_plain auth_plain_split(const char *msg, size_t n, char *user, size_t usize,
     char *pass, size_t psize);
+
+/*
+ * Failed AUTH per client across connections (Postfix's anvil does this for
+ * its smtpd): a small file per client in spool_dir/tmp, "auth-" and the
+ * client's address (IPv6 by client_ipv6_prefix_length) in hex, holding the
+ * failures counted since the window began.  Sessions of the daemon and of
+ * inetd share it; spool_clean() removes files older than the window.
+ */
+struct conf;
+/* auth_client_blocked - max_auth_failures reached within auth_failure_window. */
+int auth_client_blocked(const struct conf *c, int family, const unsigned char ip[16]);
+/* auth_client_failed - count one failure of this client. */
+void auth_client_failed(const struct conf *c, int family, const unsigned char ip[16]);
 #endif

@@ -27,6 +27,16 @@ reader_pending(const struct reader *r)
 	return r->end - r->start;
 }
 
+int
+reader_input_waiting(const struct reader *r)
+{
+	struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
+
+	if (r->end > r->start)
+		return 1;
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
 void
 reader_discard(struct reader *r)
 {

@@ -48,6 +48,11 @@ struct writer {
 void reader_init(struct reader *r, int fd);
 /* reader_pending - bytes already read and not yet consumed. */
 size_t reader_pending(const struct reader *r);
+/*
+ * reader_input_waiting - the peer already sent more: bytes are buffered, or
+ * the descriptor is readable right now (RFC 2920 checks at DATA).
+ */
+int reader_input_waiting(const struct reader *r);
 /* reader_discard - drop buffered input (STARTTLS: nothing sent before it counts). */
 void reader_discard(struct reader *r);
 /*

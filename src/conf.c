@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <confuse.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -251,7 +252,28 @@ validate_cidrs(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
-/* listen_split - "host:port", "[v6]:port", optionally followed by " proxy". */
+/*
+ * host_ok - an IPv4 address, an IPv6 address, or a host name: a name made
+ * of digits and dots must be a valid IPv4 address (999.1.2.3 is not).
+ */
+static int
+host_ok(const char *h, size_t len)
+{
+	char buf[ADDR_DOMAIN_MAX + 1];
+	unsigned char bin[16];
+
+	if (len == 0 || len >= sizeof(buf))
+		return 0;
+	memcpy(buf, h, len);
+	buf[len] = '\0';
+	if (strchr(buf, ':') != NULL)
+		return inet_pton(AF_INET6, buf, bin) == 1;
+	if (strspn(buf, "0123456789.") == len)
+		return inet_pton(AF_INET, buf, bin) == 1;
+	return addr_domain_valid(buf, 0);
+}
+
+/* listen_ok - "host:port", "[v6]:port", optionally followed by " proxy". */
 static int
 listen_ok(const char *s)
 {
@@ -262,12 +284,14 @@ listen_ok(const char *s)
 	if (s[0] == '[') {
 		const char *close = strchr(s, ']');
 
-		if (close == NULL || close[1] != ':')
+		if (close == NULL || close[1] != ':' ||
+		    !host_ok(s + 1, (size_t)(close - s - 1)) || memchr(s + 1, ':',
+		    (size_t)(close - s - 1)) == NULL)
 			return 0;
 		colon = close + 1;
 	} else {
 		colon = strrchr(s, ':');
-		if (colon == NULL || colon == s)
+		if (colon == NULL || colon == s || !host_ok(s, (size_t)(colon - s)))
 			return 0;
 	}
 	errno = 0;
@@ -328,6 +352,34 @@ validate_address(cfg_t *cfg, cfg_opt_t *opt)
 
 	if (s != NULL && (addr_parse_plain(s, &a) < 0 || a.domain[0] == '\0'))
 		bad_value(cfg, opt, s, "expected an address such as user@example.com");
+	return 0;
+}
+
+static int
+validate_host(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (s != NULL && !host_ok(s, strlen(s)))
+		bad_value(cfg, opt, s, "expected a host name or an IP address");
+	return 0;
+}
+
+static int
+validate_ipv6_prefix(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_range(cfg, opt, 1, 128, "a prefix length");
+}
+
+/* validate_protocols - TLS versions, as OpenSSL names them. */
+static int
+validate_protocols(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (s != NULL && conf_tls_protocols(s, NULL, NULL) < 0)
+		bad_value(cfg, opt, s, "expected TLS versions among TLSv1 TLSv1.1 TLSv1.2 "
+		    "TLSv1.3, separated by spaces");
 	return 0;
 }
 
@@ -473,6 +525,8 @@ static cfg_opt_t tls_opts[] = {
 	CFG_STR("cert_file", NULL, CFGF_NODEFAULT),
 	CFG_STR("key_file", NULL, CFGF_NODEFAULT),
 	CFG_STR("auth_users_file", NULL, CFGF_NODEFAULT),
+	CFG_STR("ciphers", NULL, CFGF_NODEFAULT),
+	CFG_STR("protocols", NULL, CFGF_NODEFAULT),
 	CFG_END()
 };
 
@@ -484,6 +538,9 @@ static cfg_opt_t top_opts[] = {
 	CFG_STR("spool_dir", "/var/spool/undersmtpd", 0),
 	CFG_STR("user", "mail", 0),
 	CFG_STR_LIST("relay_networks", "{\"127.0.0.0/8\", \"::1/128\"}", 0),
+	CFG_STR_LIST("client_networks", NULL, CFGF_NODEFAULT),
+	CFG_STR_LIST("proxy_networks", "{\"127.0.0.0/8\", \"::1/128\"}", 0),
+	CFG_INT("client_ipv6_prefix_length", 64, 0),
 	CFG_STR("recipient_delimiter", "+", 0),
 	CFG_STR("min_free_space", "100M", 0),
 	CFG_STR("log_file", NULL, CFGF_NODEFAULT),
@@ -494,6 +551,12 @@ static cfg_opt_t top_opts[] = {
 	CFG_STR("timeout", "5m", 0),
 	CFG_INT("min_data_rate", 500, 0),
 	CFG_INT("max_errors", 20, 0),
+	CFG_INT("soft_error_limit", 10, 0),
+	CFG_STR("error_sleep", "1s", 0),
+	CFG_INT("max_junk_commands", 100, 0),
+	CFG_STR("max_session_time", "1h", 0),
+	CFG_INT("max_auth_failures", 10, 0),
+	CFG_STR("auth_failure_window", "1h", 0),
 	CFG_INT("max_hops", 100, 0),
 	CFG_STR("unknown_local", "reject", 0),
 	CFG_STR("postmaster", NULL, CFGF_NODEFAULT),
@@ -517,6 +580,9 @@ static const struct {
 	{"log_file", validate_absolute_path},
 	{"user", validate_user},
 	{"relay_networks", validate_cidrs},
+	{"client_networks", validate_cidrs},
+	{"proxy_networks", validate_cidrs},
+	{"client_ipv6_prefix_length", validate_ipv6_prefix},
 	{"recipient_delimiter", validate_delimiter},
 	{"min_free_space", validate_size},
 	{"max_message_size", validate_size},
@@ -526,6 +592,12 @@ static const struct {
 	{"timeout", validate_duration},
 	{"min_data_rate", validate_nonnegative},
 	{"max_errors", validate_positive},
+	{"soft_error_limit", validate_nonnegative},
+	{"error_sleep", validate_duration},
+	{"max_junk_commands", validate_positive},
+	{"max_session_time", validate_duration},
+	{"max_auth_failures", validate_nonnegative},
+	{"auth_failure_window", validate_duration},
 	{"max_hops", validate_positive},
 	{"unknown_local", validate_unknown_local},
 	{"postmaster", validate_address},
@@ -541,6 +613,7 @@ static const struct {
 	{"alias|policy", validate_policy},
 	{"alias|tempfail", validate_tempfail},
 	{"alias|max_concurrency", validate_nonnegative},
+	{"smarthost|host", validate_host},
 	{"smarthost|port", validate_port},
 	{"smarthost|tls", validate_tls},
 	{"smarthost|ca_file", validate_absolute_path},
@@ -555,6 +628,7 @@ static const struct {
 	{"tls|cert_file", validate_absolute_path},
 	{"tls|key_file", validate_absolute_path},
 	{"tls|auth_users_file", validate_absolute_path},
+	{"tls|protocols", validate_protocols},
 };
 
 static char *
@@ -620,6 +694,20 @@ copy_pipe(cfg_t *sec, struct pipe_conf *p)
 	}
 	if ((opt = cfg_getopt(sec, "max_concurrency")) && opt->nvalues)
 		p->max_concurrency = cfg_getint(sec, "max_concurrency");
+}
+
+/* copy_cidrs - a list of networks (each already validated). */
+static struct cidr *
+copy_cidrs(cfg_t *cfg, const char *key, size_t *n)
+{
+	size_t count = cfg_size(cfg, key);
+	struct cidr *v = xcalloc(count + 1, sizeof(*v));
+
+	*n = 0;
+	for (size_t i = 0; i < count; i++)
+		if (cidr_parse(cfg_getnstr(cfg, key, (unsigned)i), &v[*n]) == 0)
+			(*n)++;
+	return v;
 }
 
 static char **
@@ -718,8 +806,6 @@ conf_build(cfg_t *cfg)
 	cfg_t *pipe = cfg_getsec(cfg, "pipe");
 	cfg_t *queue = cfg_getsec(cfg, "queue");
 	cfg_t *tls = cfg_getsec(cfg, "tls");
-	size_t nrelay;
-	char **relay;
 
 	c->hostname = dup_or_null(cfg_getstr(cfg, "hostname"));
 	fill_defaults_hostname(c);
@@ -737,14 +823,10 @@ conf_build(cfg_t *cfg)
 	strip_trailing_dots(c->local_domains, c->nlocal_domains);
 	c->spool_dir = xstrdup(cfg_getstr(cfg, "spool_dir"));
 	c->user = xstrdup(cfg_getstr(cfg, "user"));
-	relay = copy_list(cfg, "relay_networks", &nrelay, 0);
-	c->relay_networks = xcalloc(nrelay + 1, sizeof(struct cidr));
-	for (size_t i = 0; i < nrelay; i++) {
-		if (cidr_parse(relay[i], &c->relay_networks[c->nrelay_networks]) == 0)
-			c->nrelay_networks++;
-		free(relay[i]);
-	}
-	free(relay);
+	c->relay_networks = copy_cidrs(cfg, "relay_networks", &c->nrelay_networks);
+	c->client_networks = copy_cidrs(cfg, "client_networks", &c->nclient_networks);
+	c->proxy_networks = copy_cidrs(cfg, "proxy_networks", &c->nproxy_networks);
+	c->client_ipv6_prefix_length = (unsigned)cfg_getint(cfg, "client_ipv6_prefix_length");
 	c->recipient_delimiter = xstrdup(cfg_getstr(cfg, "recipient_delimiter"));
 	c->min_free_space = size_of(cfg, "min_free_space");
 	c->log_file = dup_or_null(cfg_getstr(cfg, "log_file"));
@@ -755,6 +837,12 @@ conf_build(cfg_t *cfg)
 	c->timeout = duration_of(cfg, "timeout", 300);
 	c->min_data_rate = cfg_getint(cfg, "min_data_rate");
 	c->max_errors = cfg_getint(cfg, "max_errors");
+	c->soft_error_limit = cfg_getint(cfg, "soft_error_limit");
+	c->error_sleep = duration_of(cfg, "error_sleep", 1);
+	c->max_junk_commands = cfg_getint(cfg, "max_junk_commands");
+	c->max_session_time = duration_of(cfg, "max_session_time", 3600);
+	c->max_auth_failures = cfg_getint(cfg, "max_auth_failures");
+	c->auth_failure_window = duration_of(cfg, "auth_failure_window", 3600);
 	c->max_hops = cfg_getint(cfg, "max_hops");
 	c->unknown_local = strcmp(cfg_getstr(cfg, "unknown_local"), "relay") == 0
 	    ? UNKNOWN_RELAY : UNKNOWN_REJECT;
@@ -809,6 +897,8 @@ conf_build(cfg_t *cfg)
 	c->tls.cert_file = dup_or_null(cfg_getstr(tls, "cert_file"));
 	c->tls.key_file = dup_or_null(cfg_getstr(tls, "key_file"));
 	c->tls.auth_users_file = dup_or_null(cfg_getstr(tls, "auth_users_file"));
+	c->tls.ciphers = dup_or_null(cfg_getstr(tls, "ciphers"));
+	c->tls.protocols = dup_or_null(cfg_getstr(tls, "protocols"));
 	return c;
 }
 
@@ -888,6 +978,8 @@ conf_free(struct conf *c)
 	free(c->spool_dir);
 	free(c->user);
 	free(c->relay_networks);
+	free(c->client_networks);
+	free(c->proxy_networks);
 	free(c->recipient_delimiter);
 	free(c->log_file);
 	free(c->postmaster);
@@ -913,6 +1005,8 @@ conf_free(struct conf *c)
 	free(c->tls.cert_file);
 	free(c->tls.key_file);
 	free(c->tls.auth_users_file);
+	free(c->tls.ciphers);
+	free(c->tls.protocols);
 	free(c);
 }
 
@@ -958,5 +1052,70 @@ conf_relay_allowed(const struct conf *c, int family, const unsigned char addr[16
 	for (size_t i = 0; i < c->nrelay_networks; i++)
 		if (cidr_match(&c->relay_networks[i], family, addr))
 			return 1;
+	return 0;
+}
+
+int
+conf_client_allowed(const struct conf *c, int family, const unsigned char addr[16])
+{
+	if (c->nclient_networks == 0)
+		return 1;
+	for (size_t i = 0; i < c->nclient_networks; i++)
+		if (cidr_match(&c->client_networks[i], family, addr))
+			return 1;
+	return 0;
+}
+
+int
+conf_proxy_allowed(const struct conf *c, int family, const unsigned char addr[16])
+{
+	for (size_t i = 0; i < c->nproxy_networks; i++)
+		if (cidr_match(&c->proxy_networks[i], family, addr))
+			return 1;
+	return 0;
+}
+
+int
+conf_same_client(const struct conf *c, int family, const unsigned char a[16],
+    const unsigned char b[16])
+{
+	struct cidr net;
+
+	if (family != AF_INET6)
+		return memcmp(a, b, 16) == 0;
+	net.family = AF_INET6;
+	memcpy(net.addr, a, 16);
+	net.prefix = c->client_ipv6_prefix_length ? c->client_ipv6_prefix_length : 128;
+	return cidr_match(&net, family, b);
+}
+
+int
+conf_tls_protocols(const char *text, int *min, int *max)
+{
+	static const char *const names[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"};
+	int lo = 99, hi = -1, n = 0;
+	char buf[128];
+
+	if (str_copy(buf, sizeof(buf), text) < 0)
+		return -1;
+	for (char *save = NULL, *w = strtok_r(buf, " ,\t", &save); w;
+	    w = strtok_r(NULL, " ,\t", &save), n++) {
+		int k = -1;
+
+		for (int i = 0; i < (int)ARRAY_LEN(names); i++)
+			if (strcmp(w, names[i]) == 0)
+				k = i;
+		if (k < 0)
+			return -1;
+		lo = k < lo ? k : lo;
+		hi = k > hi ? k : hi;
+	}
+	if (n == 0)
+		return -1;
+	/* 0 TLSv1 ... 3 TLSv1.3: the caller maps them to its library's values. */
+	if (min != NULL)
+		*min = lo;
+	if (max != NULL)
+		*max = hi;
 	return 0;
 }

@@ -64,6 +64,9 @@ struct queue_conf {
 
 struct tls_server_conf {
 	char *cert_file, *key_file, *auth_users_file;
+	char *ciphers;            /* OpenSSL cipher list for TLS 1.2 and older; NULL:
+	                             forward-secret AEAD suites (Mozilla intermediate) */
+	char *protocols;          /* "TLSv1.2 TLSv1.3" (the default when NULL) */
 };
 
 struct conf {
@@ -78,6 +81,11 @@ struct conf {
 	char *user;
 	struct cidr *relay_networks;
 	size_t nrelay_networks;
+	struct cidr *client_networks;   /* who may connect at all; none: anyone */
+	size_t nclient_networks;
+	struct cidr *proxy_networks;    /* who may send a PROXY header */
+	size_t nproxy_networks;
+	unsigned client_ipv6_prefix_length;  /* IPv6 clients counted by this prefix */
 	char *recipient_delimiter;
 	uint64_t min_free_space;
 	char *log_file;
@@ -88,6 +96,12 @@ struct conf {
 	long timeout;             /* seconds, per command */
 	long min_data_rate;       /* bytes/s averaged over DATA, 0: none */
 	long max_errors;          /* then 421 */
+	long soft_error_limit;    /* errors after which each error reply waits */
+	long error_sleep;         /* seconds each such reply waits */
+	long max_junk_commands;   /* HELO/EHLO/NOOP/RSET/VRFY/HELP, then errors */
+	long max_session_time;    /* seconds a session may last, 0: no limit */
+	long max_auth_failures;   /* failed AUTH per client per window, 0: no limit */
+	long auth_failure_window; /* seconds */
 	long max_hops;            /* Received: headers allowed */
 	enum unknown_local unknown_local;
 	char *postmaster;
@@ -113,6 +127,18 @@ const struct pipe_conf *conf_pipe_for(const struct conf *c, const char *alias);
 /* conf_is_local_domain - domain (any case, optional trailing dot) is ours. */
 int conf_is_local_domain(const struct conf *c, const char *domain);
 int conf_relay_allowed(const struct conf *c, int family, const unsigned char addr[16]);
+/* conf_client_allowed - addr may connect at all (client_networks). */
+int conf_client_allowed(const struct conf *c, int family, const unsigned char addr[16]);
+/* conf_proxy_allowed - addr may send a PROXY header (proxy_networks). */
+int conf_proxy_allowed(const struct conf *c, int family, const unsigned char addr[16]);
+/* conf_same_client - a and b count as one client (IPv6: the same prefix). */
+int conf_same_client(const struct conf *c, int family, const unsigned char a[16],
+    const unsigned char b[16]);
+/*
+ * conf_tls_protocols - "TLSv1.2 TLSv1.3" into the lowest and highest named
+ * (0 TLSv1 .. 3 TLSv1.3); -1 for an unknown name or an empty list.
+ */
+int conf_tls_protocols(const char *text, int *min, int *max);
 const char *conf_policy_name(enum pipe_policy p);
 
 #endif

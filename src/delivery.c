@@ -308,8 +308,9 @@ delivery_command_free(struct delivery_command *cmd)
 }
 
 /*
- * run_here - build and run the command in this process (not started as
- * root: everything runs as ourselves).
+ * run_here - build and run the command in this process: not started as
+ * root, everything runs as ourselves (running_as_root without a launcher is
+ * only the session fuzzer, tests/fuzz/fuzz_session.c).
  */
 static void
 run_here(const struct delivery_ctx *ctx, const struct delivery_job *job, int stdin_fd,
@@ -318,8 +319,8 @@ run_here(const struct delivery_ctx *ctx, const struct delivery_job *job, int std
 	struct delivery_command cmd;
 	char why[300];
 
-	if (delivery_build(ctx->conf, job->route, &job->v, 0, ctx->session_uid, &cmd, why,
-	    sizeof(why)) < 0) {
+	if (delivery_build(ctx->conf, job->route, &job->v, ctx->running_as_root,
+	    ctx->session_uid, &cmd, why, sizeof(why)) < 0) {
 		log_warnx("%s: %s", job->v.queue_id, why);
 		memset(res, 0, sizeof(*res));
 		res->outcome = PIPE_REFUSED;

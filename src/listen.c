@@ -254,9 +254,10 @@ count_from(const struct daemon *d, int family, const unsigned char ip[16])
 {
 	size_t n = 0;
 
+	/* IPv6 clients by their prefix (client_ipv6_prefix_length): one host has many. */
 	for (size_t i = 0; i < d->nslots; i++)
 		if (d->slots[i].pid > 0 && d->slots[i].family == family &&
-		    memcmp(d->slots[i].ip, ip, 16) == 0)
+		    conf_same_client(d->conf, family, d->slots[i].ip, ip))
 			n++;
 	return n;
 }
@@ -386,6 +387,32 @@ client_may_stay(int report_fd, const struct proxy_info *pinfo)
 	return verdict == 'y';
 }
 
+/*
+ * proxy_peer_allowed - the peer of a PROXY listener's connection is in
+ * proxy_networks (logged when not).
+ */
+static int
+proxy_peer_allowed(const struct conf *c, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	unsigned char ip[16];
+	char text[64];
+	int family;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0 ||
+	    sockaddr_to_ip((struct sockaddr *)&ss, &family, ip) < 0) {
+		log_warn("PROXY listener: getpeername");
+		return 0;
+	}
+	if (conf_proxy_allowed(c, family, ip))
+		return 1;
+	ip_to_text(family, ip, text, sizeof(text));
+	log_warnx("connection on a PROXY listener from [%s], which is not in "
+	    "proxy_networks: closed", text);
+	return 0;
+}
+
 /* run_session - in the child: exactly the inetd session code on this socket. */
 static void __attribute__((noreturn))
 run_session(struct daemon *d, int fd, int proxied, int report_fd)
@@ -397,6 +424,10 @@ run_session(struct daemon *d, int fd, int proxied, int report_fd)
 
 	become_child(d, on_session_sigterm);
 	memset(&pinfo, 0, sizeof(pinfo));
+	if (proxied && !proxy_peer_allowed(d->conf, fd)) {
+		/* Anyone else could claim any client address, a relay network's too. */
+		_exit(0);
+	}
 	if (proxied && read_proxy_header(fd, d->conf->timeout, &pinfo) < 0) {
 		/* A marked listener speaks only to HAProxy: no header, no session. */
 		log_warnx("connection on a PROXY listener without a valid PROXY header: "
@@ -436,6 +467,12 @@ run_session(struct daemon *d, int fd, int proxied, int report_fd)
 			/* The client HAProxy saw: it drives relay control and the log. */
 			env.client_family = pinfo.family;
 			memcpy(env.client_ip, pinfo.ip, 16);
+		} else if (proxied) {
+			/*
+			 * LOCAL / UNKNOWN: HAProxy names no client.  Never the proxy's
+			 * own (loopback, relay-allowed) address: an unknown client.
+			 */
+			env.client_family = AF_UNSPEC;
 		} else if (getpeername(0, (struct sockaddr *)&ss, &len) < 0 ||
 		    sockaddr_to_ip((struct sockaddr *)&ss, &env.client_family,
 		    env.client_ip) < 0) {
@@ -443,8 +480,11 @@ run_session(struct daemon *d, int fd, int proxied, int report_fd)
 			env.client_ip[0] = 127;
 			env.client_ip[3] = 1;
 		}
-		ip_to_text(env.client_family, env.client_ip, env.client_text,
-		    sizeof(env.client_text));
+		if (env.client_family == AF_UNSPEC)
+			str_copy(env.client_text, sizeof(env.client_text), "unknown");
+		else
+			ip_to_text(env.client_family, env.client_ip, env.client_text,
+			    sizeof(env.client_text));
 	}
 	smtpd_session(&env);
 	_exit(0);

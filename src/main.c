@@ -57,6 +57,7 @@ struct options {
 	struct sm_opts sm;            /* sendmail mode */
 	char **route_args;            /* --route / -bv addresses */
 	int nroute_args;
+	int local_submission;         /* sendmail -bs */
 };
 
 /* Set by SIGTERM; read by the session between commands (SPEC 6). */
@@ -114,6 +115,7 @@ sendmail_options(int argc, char **argv, const char *name, struct options *o)
 	switch (o->sm.mode) {
 	case SM_SMTP:
 		o->mode = MODE_INETD;
+		o->local_submission = 1;
 		break;
 	case SM_LIST:
 		o->mode = MODE_LIST;
@@ -463,6 +465,7 @@ run_inetd(const struct options *o)
 	env.in_fd = 0;
 	env.out_fd = 1;
 	env.terminate = &terminate_seen;
+	env.local_submission = o->local_submission;
 	env.running_as_root = dctx.running_as_root;
 	env.launcher_fd = dctx.launcher_fd;
 	env.session_uid = dctx.session_uid;

@@ -38,7 +38,6 @@
 #include <unistd.h>
 
 #define ROUTE_MAX_PIPE_RCPTS 128   /* Delivered-To: lines for one run */
-#define JUNK_COMMAND_LIMIT 100   /* NOOP/RSET/VRFY/HELP before they count as errors */
 #define HELO_MAX 255
 #define AUTH_FAILURE_DELAY_MS 2000   /* from the credentials check to a 535 */
 #define READ_TOO_LONG 1          /* read_command(): distinct from every IO_* */
@@ -66,6 +65,8 @@ struct session {
 	int relay_allowed;
 	long errors, junk, commands;
 	long msgs;
+	int64_t ends;                /* max_session_time: 0 for none */
+	int denied;                  /* not in client_networks: 554 until QUIT */
 	const char *verb;            /* command being answered, for the log */
 	void *tls;                   /* SSL * after STARTTLS */
 	char auth_user[256];         /* after a successful AUTH */
@@ -80,6 +81,7 @@ struct command {
 };
 
 static int read_command(struct session *s, char *line, size_t *len);
+static void flush(struct session *s);
 
 static const char *const state_names[] = {"GREETED", "READY", "MAIL", "RCPT", "QUIT"};
 
@@ -92,10 +94,13 @@ enter_state(struct session *s, enum smtp_state next)
 	s->state = next;
 }
 
+/* deadline - of the next wait: the idle timeout, within max_session_time. */
 static int64_t
 deadline(const struct session *s)
 {
-	return now_ms() + (int64_t)s->conf->timeout * 1000;
+	int64_t d = now_ms() + (int64_t)s->conf->timeout * 1000;
+
+	return s->ends > 0 && s->ends < d ? s->ends : d;
 }
 
 /*
@@ -115,6 +120,17 @@ reply(struct session *s, int code, const char *status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	/* The reply to the message itself is a verdict, not a client error. */
+	if (code >= 500 && s->verb != NULL && strcmp(s->verb, "END-OF-MESSAGE") != 0 &&
+	    ++s->errors > s->conf->soft_error_limit && s->conf->error_sleep > 0 &&
+	    s->conf->soft_error_limit > 0) {
+		/*
+		 * Postfix's smtpd_error_sleep_time: past soft_error_limit each
+		 * error costs the client time, not us (a second, by default).
+		 */
+		flush(s);
+		sleep_ms(s->conf->error_sleep * 1000);
+	}
 	for (p = text; ; p = nl + 1) {
 		int n;
 
@@ -135,9 +151,6 @@ reply(struct session *s, int code, const char *status, const char *fmt, ...)
 		log_info("%s: reject: %s from [%s]: %d %s %s", s->tx.id[0] ? s->tx.id
 		    : "NOQUEUE", s->verb ? s->verb : "-", s->env->client_text, code,
 		    status ? status : "", text);
-		/* The reply to the message itself is a verdict, not a client error. */
-		if (code >= 500 && s->verb != NULL && strcmp(s->verb, "END-OF-MESSAGE") != 0)
-			s->errors++;
 	}
 }
 
@@ -449,6 +462,11 @@ data_verdict(struct session *s, const struct data_result *res, struct smtp_reply
 		    "only CRLF line endings are accepted (RFC 5321 2.3.8)");
 		return -1;
 	}
+	if (res->nul) {
+		smtp_set_reply(rep, 550, "5.6.0", "Message contains a NUL character: "
+		    "not accepted (RFC 5322 2.3)");
+		return -1;
+	}
 	if (res->line_too_long) {
 		smtp_set_reply(rep, 500, "5.5.2", "Message line longer than 1000 "
 		    "octets (RFC 5321 4.5.3.1.6)");
@@ -496,7 +514,7 @@ cmd_data(struct session *s, const char *arg, size_t len)
 	    (s->auth_user[0] ? "ESMTPSA" : "ESMTPS") : "ESMTP") : "SMTP";
 	struct envelope_client cl = {s->helo, s->env->client_text, proto, -1};
 	struct data_limits lim = {s->conf->max_message_size, s->conf->max_hops,
-	    (int64_t)s->conf->timeout * 1000, s->conf->min_data_rate};
+	    (int64_t)s->conf->timeout * 1000, s->conf->min_data_rate, s->ends};
 	struct data_result res;
 	struct data_sink sink;
 	struct smtp_reply rep;
@@ -505,6 +523,21 @@ cmd_data(struct session *s, const char *arg, size_t len)
 
 	(void)arg;
 	(void)len;
+	/*
+	 * RFC 2920 3.1: DATA ends a pipelined group; the text may only follow
+	 * the 354.  A client that sends it before is not waiting for replies,
+	 * the mark of a spam engine or of a smuggling attempt (Postfix's
+	 * smtpd_forbid_unauth_pipelining).  Authenticated clients and local
+	 * submission (sendmail -bs) are trusted to know what they do.
+	 */
+	if (!s->auth_user[0] && !s->env->local_submission && reader_input_waiting(&s->in)) {
+		log_warnx("%s: improper command pipelining after DATA from [%s]: closed",
+		    s->tx.id, s->env->client_text);
+		reply(s, 554, "5.5.0", "Error: SMTP protocol synchronization");
+		end_transaction(s);
+		enter_state(s, STATE_QUIT);
+		return;
+	}
 	if (envelope_open_message(&s->tx, s->conf, &cl) < 0) {
 		log_warn("%s: create message file in %s/tmp", s->tx.id, s->conf->spool_dir);
 		reply(s, errno == ENOSPC ? 452 : 451, errno == ENOSPC ? "4.3.1" : "4.3.0",
@@ -714,6 +747,15 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 		reply(s, 503, "5.5.1", "Already authenticated");
 		return;
 	}
+	if (auth_client_blocked(s->conf, s->env->client_family, s->env->client_ip)) {
+		/* max_auth_failures within auth_failure_window, across connections. */
+		log_warnx("AUTH from [%s]: refused: too many failures from this client",
+		    s->env->client_text);
+		reply(s, 421, "4.7.0", "%s Too many failed authentications from your address; "
+		    "try again later", s->conf->hostname);
+		enter_state(s, STATE_QUIT);
+		return;
+	}
 	while (mlen < len && p[mlen] != ' ' && mlen + 1 < sizeof(mech)) {
 		mech[mlen] = (char)((p[mlen] >= 'a' && p[mlen] <= 'z') ? p[mlen] - 32 : p[mlen]);
 		mlen++;
@@ -794,6 +836,7 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 		if (left > 0)
 			sleep_ms((long)left);
 		log_warnx("AUTH from [%s]: failed for user %s", s->env->client_text, user);
+		auth_client_failed(s->conf, s->env->client_family, s->env->client_ip);
 		reply(s, 535, "5.7.8", "Authentication credentials invalid");
 		break;
 	}
@@ -811,8 +854,8 @@ cmd_not_offered(struct session *s, const char *arg, size_t len)
 }
 
 static const struct command commands[] = {
-	{"EHLO", ANY_STATE, 0, 0, cmd_ehlo},
-	{"HELO", ANY_STATE, 0, 0, cmd_helo},
+	{"EHLO", ANY_STATE, 0, 1, cmd_ehlo},
+	{"HELO", ANY_STATE, 0, 1, cmd_helo},
 	{"MAIL", IN(STATE_READY), 0, 0, cmd_mail},
 	{"RCPT", IN(STATE_MAIL) | IN(STATE_RCPT), 0, 0, cmd_rcpt},
 	{"DATA", IN(STATE_RCPT), 1, 0, cmd_data},
@@ -866,8 +909,17 @@ dispatch(struct session *s, const char *line, size_t len)
 		if (strcmp(c->verb, cl.verb) != 0)
 			continue;
 		s->verb = c->verb;
-		if (c->junk && ++s->junk > JUNK_COMMAND_LIMIT)
-			s->errors++;   /* Postfix smtpd_junk_command_limit */
+		/*
+		 * Postfix's smtpd_junk_command_limit: commands that move no mail
+		 * (HELO/EHLO/NOOP/RSET/VRFY/HELP) count as errors past the limit.
+		 */
+		if (c->junk && ++s->junk > s->conf->max_junk_commands)
+			s->errors++;
+		if (s->denied && strcmp(c->verb, "QUIT") != 0) {
+			/* RFC 5321 3.1: after a 554 greeting, 503 until QUIT. */
+			reply(s, 503, "5.5.1", "Bad sequence of commands: access denied");
+			return;
+		}
 		if (!(c->states & IN(s->state)))
 			sequence_error(s, c);
 		else if (c->no_args && cl.arglen > 0)
@@ -933,9 +985,20 @@ smtpd_session(struct smtpd_env *env)
 	writer_init(&s->out, env->out_fd);
 	envelope_init(&s->tx);
 	enter_state(s, STATE_GREETED);
-	log_info("connect from [%s]%s", env->client_text,
-	    s->relay_allowed ? " (may relay)" : "");
-	reply(s, 220, NULL, "%s ESMTP undersmtpd", s->conf->hostname);
+	if (s->conf->max_session_time > 0)
+		s->ends = now_ms() + (int64_t)s->conf->max_session_time * 1000;
+	if (!conf_client_allowed(s->conf, env->client_family, env->client_ip)) {
+		/* client_networks: who may connect at all (SPEC 13). */
+		s->denied = 1;
+		log_warnx("connect from [%s]: not in client_networks: refused",
+		    env->client_text);
+		reply(s, 554, "5.7.1", "%s Access denied: this server does not take mail "
+		    "from your address", s->conf->hostname);
+	} else {
+		log_info("connect from [%s]%s", env->client_text,
+		    s->relay_allowed ? " (may relay)" : "");
+		reply(s, 220, NULL, "%s ESMTP undersmtpd", s->conf->hostname);
+	}
 	while (s->state != STATE_QUIT && !s->out.failed) {
 		size_t len = 0;
 		int rc = read_command(s, line, &len);
@@ -945,7 +1008,12 @@ smtpd_session(struct smtpd_env *env)
 			s->verb = "-";
 			reply(s, 500, "5.5.2", "Line too long (512 octets at most)");
 		} else if (rc == IO_TIMEOUT) {
-			reply(s, 421, "4.7.0", "%s Timeout; closing connection", s->conf->hostname);
+			if (s->ends > 0 && now_ms() >= s->ends)
+				reply(s, 421, "4.4.2", "%s Session time limit exceeded; closing "
+				    "connection", s->conf->hostname);
+			else
+				reply(s, 421, "4.7.0", "%s Timeout; closing connection",
+				    s->conf->hostname);
 			break;
 		} else if (rc == IO_INTERRUPTED) {
 			reply(s, 421, "4.3.2", "%s Service shutting down; closing connection",

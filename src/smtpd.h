@@ -26,6 +26,7 @@ struct smtpd_env {
 	unsigned char client_ip[16];
 	char client_text[64];        /* "192.0.2.1" */
 	const volatile int *terminate;  /* set by SIGTERM */
+	int local_submission;        /* sendmail -bs: a local user, not a network client */
 	int spooled;                 /* out: messages this session spooled */
 };
 

@@ -108,6 +108,9 @@ chunk(struct data_state *st, const char *p, size_t n)
 	/* A CR anywhere but right before the final LF is a bare CR. */
 	if (memchr(p, '\r', content) != NULL)
 		res->bare_newline = 1;
+	/* A NUL is no text: smuggling scanners probe with CRLF NUL "." CRLF. */
+	if (memchr(p, '\0', content) != NULL)
+		res->nul = 1;
 	if (ends_lf && !ends_crlf)
 		res->bare_newline = 1;
 	if (first && st->line_start && p[0] == '.') {
@@ -173,6 +176,8 @@ data_read(struct reader *r, const struct data_limits *lim,
 			if (earned < deadline)
 				deadline = earned;
 		}
+		if (lim->until > 0 && lim->until < deadline)
+			deadline = lim->until;
 		rc = reader_chunk(r, &p, &n, deadline);
 		if (rc == IO_OK)
 			received += n;

@@ -29,6 +29,7 @@ struct data_limits {
 	long max_hops;                /* Received: headers allowed */
 	int64_t idle_ms;              /* deadline for each read */
 	long min_rate;                /* bytes/s the whole DATA must average, 0: none */
+	int64_t until;                /* now_ms() the session must end by, 0: none */
 };
 
 struct data_sink {
@@ -49,6 +50,7 @@ struct data_result {
 	enum data_end end;
 	uint64_t size;                /* stored bytes (LF endings) */
 	int bare_newline;             /* a bare CR or LF was seen */
+	int nul;                      /* a NUL byte was seen */
 	int line_too_long;
 	int too_big;
 	long hops;                    /* Received: headers counted */

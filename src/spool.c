@@ -765,6 +765,14 @@ spool_clean(const struct conf *c)
 			struct stat st;
 			int fd;
 
+			if (strncmp(de->d_name, "auth-", 5) == 0) {
+				/* AUTH failure counts (auth.c) whose window is over. */
+				if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+				    now - st.st_mtime > c->auth_failure_window &&
+				    unlinkat(dirfd(d), de->d_name, 0) < 0)
+					log_warn("unlink %s/%s", dirpath, de->d_name);
+				continue;
+			}
 			if (len < 5 || strcmp(de->d_name + len - 4, ".msg") != 0)
 				continue;
 			if (str_fmt(path, sizeof(path), "%s/%s", dirpath, de->d_name) < 0)

@@ -92,13 +92,17 @@ def test_nul_in_command(gw):
 
 
 def test_nul_and_8bit_in_data_byte_for_byte(gw):
-    """T33: NUL and 8-bit bytes in DATA reach the program byte for byte."""
+    """T33, T113: 8-bit bytes in DATA reach the program byte for byte; a NUL
+    gets the whole message refused (never truncated at the NUL)."""
     use_pipe(gw)
     c = gw.session()
     c.greet()
-    payload = b"caf\xc3\xa9 \x00 nul \xff\xfe end"
+    payload = b"caf\xc3\xa9 8-bit \xff\xfe end"
     r = c.mail(rcpts=["support@example.com"], body=b"Subject: bin\r\n\r\n" + payload + b"\r\n")
     assert r.code == 250
+    r = c.mail(rcpts=["support@example.com"],
+               body=b"Subject: bin\r\n\r\n" + payload.replace(b"8-bit", b"\x00") + b"\r\n")
+    assert r.code == 550 and r.lines[0].startswith("5.6.0"), r
     c.cmd("QUIT")
     c.close()
     assert gw.one_record().body() == payload + b"\n"

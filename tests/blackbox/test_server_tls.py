@@ -139,13 +139,49 @@ def test_failed_auth_takes_as_long_for_unknown_user(tls_gw):
 
 
 def test_users_file_readable_by_others(tls_gw):
+    """Issue 15: password hashes readable by group or others: AUTH refused (454)."""
     gw = tls_gw
-    gw.users.chmod(0o644)
+    for mode in (0o644, 0o640):
+        gw.users.chmod(mode)
+        c = tls_session(gw)
+        assert c.cmd("AUTH PLAIN AGFsaWNlAHMzY3JldA==").code == 454
+        c.cmd("QUIT")
+        c.close()
+    assert gw.log_text().count("is readable by group or others") == 2
+    gw.users.chmod(0o600)
     c = tls_session(gw)
-    assert c.cmd("AUTH PLAIN AGFsaWNlAHMzY3JldA==").code == 454
+    assert c.cmd("AUTH PLAIN AGFsaWNlAHMzY3JldA==").code == 235
     c.cmd("QUIT")
     c.close()
-    assert "readable by others" in gw.log_text()
+
+
+def test_failed_auth_limit_across_connections(tls_gw):
+    """Issue 15 (Postfix's anvil): max_auth_failures failures from one client,
+    over several connections, and its next AUTH is refused with 421 for the
+    window, even with the right password; another client is not affected."""
+    gw = tls_gw
+    gw.conf.write_text(gw.conf.read_text() + "max_auth_failures = 3\n")
+    for _ in range(3):
+        c = tls_session(gw)
+        assert c.cmd("AUTH PLAIN AGFsaWNlAHdyb25n").code == 535      # \0alice\0wrong
+        c.cmd("QUIT")
+        c.close()
+    c = tls_session(gw)
+    r = c.cmd("AUTH PLAIN AGFsaWNlAHMzY3JldA==")
+    assert r.code == 421 and "Too many failed authentications" in r.text, r
+    assert c.read_eof() == b""
+    c.close()
+    assert "AUTH: 3 failures from this client within 3600s" in gw.log_text()
+    assert "refused: too many failures from this client" in gw.log_text()
+    # The loopback address next door has its own count.
+    c, ctx = tls_client(gw, source="127.0.0.3")
+    c.greet()
+    assert c.cmd("STARTTLS").code == 220
+    upgrade(c, ctx)
+    c.cmd("EHLO client.test")
+    assert c.cmd("AUTH PLAIN AGFsaWNlAHMzY3JldA==").code == 235
+    c.cmd("QUIT")
+    c.close()
 
 
 def test_plaintext_after_starttls_discarded(tls_gw):

@@ -47,11 +47,55 @@ def test_smuggling_sequence_is_not_end_of_data(gw, name):
         assert r.code == 550 and r.lines[0].startswith("5.5.2"), r
         assert gw.records() == [], "a smuggled or partial message reached a program"
     else:
-        # Only proper CRLF lines (NUL before the dot): one message, S kept as data.
-        assert r.code == 250, r
-        rec = gw.one_record()
-        assert rec.env["RECIPIENT"] == "support@example.com"
-        assert b"\x00.\nMAIL FROM:<admin@example.com>\n" in rec.body()
+        # Only proper CRLF lines (NUL before the dot): one message, read to its
+        # end and refused for its NUL (issue 15: scanners flag a NUL passed on).
+        assert r.code == 550 and r.lines[0].startswith("5.6.0"), r
+        assert gw.records() == []
+
+
+def test_nul_in_data_refused(gw):
+    """Issue 15: a NUL byte anywhere in DATA: read to the end, 550 5.6.0, and the
+    session stays in sync; nothing reaches a program or the spool."""
+    use_pipe(gw)
+    c = gw.session()
+    c.greet()
+    r = c.mail(rcpts=["support@example.com"], body=b"Subject: x\r\n\r\nab\x00cd\r\n")
+    assert r.code == 550 and r.lines[0].startswith("5.6.0") and "NUL" in r.text, r
+    assert c.cmd("NOOP").code == 250
+    assert c.mail(rcpts=["support@example.com"]).code == 250
+    c.cmd("QUIT")
+    c.close()
+    assert len(gw.records()) == 1
+    assert list((gw.spool / "queue").iterdir()) == []
+
+
+def test_text_before_354_refused(gw):
+    """Issue 15 (RFC 2920 3.1, Postfix's smtpd_forbid_unauth_pipelining): an
+    unauthenticated client that sends the message before the 354 gets 554 5.5.0
+    and the connection closes; nothing is delivered."""
+    use_pipe(gw)
+    c = gw.session()
+    c.greet()
+    c.send(b"MAIL FROM:<a@remote.test>\r\nRCPT TO:<support@example.com>\r\nDATA\r\n"
+           b"Subject: hasty\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+    assert c.reply().code == 250
+    assert c.reply().code == 250
+    r = c.reply()
+    assert r.code == 554 and r.lines[0].startswith("5.5.0"), r
+    assert c.read_eof() == b""
+    c.close()
+    assert gw.records() == []
+    assert "improper command pipelining after DATA" in gw.log_text()
+    # Pipelining up to DATA, and the text after the 354, is RFC 2920 and fine.
+    c = gw.session()
+    c.greet()
+    c.send(b"MAIL FROM:<a@remote.test>\r\nRCPT TO:<support@example.com>\r\nDATA\r\n")
+    assert [c.reply().code for _ in range(3)] == [250, 250, 354]
+    c.send(b"Subject: patient\r\n\r\nbody\r\n.\r\n")
+    assert c.reply().code == 250
+    c.cmd("QUIT")
+    c.close()
+    assert len(gw.records()) == 1
 
 
 def test_bare_lf_in_header_rejected(gw):

@@ -26,7 +26,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	int sv[2];
 	struct reader r;
-	struct data_limits lim = {2048, 5, 1000, 0};
+	struct data_limits lim = {2048, 5, 1000, 0, 0};
 	size_t total = 0;
 	struct data_sink sink = {count_sink, &total};
 	struct data_result res;

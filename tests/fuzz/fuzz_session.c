@@ -93,6 +93,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(text, sizeof(text), "hostname = \"fuzz.test\"\n"
 	    "local_domains = { \"example.com\" }\naliases = \"%s/aliases\"\n"
 	    "spool_dir = \"%s/spool\"\nmin_free_space = 0\nmax_message_size = 64k\n"
+	    "error_sleep = 0\n"
 	    "relay_networks = { \"127.0.0.0/8\" }\n"
 	    "smarthost \"s\" { host = \"127.0.0.1\" port = 9 tls = none }\n"
 	    "queue { run_after_accept = false }\npipe { user = \"nobody\" timeout = 5s }\n"
@@ -150,6 +151,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	env.client_ip[3] = 1;
 	str_copy(env.client_text, sizeof(env.client_text), "127.0.0.1");
 	env.terminate = &never;
+	/*
+	 * A whole session arrives at once, so text after DATA is always there
+	 * before the 354 (refused from network clients, RFC 2920): the first
+	 * byte's low bit makes it a local submission (sendmail -bs), which may.
+	 */
+	env.local_submission = size > 0 && (data[0] & 1);
 	smtpd_session(&env);
 	aliases = env.aliases;          /* the session may have reloaded them */
 	close(sv[0]);

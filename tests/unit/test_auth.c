@@ -113,7 +113,7 @@ static void
 test_check(void **state)
 {
 	char why[256];
-	char *path = users_file(0640);
+	char *path = users_file(0600);
 
 	(void)state;
 	assert_int_equal(auth_check(path, "alice", "secret", why, sizeof(why)), AUTH_OK);
@@ -124,10 +124,12 @@ test_check(void **state)
 	assert_int_equal(auth_check(path, "bob", "secret", why, sizeof(why)), AUTH_BAD);
 	assert_int_equal(auth_check(path, "", "secret", why, sizeof(why)), AUTH_BAD);
 	assert_int_equal(auth_check(path, "# users", "", why, sizeof(why)), AUTH_BAD);
-	/* A users file others may read is never used: a temporary failure. */
+	/* A users file group or others may read is never used: a temporary failure. */
 	assert_int_equal(chmod(path, 0644), 0);
 	assert_int_equal(auth_check(path, "alice", "secret", why, sizeof(why)), AUTH_TEMP);
-	assert_non_null(strstr(why, "readable by others"));
+	assert_non_null(strstr(why, "readable by group or others"));
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(auth_check(path, "alice", "secret", why, sizeof(why)), AUTH_TEMP);
 	unlink(path);
 	assert_int_equal(auth_check(path, "alice", "secret", why, sizeof(why)), AUTH_TEMP);
 	assert_non_null(strstr(why, path));

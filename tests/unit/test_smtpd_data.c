@@ -44,7 +44,7 @@ run(const char *input, size_t len, uint64_t max, struct memsink *m,
 {
 	int fds[2];
 	pid_t pid;
-	struct data_limits lim = {max, 100, 2000, 0};
+	struct data_limits lim = {max, 100, 2000, 0, 0};
 	struct data_sink sink = {mem_write, m};
 
 	assert_int_equal(pipe(fds), 0);
@@ -192,7 +192,7 @@ test_eof_and_timeout(void **state)
 	struct memsink m = {0};
 	struct data_result res;
 	struct reader rd;
-	struct data_limits lim = {1 << 20, 100, 200, 0};
+	struct data_limits lim = {1 << 20, 100, 200, 0, 0};
 	struct data_sink sink = {mem_write, &m};
 	int fds[2];
 
