@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
@@ -332,6 +333,43 @@ run_here(const struct delivery_ctx *ctx, const struct delivery_job *job, int std
 	delivery_command_free(&cmd);
 }
 
+/*
+ * delivered_before - the message's header already has "Delivered-To:" with
+ * rcpt (SPEC 7: an RT auto-reply coming back).  Reads the header only, at
+ * most DELIVERED_SCAN bytes of it, from the stored message (LF endings).
+ */
+#define DELIVERED_SCAN (256 * 1024)
+static int
+delivered_before(int msgfd, const char *rcpt)
+{
+	char *buf = xmalloc(DELIVERED_SCAN + 1);
+	ssize_t n = pread(msgfd, buf, DELIVERED_SCAN, 0);
+	size_t rlen = strlen(rcpt);
+	int found = 0;
+
+	if (n < 0)
+		n = 0;
+	buf[n] = '\0';
+	for (char *line = buf; *line && *line != '\n' && !found;) {
+		char *end = strchr(line, '\n'), *v;
+
+		if (end == NULL)
+			break;
+		*end = '\0';
+		if (strncasecmp(line, "delivered-to:", 13) == 0) {
+			v = line + 13;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			while (end > v && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+				*--end = '\0';
+			found = strlen(v) == rlen && str_casecmp_ascii(v, rcpt) == 0;
+		}
+		line = end + 1;
+	}
+	free(buf);
+	return found;
+}
+
 void
 delivery_run(const struct delivery_ctx *ctx, const struct delivery_job *job,
     struct smtp_reply *out, char *relay, size_t relaysize)
@@ -346,6 +384,16 @@ delivery_run(const struct delivery_ctx *ctx, const struct delivery_job *job,
 	int stdin_fd, all = -2, mine = -2;
 
 	snprintf(relay, relaysize, "pipe (%s)", cmd->argv[0]);
+	/* SPEC 7: also for a program run from the queue (policy queue, retries). */
+	for (size_t i = 0; !job->loop_checked && i < job->nrecipients; i++)
+		if (delivered_before(job->msgfd, job->recipients[i])) {
+			log_warnx("%s: mail loop: already delivered to <%s>", job->v.queue_id,
+			    job->recipients[i]);
+			smtp_set_reply(out, 554, "5.4.6", "Mail loop: the message was already "
+			    "delivered to this recipient");
+			smtp_reply_append(out, " ", job->recipients[i]);
+			return;
+		}
 	if (spool_path(c, "tmp", NULL, NULL, tmpdir, sizeof(tmpdir)) < 0)
 		stdin_fd = -1;
 	else

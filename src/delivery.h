@@ -46,6 +46,7 @@ struct delivery_job {
 	const char *const *recipients;      /* all get Delivered-To: */
 	size_t nrecipients;
 	int msgfd;                          /* Received: + message, from offset 0 */
+	int loop_checked;                   /* the caller refused Delivered-To loops */
 };
 
 #define DELIVERY_MAX_ARGS 256

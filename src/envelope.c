@@ -73,6 +73,7 @@ envelope_add_rcpt(struct envelope *e, const struct addr *a, int pipe)
 	e->rcpts[e->nrcpts].addr = *a;
 	addr_format(a, e->rcpts[e->nrcpts].text, sizeof(e->rcpts[0].text));
 	e->rcpts[e->nrcpts].pipe = pipe;
+	e->rcpts[e->nrcpts].program = pipe;
 	e->nrcpts++;
 }
 

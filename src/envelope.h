@@ -27,6 +27,8 @@ struct envelope_rcpt {
 	struct addr addr;
 	char text[ADDR_PATH_MAX + 1];   /* as the client wrote it, normalised */
 	int pipe;                       /* delivered by the transaction's pipe run */
+	int program;                    /* routed to a program, now or from the
+	                                   queue: checked for Delivered-To loops */
 };
 
 /* A destination for the smarthost, spooled with the message. */

@@ -108,6 +108,11 @@ sendmail_options(int argc, char **argv, const char *name, struct options *o)
 
 	if (rc != 0)
 		return rc;
+	if (o->sm.conf_explicit && !sendmail_may_choose_config()) {
+		fprintf(stderr, "sendmail: -C is only for root and the user of %s\n",
+		    DEFAULT_CONF);
+		return EX_USAGE;
+	}
 	o->conf_file = o->sm.conf_file;
 	o->conf_explicit = o->sm.conf_explicit;
 	o->route_args = o->sm.rcpts;

@@ -70,6 +70,26 @@ add_smarthost(struct expansion *x, const char *address, const char *source)
 	r->ndest++;
 }
 
+/*
+ * capture_makes_option - a regex capture would start an argument of t's
+ * command with '-' where the administrator wrote none: an address must never
+ * add an option to a program (rt---help@ to "|rt-mailgate $1").
+ */
+static int
+capture_makes_option(const struct alias_target *t, const struct alias_captures *caps)
+{
+	if (caps == NULL || !t->cmd.has_captures)
+		return 0;
+	for (char **a = t->cmd.argv; *a; a++) {
+		char word[4096];
+
+		if ((*a)[0] != '-' && aliases_expand_arg(*a, caps, word, sizeof(word)) == 0 &&
+		    word[0] == '-')
+			return 1;
+	}
+	return 0;
+}
+
 static void
 add_pipe(struct expansion *x, const struct alias_entry *e,
     const struct alias_target *t, const struct alias_captures *caps)
@@ -91,6 +111,13 @@ add_pipe(struct expansion *x, const struct alias_entry *e,
 		    t->file, t->line);
 		fail(x, 451, "4.3.0", "pipe aliases disabled: unsafe aliases file "
 		    "ownership or mode", t->file, t->line);
+		return;
+	}
+	if (capture_makes_option(t, caps)) {
+		log_warnx("aliases %s:%d: <%s>: a regex capture would start an argument of "
+		    "the program with '-': refused", t->file, t->line, r->address);
+		fail(x, 550, "5.1.3", "Bad recipient address syntax: it would be an option of "
+		    "the program", t->file, t->line);
 		return;
 	}
 	if (r->ndest >= ROUTE_MAX_DEST) {
@@ -322,16 +349,25 @@ route_address(const struct conf *c, const struct aliases *a,
 		}
 		add_smarthost(&x, r->address, "relay: client in relay_networks");
 	} else if (!expand_local(&x, rcpt->local, rcpt->domain, 0, 1) && !x.failed) {
-		char fq[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 260];
+		char fq[ADDR_PATH_MAX + 1];
+		struct addr full = *rcpt;
 
-		snprintf(fq, sizeof(fq), "%s@%s", rcpt->local,
-		    rcpt->domain[0] ? rcpt->domain : c->hostname);
+		/* Forwarded as received: addr_format quotes what needs it ("a b"@x). */
+		if (full.domain[0] == '\0')
+			str_copy(full.domain, sizeof(full.domain), c->hostname);
+		addr_format(&full, fq, sizeof(fq));
 		if (str_casecmp_ascii(rcpt->local, "postmaster") == 0) {
-			/* RFC 5321 4.5.1: postmaster is always accepted. */
-			if (c->postmaster)
+			/*
+			 * RFC 5321 4.5.1: postmaster is always accepted.  SPEC 3: without
+			 * a postmaster key it is postmaster@hostname, the smarthost's to
+			 * deliver - never postmaster@ a domain of ours sent back to us.
+			 */
+			if (c->postmaster) {
 				add_smarthost(&x, c->postmaster, "postmaster (configuration)");
-			else
+			} else {
+				snprintf(fq, sizeof(fq), "postmaster@%s", c->hostname);
 				add_smarthost(&x, fq, "postmaster (RFC 5321 4.5.1)");
+			}
 		} else if (c->unknown_local == UNKNOWN_RELAY && !routing_characters(rcpt->local)) {
 			add_smarthost(&x, fq, "unknown_local = relay");
 		} else {

@@ -51,6 +51,7 @@
 
 #define SM_MAX_RCPTS 1000
 #define SM_LINE_MAX 998          /* RFC 5322 2.1.1, CRLF not counted */
+#define SM_NAME_MAX 200          /* -F NAME: a From: line must stay a line */
 #define SM_HEADER_MAX (256 * 1024)
 
 struct sm_result {
@@ -146,8 +147,18 @@ sendmail_parse(int argc, char **argv, const char *name, struct sm_opts *o)
 			val = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
 			if (val == NULL)
 				return usage_error("this option needs a value", a);
-			if (a[1] == 'F')
+			if (a[1] == 'F') {
+				/* A CR or LF would start a header of the caller's (Bcc:). */
+				for (const char *k = val; *k; k++)
+					if ((unsigned char)*k < 32 || *k == 127) {
+						fprintf(stderr, "sendmail: -F: the name holds a control "
+						    "character\n");
+						return EX_USAGE;
+					}
+				if (strlen(val) > SM_NAME_MAX)
+					return usage_error("the name is too long", "-F");
 				o->fullname = val;
+			}
 			else if (a[1] == 'C') {
 				o->conf_file = val;
 				o->conf_explicit = 1;
@@ -166,9 +177,9 @@ sendmail_parse(int argc, char **argv, const char *name, struct sm_opts *o)
 	return 0;
 }
 
-/* may_choose_config - SPEC 2: -C is honoured only for root and `user`. */
+/* may_run_spool - root, or the `user` of this configuration: the spool is ours. */
 static int
-may_choose_config(const char *user)
+may_run_spool(const char *user)
 {
 	struct passwd *pw;
 
@@ -176,6 +187,34 @@ may_choose_config(const char *user)
 		return 1;
 	pw = getpwnam(user);
 	return pw != NULL && pw->pw_uid == getuid();
+}
+
+static void quiet_diag(void *ctx, const char *file, int line, const char *msg);
+
+int
+sendmail_may_choose_config(void)
+{
+	struct diag d = {quiet_diag, NULL, 0};
+	struct conf *c;
+	struct passwd *pw;
+	int ok;
+
+	if (getuid() == 0)
+		return 1;
+	c = conf_load(DEFAULT_CONF, 1, &d);
+	if (c == NULL)
+		return 0;
+	pw = getpwnam(c->user);
+	ok = pw != NULL && pw->pw_uid == getuid();
+	conf_free(c);
+	return ok;
+}
+
+/* may_choose_config - the same, for a caller whose configuration is loaded. */
+static int
+may_choose_config(void)
+{
+	return sendmail_may_choose_config();
 }
 
 /* add_rcpt_list - a comma-separated list of addresses (header or argument). */
@@ -445,6 +484,44 @@ envelope_sender(const struct sm_opts *o, const struct conf *c, const char *login
 	return 0;
 }
 
+/*
+ * format_phrase - a display name as RFC 5322 3.2.5 writes it: as it is when
+ * it is words of atext (UTF-8 counts as such, RFC 6532), else a quoted
+ * string with '"' and '\\' escaped, as Postfix's sendmail does.  The name
+ * holds no control character (checked when it was read).
+ */
+static void
+format_phrase(const char *name, char *out, size_t size)
+{
+	static const char atext_specials[] = "!#$%&'*+-/=?^_`{|}~";
+	size_t len = strlen(name), o = 0;
+	int plain = len > 0 && name[0] != ' ' && name[len - 1] != ' ';
+
+	for (const char *p = name; *p && plain; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		plain = ch >= 0x80 || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || strchr(atext_specials, ch) != NULL ||
+		    (ch == ' ' && p[1] != ' ');
+	}
+	if (plain) {
+		str_copy(out, size, name);
+		return;
+	}
+	if (size < 3) {
+		out[0] = '\0';
+		return;
+	}
+	out[o++] = '"';
+	for (const char *p = name; *p && o + 3 < size; p++) {
+		if (*p == '"' || *p == '\\')
+			out[o++] = '\\';
+		out[o++] = *p;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+}
+
 /* fill_added - From: (with -F or the user's full name), Date:, Message-ID:. */
 static void
 fill_added(struct added_headers *add, const struct sm_opts *o, const struct conf *c,
@@ -458,11 +535,14 @@ fill_added(struct added_headers *add, const struct sm_opts *o, const struct conf
 	strftime(add->date, sizeof(add->date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	snprintf(add->msgid, sizeof(add->msgid), "<%s.%lld@%s>", id, (long long)now,
 	    c->hostname);
-	if (o->fullname || gecos[0])
-		snprintf(add->from, sizeof(add->from), "%s <%s>",
-		    o->fullname ? o->fullname : gecos, shown);
-	else
+	if (o->fullname || gecos[0]) {
+		char phrase[2 * SM_NAME_MAX + 3];
+
+		format_phrase(o->fullname ? o->fullname : gecos, phrase, sizeof(phrase));
+		snprintf(add->from, sizeof(add->from), "%s <%s>", phrase, shown);
+	} else {
 		snprintf(add->from, sizeof(add->from), "<%s>", shown);
+	}
 }
 
 /* collect_rcpts - the command line's recipients, and with -t the headers'. */
@@ -641,8 +721,9 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 	int status = 0, rc;
 	struct addr sender;
 
-	if (o->conf_explicit && !may_choose_config(c->user)) {
-		fprintf(stderr, "sendmail: -C is only for root and %s\n", c->user);
+	if (o->conf_explicit && !may_choose_config()) {
+		fprintf(stderr, "sendmail: -C is only for root and the user of %s\n",
+		    DEFAULT_CONF);
 		return EX_USAGE;
 	}
 	invoking_user(login, sizeof(login), gecos, sizeof(gecos));
@@ -652,7 +733,7 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 		fprintf(stderr, "sendmail: bad sender address: %s\n", o->sender);
 		return EX_USAGE;
 	}
-	if (!may_choose_config(c->user))
+	if (!may_run_spool(c->user))
 		return via_maildrop(o, c, &sender, gecos);
 	rc = launcher_privsep(c, NULL, &dctx, &status, why, sizeof(why));
 	if (rc == 1)

@@ -42,7 +42,7 @@ struct message {
 
 /* The headers sendmail adds to a local submission when they are missing. */
 struct added_headers {
-	char from[600], date[64], msgid[200];
+	char from[800], date[64], msgid[200];
 };
 
 /*
@@ -54,6 +54,12 @@ struct added_headers {
  */
 int sendmail_read_message(const struct sm_opts *o, FILE *in, struct data_sink *sink,
     const struct added_headers *add, struct message *m, char *why, size_t whysize);
+/*
+ * sendmail_may_choose_config - SPEC 2: -C FILE is honoured only for root and
+ * for the `user` named in the default configuration file (never in the file
+ * being chosen, which could name the caller).
+ */
+int sendmail_may_choose_config(void);
 /* sendmail_deliver - the message on standard input; the exit status. */
 int sendmail_deliver(const struct sm_opts *o, struct conf *c);
 

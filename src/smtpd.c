@@ -347,6 +347,7 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		/* SPEC 7.1: the queue runs this program, with retries; 250 once spooled. */
 		envelope_add_dest(&s->tx, shown, shown);
 		envelope_add_rcpt(&s->tx, &to, 0);
+		s->tx.rcpts[s->tx.nrcpts - 1].program = 1;   /* a loop is refused now */
 		free(r);
 		enter_state(s, STATE_RCPT);
 		reply(s, 250, "2.1.5", "Recipient <%s> ok", shown);
@@ -404,6 +405,7 @@ run_program(struct session *s, struct smtp_reply *out, char *relay, size_t relay
 	job.v.queue_id = s->tx.id;
 	job.v.delivery_id = id;
 	job.msgfd = s->tx.msg_fd;
+	job.loop_checked = 1;             /* data_verdict() did, with what it read */
 	delivery_run(&ctx, &job, out, relay, relaysize);
 }
 
@@ -481,8 +483,9 @@ data_verdict(struct session *s, const struct data_result *res, struct smtp_reply
 		smtp_set_reply(rep, 554, "5.4.6", "Too many hops: mail forwarding loop");
 		return -1;
 	}
+	/* SPEC 7: every recipient a program gets, whatever its policy. */
 	for (size_t i = 0; i < s->tx.nrcpts; i++) {
-		if (!s->tx.rcpts[i].pipe)
+		if (!s->tx.rcpts[i].program)
 			continue;
 		for (size_t k = 0; k < res->ndelivered_to; k++)
 			if (str_casecmp_ascii(res->delivered_to[k], s->tx.rcpts[i].text) == 0) {

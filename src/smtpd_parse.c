@@ -153,12 +153,19 @@ smtp_parse_mail(const char *arg, size_t len, struct addr *from,
 		smtp_set_reply(err, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
 		return -1;
 	}
-	/* SMTPUTF8 decides how the path may be spelt: read the parameters first. */
+	/*
+	 * SMTPUTF8 decides how the path may be spelt: read the parameters first.
+	 * The path ends at the first '>' outside a quoted string, where a
+	 * backslash quotes the next character (RFC 5321 4.1.2 quoted-pairSMTP):
+	 * <"a\"b"@x> SIZE=... must not hide its parameters inside the quotes.
+	 */
 	{
 		int inq = 0;
 
 		for (end = pos + 1; end < len; end++) {
-			if (arg[end] == '"')
+			if (inq && arg[end] == '\\' && end + 1 < len)
+				end++;
+			else if (arg[end] == '"')
 				inq = !inq;
 			else if (arg[end] == '>' && !inq)
 				break;
@@ -221,10 +228,19 @@ smtp_parse_mail(const char *arg, size_t len, struct addr *from,
 			return -1;
 		}
 	}
-	rc = addr_parse_path(arg + pos, len - pos, 1, p->smtputf8, from, &end);
-	if (rc != ADDR_OK) {
-		addr_error_reply(rc, 1, err);
-		return -1;
+	{
+		size_t path_end = end;
+
+		rc = addr_parse_path(arg + pos, len - pos, 1, p->smtputf8, from, &end);
+		if (rc != ADDR_OK) {
+			addr_error_reply(rc, 1, err);
+			return -1;
+		}
+		/* The path the address parser read must be the one scanned above. */
+		if (pos + end != path_end) {
+			smtp_set_reply(err, 501, "5.5.4", "Syntax error in parameters");
+			return -1;
+		}
 	}
 	return 0;
 }

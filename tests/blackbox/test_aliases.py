@@ -135,3 +135,26 @@ def test_cli_usage_errors(gw):
     assert r.returncode == 64 and "-X: option not supported" in r.stderr
     r = subprocess.run([UNDERSMTPD, "-q", "--sendmail"], capture_output=True, text=True)
     assert r.returncode == 64 and "--sendmail must come first" in r.stderr
+
+
+def test_capture_never_becomes_an_option(gw):
+    """T116: a regex capture that would be a whole argument starting with '-'
+    (rt---help@ for "|prog $1") -> 550 5.1.3 at RCPT, logged, the program never
+    runs; inside an argument the administrator started ("--queue=$1") it is data."""
+    gw.write_aliases('/^rt-(.*)$/: "|@REC@ $1"\n/^q-(.*)$/: "|@REC@ --queue=$1"\n')
+    c = gw.session()
+    c.greet()
+    c.cmd("MAIL FROM:<a@remote.test>")
+    for rcpt in ("rt---help@example.com", "rt--x@example.com"):
+        r = c.cmd(f"RCPT TO:<{rcpt}>")
+        assert r.code == 550 and r.lines[0].startswith("5.1.3"), (rcpt, r)
+    c.cmd("RSET")
+    assert c.mail(rcpts=["q--x@example.com"]).code == 250
+    c.cmd("QUIT")
+    c.close()
+    assert "a regex capture would start an argument of the program with '-'" in \
+        gw.log_text()
+    rec = gw.one_record()
+    assert rec.argv[-1] == "--queue=-x"
+    r = gw.run("--route", "rt---help@example.com")
+    assert r.returncode == 1 and "rejected 550 5.1.3" in r.stdout

@@ -450,3 +450,21 @@ def test_install_sendmail(gw, tmp_path):
     assert stat.S_IMODE(spool.st_mode) == 0o710 and spool.st_gid == drop_gid()
     assert stat.S_IMODE(maildrop.st_mode) == 0o1730 and maildrop.st_uid == MAIL.pw_uid
     assert install().returncode == 0              # again: our own links are fine
+
+
+def test_dash_c_is_judged_by_the_default_configuration(gw, md, tmp_path):
+    """Issue 15: -C FILE is honoured for root and the `user` of the default
+    configuration, never for the user a chosen file names (which is anyone)."""
+    relay_conf(gw, free_port(), run_after_accept=False)
+    mine = gw.base / "mine.conf"
+    theirs = gw.base / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY.pw_uid, NOBODY.pw_gid)
+    mine.write_text(f'user = "nobody"\nspool_dir = "{theirs}/spool"\n'
+                    f'hostname = "evil.example"\n')
+    for args in (["-C", str(mine), "ops@remote.example"], ["-C", str(mine), "-bp"],
+                 ["-C", str(mine), "-q"]):
+        r = md.send(args, CRON_MAIL)
+        assert r.returncode == 64, (args, r.stderr)
+        assert b"-C is only for root and the user of " + str(MDTEST_DIR).encode() in r.stderr
+    assert not (theirs / "spool").exists() and md.files() == []

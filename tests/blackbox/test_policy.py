@@ -116,3 +116,36 @@ def test_queue_policy_allows_two_programs_in_one_transaction(gw):
     assert gw.run("-q").returncode == 0
     assert sorted(r.env["RECIPIENT"] for r in gw.records()) == ["a@example.com",
                                                                 "b@example.com"]
+
+
+LOOP = b"Delivered-To: rt@example.com\r\nSubject: auto-reply\r\n\r\nagain\r\n"
+
+
+def test_delivered_to_loop_refused_for_queued_programs(gw):
+    """Issue 15 (SPEC 7): the Delivered-To loop check holds for policy queue too:
+    at acceptance (554 5.4.6, nothing spooled) and in the queue runner for mail
+    that reached the queue another way (sendmail by root, as RT's own does),
+    where the program never runs and the sender gets a bounce."""
+    sink = Sink().start()
+    try:
+        relay_conf(gw, sink.port, extra='alias "rt" { policy = queue }\n',
+                   run_after_accept=False)
+        gw.write_aliases('rt: "|@REC@"\n')
+        r = session_send(gw, "rt@example.com", body=LOOP)
+        assert r.code == 554 and r.lines[0].startswith("5.4.6"), r
+        assert queue_ids(gw) == []
+        link = gw.base / "sendmail"
+        link.symlink_to(gw.argv()[0])
+        import subprocess
+        sm = subprocess.run([str(link), "-C", str(gw.conf), "-f", "alice@remote.example",
+                             "rt@example.com"], input=LOOP.replace(b"\r\n", b"\n"),
+                            capture_output=True, timeout=60)
+        assert sm.returncode == 0, sm.stderr
+        assert len(queue_ids(gw)) == 1
+        gw.run("-q")
+        assert gw.records() == []
+        assert "mail loop: already delivered to <rt@example.com>" in gw.log_text()
+        (dsn,) = sink.wait_messages(1)
+        assert dsn.rcpts == ["alice@remote.example"] and b"5.4.6" in dsn.data
+    finally:
+        sink.stop()

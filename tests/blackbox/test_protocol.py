@@ -330,3 +330,19 @@ def test_command_before_greeting_processed_in_order(gw):
     assert r.code == 250 and "early.client" in r.lines[0]
     c.cmd("QUIT")
     c.close()
+
+
+def test_parameters_after_an_escaped_quote_are_read(gw):
+    """Issue 15: MAIL FROM:<"a\\"b"@x> SIZE=99999999999 junk got 250 (the
+    parameters were taken for part of the quoted path); they are read: 555 for
+    the unknown one, 552 for a size over the limit."""
+    c = gw.session()
+    c.greet()
+    r = c.cmd('MAIL FROM:<"a\\"b"@remote.test> SIZE=99999999999 junk')
+    assert r.code == 555, r
+    r = c.cmd('MAIL FROM:<"a\\"b"@remote.test> SIZE=99999999999')
+    assert r.code == 552, r
+    r = c.cmd('MAIL FROM:<"a\\"b"@remote.test> SIZE=100')
+    assert r.code == 250, r
+    c.cmd("QUIT")
+    c.close()

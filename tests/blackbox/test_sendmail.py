@@ -173,3 +173,28 @@ def test_bsd_mailx(gw, sink):
     assert gw.run("-q").returncode == 0
     (m,) = sink.wait_messages(1)
     assert b"Subject: from mailx" in m.data
+
+
+def test_full_name_cannot_inject_headers(gw, sink):
+    """T112: sendmail -F with CR, LF (a Bcc: of the caller's) -> exit 64 and
+    nothing queued; names that need it are quoted as RFC 5322 3.2.5 says."""
+    relay_conf(gw, sink.port, run_after_accept=False)
+    for name in ("Eve\nBcc: x@remote.example", "Eve\r\nBcc: x@remote.example", "Eve\rX"):
+        r = sendmail(gw, ["-F", name, "bob@remote.example"], b"Subject: x\n\nbody\n")
+        assert r.returncode == 64, (name, r.stderr)
+        assert b"control character" in r.stderr
+    assert queue_ids(gw) == []
+    for name, shown in (("Eve Admin", b"Eve Admin"),
+                        ("Eve, Admin", b'"Eve, Admin"'),
+                        ('Eve "the" Admin', b'"Eve \\"the\\" Admin"'),
+                        ("Eve <x@y>", b'"Eve <x@y>"')):
+        r = sendmail(gw, ["-F", name, "bob@remote.example"], b"Subject: x\n\nbody\n")
+        assert r.returncode == 0, r.stderr
+    assert gw.run("-q").returncode == 0
+    froms = sorted(line for m in sink.wait_messages(4)
+                   for line in m.data.split(b"\r\n") if line.startswith(b"From:"))
+    assert froms == sorted(b"From: " + shown + b" <root@mx.example.com>"
+                           for shown in (b"Eve Admin", b'"Eve, Admin"',
+                                         b'"Eve \\"the\\" Admin"', b'"Eve <x@y>"'))
+    assert not any(b"Bcc" in m.data or b"x@remote.example" in m.rcpts
+                   for m in sink.messages)

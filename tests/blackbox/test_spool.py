@@ -266,6 +266,29 @@ def test_address_alias_and_unknown_local_relay(gw, sink):
     assert sorted(m.rcpts) == ["boss@elsewhere.test", "someone@example.com"]
 
 
+def test_unknown_local_relay_keeps_the_quoting(gw, sink):
+    """Issue 15: unknown_local = relay forwards "john smith"@ours as received,
+    quotes and all, instead of john smith@ours (which bounced later)."""
+    relay_conf(gw, sink.port, extra="unknown_local = relay\n", run_after_accept=False)
+    assert send(gw, ['"john smith"@example.com']).code == 250
+    assert flush(gw).returncode == 0
+    (m,) = sink.wait_messages(1)
+    assert m.rcpts == ['"john smith"@example.com']
+
+
+def test_postmaster_default_is_postmaster_at_hostname(gw, sink):
+    """SPEC 3 (issue 15): without a postmaster key or alias, postmaster@ any local
+    domain goes to postmaster@hostname via the smarthost, never back to the
+    recipient's own (local) domain."""
+    relay_conf(gw, sink.port, run_after_accept=False)
+    assert send(gw, ["postmaster@example.com"]).code == 250
+    assert flush(gw).returncode == 0
+    (m,) = sink.wait_messages(1)
+    assert m.rcpts == ["postmaster@mx.example.com"]
+    r = gw.run("--route", "Postmaster@example.com")
+    assert "smarthost <postmaster@mx.example.com>" in r.stdout, r.stdout
+
+
 def test_operator_commands(gw):
     """SPEC 8: hold, release, requeue, bounce and delete by id (as postsuper)."""
     relay_conf(gw, free_port(), run_after_accept=False)

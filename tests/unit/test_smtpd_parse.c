@@ -62,6 +62,21 @@ test_mail_params(void **state)
 	assert_int_equal(mail("TO:<a@b.test>", &a, &p, &err), -1);
 	assert_int_equal(mail("FROM:<j\xc3\xb6rg@b.test>", &a, &p, &err), -1);
 	assert_int_equal(err.code, 553);
+	/*
+	 * Issue 15: an escaped quote in the path does not hide the parameters
+	 * after it: they are read, and refused or checked as any others.
+	 */
+	assert_int_equal(mail("FROM:<\"a\\\"b\"@x.test> SIZE=99999999999 junk", &a, &p, &err),
+	    -1);
+	assert_int_equal(err.code, 555);
+	assert_int_equal(mail("FROM:<\"a\\\"b\"@x.test> SIZE=99999999999999999999", &a, &p,
+	    &err), -1);
+	assert_int_equal(err.code, 501);
+	assert_int_equal(mail("FROM:<\"a\\\"b\"@x.test> SIZE=1234", &a, &p, &err), 0);
+	assert_true(p.has_size && p.size == 1234);
+	assert_string_equal(a.local, "a\"b");
+	assert_int_equal(mail("FROM:<\"a\\>b\"@x.test> XYZZY", &a, &p, &err), -1);
+	assert_int_equal(err.code, 555);
 }
 
 static void
