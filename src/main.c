@@ -18,6 +18,7 @@
 #include "sendmail.h"
 #include "smtpd.h"
 #include "spool.h"
+#include "tls.h"
 #include "util.h"
 
 #include <errno.h>
@@ -298,6 +299,15 @@ run_check(const struct options *o)
 	if (c == NULL)
 		return 1;
 	check_users(c);
+	if (c->tls.cert_file != NULL) {
+		struct tls_server_opts topts;
+		char keys[4200], why[600];
+
+		smtpd_tls_opts(c, &topts, keys, sizeof(keys));
+		topts.ticket_key_file = NULL;
+		if (tls_server_check(&topts, why, sizeof(why)) < 0)
+			diag_error(&d, c->file ? c->file : "(defaults)", 0, "tls: %s", why);
+	}
 	a = aliases_load(c->aliases, trusted_uid_for(), &d);
 	if (a != NULL) {
 		for (size_t i = 0; i < a->nfiles; i++)

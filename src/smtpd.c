@@ -654,6 +654,23 @@ cmd_help(struct session *s, const char *arg, size_t len)
 	reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
 }
 
+void
+smtpd_tls_opts(const struct conf *c, struct tls_server_opts *o, char *keys, size_t size)
+{
+	int lo = 2, hi = 3;       /* TLSv1.2 TLSv1.3 */
+
+	if (c->tls.protocols != NULL)
+		conf_tls_protocols(c->tls.protocols, &lo, &hi);
+	o->cert_file = c->tls.cert_file;
+	o->key_file = c->tls.key_file;
+	o->ciphers = c->tls.ciphers;
+	o->min_version = lo;
+	o->max_version = hi;
+	/* The spool user's: every session process reads the same ticket keys. */
+	o->ticket_key_file = spool_path(c, "tmp", "tls-ticket", ".key", keys, size) == 0
+	    ? keys : NULL;
+}
+
 /*
  * cmd_starttls - RFC 3207.  Whatever the client sent after STARTTLS in the
  * same segment is thrown away (TESTCATALOGUE T45), and the session starts
@@ -687,8 +704,14 @@ cmd_starttls(struct session *s, const char *arg, size_t len)
 		if ((fl = fcntl(s->env->out_fd, F_GETFL)) >= 0)
 			fcntl(s->env->out_fd, F_SETFL, fl | O_NONBLOCK);
 	}
-	ssl = tls_server_accept(s->conf->tls.cert_file, s->conf->tls.key_file,
-	    s->env->in_fd, s->env->out_fd, deadline(s), why, sizeof(why));
+	{
+		struct tls_server_opts o;
+		char keys[4200];
+
+		smtpd_tls_opts(s->conf, &o, keys, sizeof(keys));
+		ssl = tls_server_accept(&o, s->env->in_fd, s->env->out_fd, deadline(s), why,
+		    sizeof(why));
+	}
 	if (ssl == NULL) {
 		log_warnx("STARTTLS from [%s]: %s", s->env->client_text, why);
 		enter_state(s, STATE_QUIT);

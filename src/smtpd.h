@@ -30,6 +30,13 @@ struct smtpd_env {
 	int spooled;                 /* out: messages this session spooled */
 };
 
+/*
+ * smtpd_tls_opts - what STARTTLS offers, from the configuration (tls.ciphers,
+ * tls.protocols; ticket keys in keys, a buffer for their path).
+ */
+struct tls_server_opts;
+void smtpd_tls_opts(const struct conf *c, struct tls_server_opts *o, char *keys,
+    size_t size);
 /* smtpd_session - run a session to its end; returns 0 (errors are replies). */
 int smtpd_session(struct smtpd_env *env);
 

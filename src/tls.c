@@ -6,11 +6,16 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 void
@@ -235,25 +240,105 @@ server_wait(SSL *ssl, int rc, int rfd, int wfd, int64_t deadline)
 	return -1;
 }
 
-void *
-tls_server_accept(const char *cert_file, const char *key_file, int rfd, int wfd,
-    int64_t deadline, char *why, size_t whysize)
+static const int tls_versions[] = {TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION,
+    TLS1_3_VERSION};
+
+/*
+ * ticket_keys - the 80 bytes (name, HMAC key, AES key) in path, made afresh
+ * when missing or older than TLS_TICKET_KEY_SECONDS: written aside, renamed
+ * into place.  0, or -1 (then no resumption, nothing else lost).
+ */
+static int
+ticket_keys(const char *path, unsigned char keys[80])
+{
+	char tmp[4200];
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd >= 0) {
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 80 &&
+		    st.st_uid == geteuid() && (st.st_mode & 077) == 0 &&
+		    time(NULL) - st.st_mtime < TLS_TICKET_KEY_SECONDS &&
+		    read(fd, keys, 80) == 80) {
+			close(fd);
+			return 0;
+		}
+		close(fd);
+	}
+	if (RAND_bytes(keys, 80) != 1 ||
+	    str_fmt(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid()) < 0)
+		return -1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (write(fd, keys, 80) != 80 || close(fd) < 0 || rename(tmp, path) < 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* server_ctx - a context for o: protocols, suites, order, tickets, certificate. */
+static SSL_CTX *
+server_ctx(const struct tls_server_opts *o, int with_cert, char *why, size_t whysize)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	SSL *ssl = NULL;
+	unsigned char keys[80];
 
 	if (ctx == NULL) {
 		ssl_why(why, whysize, "TLS context");
 		return NULL;
 	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
+	SSL_CTX_set_min_proto_version(ctx, tls_versions[o->min_version & 3]);
+	SSL_CTX_set_max_proto_version(ctx, tls_versions[o->max_version & 3]);
+	/* The server's order: the strongest suite both know, not the client's pick. */
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
+	    SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_dh_auto(ctx, 1);
+	if (SSL_CTX_set_cipher_list(ctx, o->ciphers ? o->ciphers : TLS_SERVER_CIPHERS) != 1) {
+		ssl_why(why, whysize, "tls.ciphers: no usable cipher suite");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"undersmtpd", 10);
+	if (o->ticket_key_file != NULL && ticket_keys(o->ticket_key_file, keys) == 0)
+		SSL_CTX_set_tlsext_ticket_keys(ctx, keys, sizeof(keys));
+	else
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);   /* no tickets that cannot work */
+	OPENSSL_cleanse(keys, sizeof(keys));
+	if (with_cert && (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1)) {
 		ssl_why(why, whysize, "load the certificate and key");
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	return ctx;
+}
+
+int
+tls_server_check(const struct tls_server_opts *o, char *why, size_t whysize)
+{
+	struct tls_server_opts check = *o;
+	SSL_CTX *ctx;
+
+	check.ticket_key_file = NULL;
+	ctx = server_ctx(&check, 0, why, whysize);
+	if (ctx == NULL)
+		return -1;
+	SSL_CTX_free(ctx);
+	return 0;
+}
+
+void *
+tls_server_accept(const struct tls_server_opts *o, int rfd, int wfd,
+    int64_t deadline, char *why, size_t whysize)
+{
+	SSL_CTX *ctx = server_ctx(o, 1, why, whysize);
+	SSL *ssl = NULL;
+
+	if (ctx == NULL)
+		return NULL;
 	ssl = SSL_new(ctx);
 	SSL_CTX_free(ctx);      /* the session keeps its own reference */
 	if (ssl == NULL || SSL_set_rfd(ssl, rfd) != 1 || SSL_set_wfd(ssl, wfd) != 1) {

@@ -36,8 +36,30 @@ void netio_close(struct netio *io);
  * certificate and key and performs the handshake on non-blocking fds;
  * tls_server_read()/tls_server_write() then stand in for read()/write().
  */
-void *tls_server_accept(const char *cert_file, const char *key_file, int rfd,
-    int wfd, int64_t deadline, char *why, size_t whysize);
+/*
+ * What the server offers (SPEC 13): by default TLS 1.2 and 1.3 with
+ * forward-secret AEAD suites only, in the server's order of preference
+ * (Mozilla's "intermediate" list); session tickets whose keys live in
+ * ticket_key_file, shared by all session processes (each inetd or daemon
+ * session is a process of its own, so keys of its own would make every
+ * ticket useless), renewed every TLS_TICKET_KEY_SECONDS.
+ */
+struct tls_server_opts {
+	const char *cert_file, *key_file;
+	const char *ciphers;          /* NULL: TLS_SERVER_CIPHERS */
+	int min_version, max_version; /* 0 TLSv1 .. 3 TLSv1.3 (conf_tls_protocols) */
+	const char *ticket_key_file;  /* NULL: no resumption across processes */
+};
+#define TLS_SERVER_CIPHERS "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" \
+	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+#define TLS_TICKET_KEY_SECONDS (12 * 3600)
+
+void *tls_server_accept(const struct tls_server_opts *o, int rfd, int wfd,
+    int64_t deadline, char *why, size_t whysize);
+/* tls_server_check - o can make a server context (the ciphers match); 0, or -1 with why. */
+int tls_server_check(const struct tls_server_opts *o, char *why, size_t whysize);
 ssize_t tls_server_read(void *ssl, int rfd, int wfd, void *buf, size_t n,
     int64_t deadline);
 ssize_t tls_server_write(void *ssl, int rfd, int wfd, const void *buf, size_t n,

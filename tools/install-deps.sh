@@ -16,7 +16,8 @@ apt-get install -y -qq --no-install-recommends \
 	libpcre2-dev libconfuse-dev libssl-dev libcrypt-dev libcmocka-dev \
 	python3 python3-pytest python3-aiosmtpd \
 	swaks libwww-perl libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl \
-	mandoc procps strace valgrind systemd xinetd postfix haproxy mutt bsd-mailx >/dev/null
+	mandoc procps strace valgrind systemd xinetd postfix haproxy mutt bsd-mailx \
+	testssl.sh nmap >/dev/null
 # The real rt-mailgate for the tests, extracted without pulling in an MTA.
 sh "$(dirname "$0")/../tests/setup-rt-mailgate.sh"
 echo "install-deps: done"

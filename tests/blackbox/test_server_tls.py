@@ -279,3 +279,105 @@ def test_swaks_starttls_and_auth_against_the_daemon(tls_gw):
             r.stdout + r.stderr
     finally:
         d.stop()
+
+
+def handshake(gw, ctx, source=UNTRUSTED, session=None):
+    """STARTTLS with ctx; the TLS socket (or the ssl.SSLError raised)."""
+    c = gw.session(source=source)
+    c.greet()
+    assert c.cmd("STARTTLS").code == 220
+    try:
+        c.sock = ctx.wrap_socket(c.sock, server_hostname="mx.example.com", session=session)
+    except (ssl.SSLError, ConnectionResetError) as e:
+        c.close()
+        return c, e
+    c.buf = b""
+    return c, None
+
+
+def client_ctx(gw, tls_max=None, tls_min=None, ciphers=None):
+    ctx = ssl.create_default_context(cafile=str(gw.crt))
+    if tls_min is not None:
+        ctx.minimum_version = tls_min
+    if tls_max is not None:
+        ctx.maximum_version = tls_max
+    if ciphers is not None:
+        ctx.set_ciphers(ciphers)
+    return ctx
+
+
+def test_tls_offers_only_strong_suites_in_server_order(tls_gw):
+    """T118 (what testssl.sh checks): TLS 1.2 and 1.3 only; no static-RSA key
+    exchange, no CBC; the server's order decides the suite."""
+    gw = tls_gw
+    v = ssl.TLSVersion
+    # TLS 1.1, even from a client willing to speak it: refused.
+    ctx = client_ctx(gw, tls_max=v.TLSv1_1, tls_min=v.TLSv1, ciphers="DEFAULT:@SECLEVEL=0")
+    c, err = handshake(gw, ctx)
+    assert err is not None
+    # Static RSA and CBC suites (TLS 1.2): refused.
+    for weak in ("AES128-GCM-SHA256", "AES256-SHA", "ECDHE-RSA-AES128-SHA",
+                 "ECDHE-RSA-AES256-SHA384"):
+        c, err = handshake(gw, client_ctx(gw, tls_max=v.TLSv1_2, ciphers=weak))
+        assert err is not None, weak
+    # The client prefers ChaCha20; the server's first choice wins.
+    c, err = handshake(gw, client_ctx(
+        gw, tls_max=v.TLSv1_2,
+        ciphers="ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384:"
+                "ECDHE-RSA-AES128-GCM-SHA256"))
+    assert err is None
+    assert c.sock.cipher()[0] == "ECDHE-RSA-AES128-GCM-SHA256", c.sock.cipher()
+    c.close()
+    c, err = handshake(gw, client_ctx(gw))
+    assert err is None and c.sock.version() == "TLSv1.3"
+    c.close()
+
+
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_tls_resumption_across_sessions(tls_gw, version):
+    """T118: a session ticket from one session resumes the next, though each
+    is its own process (the ticket keys are the spool user's file)."""
+    gw = tls_gw
+    v = getattr(ssl.TLSVersion, version)
+    ctx = client_ctx(gw, tls_max=v, tls_min=v)
+    c, err = handshake(gw, ctx)
+    assert err is None
+    assert c.cmd("EHLO client.test").code == 250   # TLS 1.3 tickets come after the handshake
+    session = c.sock.session
+    c.cmd("QUIT")
+    c.close()
+    assert session is not None and session.has_ticket
+    c, err = handshake(gw, ctx, session=session)
+    assert err is None
+    assert c.sock.session_reused, "a new full handshake: the ticket was not taken"
+    c.cmd("QUIT")
+    c.close()
+    key = gw.spool / "tmp" / "tls-ticket.key"
+    assert key.stat().st_uid == MAIL.pw_uid and oct(key.stat().st_mode & 0o777) == "0o600"
+
+
+def test_tls_ciphers_and_protocols_keys(tls_gw):
+    """tls.protocols and tls.ciphers, for admins who need other settings; a
+    cipher list that matches nothing is a --check-config error."""
+    gw = tls_gw
+    base = gw.conf.read_text()
+    gw.conf.write_text(base.replace('auth_users_file', 'protocols = "TLSv1.3" '
+                                                       'auth_users_file'))
+    c, err = handshake(gw, client_ctx(gw, tls_max=ssl.TLSVersion.TLSv1_2))
+    assert err is not None
+    c, err = handshake(gw, client_ctx(gw))
+    assert err is None and c.sock.version() == "TLSv1.3"
+    c.close()
+    gw.conf.write_text(base.replace('auth_users_file', 'ciphers = '
+                                    '"ECDHE-RSA-AES256-GCM-SHA384" auth_users_file'))
+    c, err = handshake(gw, client_ctx(gw, tls_max=ssl.TLSVersion.TLSv1_2))
+    assert err is None and c.sock.cipher()[0] == "ECDHE-RSA-AES256-GCM-SHA384"
+    c.close()
+    gw.conf.write_text(base.replace('auth_users_file', 'ciphers = "NOSUCHCIPHER" '
+                                    'auth_users_file'))
+    r = gw.run("--check-config")
+    assert r.returncode != 0 and "tls: tls.ciphers: no usable cipher suite" in r.stderr
+    gw.conf.write_text(base.replace('auth_users_file', 'protocols = "SSLv3" '
+                                    'auth_users_file'))
+    r = gw.run("--check-config")
+    assert r.returncode != 0 and "protocols: bad value 'SSLv3'" in r.stderr
