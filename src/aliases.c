@@ -750,9 +750,23 @@ aliases_match_regex(const struct aliases *a, const char *local,
     const char *address, const struct alias_entry **entry,
     struct alias_captures *caps)
 {
+	/*
+	 * Names are case-insensitive (SPEC 4): the patterns see the address in
+	 * lower case, as they always did; the captures are copied from the
+	 * address as the sender wrote it (ASCII lower-casing keeps every byte
+	 * where it was), so a program gets RT-Foo, not rt-foo.
+	 */
+	char lower_local[ADDR_LOCAL_MAX + 1], lower_address[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 260];
+
+	if (str_copy(lower_local, sizeof(lower_local), local) < 0 ||
+	    str_copy(lower_address, sizeof(lower_address), address) < 0)
+		return 0;                 /* longer than any address: no alias */
+	str_lower(lower_local);
+	str_lower(lower_address);
 	for (size_t i = 0; a != NULL && i < a->nregex; i++) {
 		const struct alias_entry *e = &a->regex[i];
-		const char *subject = e->whole_address ? address : local;
+		const char *subject = e->whole_address ? lower_address : lower_local;
+		const char *as_sent = e->whole_address ? address : local;
 		pcre2_match_data *md = pcre2_match_data_create_from_pattern(e->re, NULL);
 		int rc;
 
@@ -761,7 +775,7 @@ aliases_match_regex(const struct aliases *a, const char *local,
 		rc = pcre2_match(e->re, (PCRE2_SPTR)subject, strlen(subject), 0, 0, md,
 		    a->match_context);
 		if (rc >= 0) {
-			fill_captures(e, md, subject, caps);
+			fill_captures(e, md, as_sent, caps);
 			pcre2_match_data_free(md);
 			*entry = e;
 			return 1;

@@ -95,8 +95,9 @@ int aliases_changed(const struct aliases *a);
 const struct alias_entry *aliases_find(const struct aliases *a, const char *key);
 /*
  * aliases_match_regex - first regex entry matching; local is the local part
- * with its extension, address the whole address.  1 found (captures filled),
- * 0 none, -1 temporary failure (match limit hit).
+ * with its extension, address the whole address, both as the sender wrote
+ * them: matched in lower case, captures kept in the sender's case.  1 found
+ * (captures filled), 0 none, -1 temporary failure (match limit hit).
  */
 int aliases_match_regex(const struct aliases *a, const char *local,
     const char *address, const struct alias_entry **entry,

@@ -464,6 +464,13 @@ struct launcher {
 /* The one child a launcher serves: SIGTERM and SIGHUP to the launcher are passed on. */
 static volatile sig_atomic_t served_child;
 
+/* child_ended - SIGCHLD: nothing but the interruption of the launcher's wait. */
+static void
+child_ended(int sig)
+{
+	(void)sig;
+}
+
 /*
  * forward_signal - the launcher's SIGTERM, SIGINT and SIGHUP go on to the
  * session or queue run it serves; SIGHUP also has it re-read its tables.
@@ -581,6 +588,7 @@ dispatch(struct launcher *l, char *buf, size_t len, int fds[2])
 		sigaction(SIGINT, &sa, NULL);
 		sa.sa_handler = SIG_DFL;
 		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGCHLD, &sa, NULL);
 		close(l->fd);
 		serve_one(fds[1], buf, len, fds[0], &l->tables);
 		_exit(0);
@@ -703,7 +711,7 @@ launcher_serve(int fd, const struct conf *c, const char *aliases_override,
 {
 	struct launcher l;
 	char *buf = xmalloc(LAUNCHER_MSG_MAX);
-	int eof = 0;
+	int eof = 0, detached = 0;
 
 	memset(&l, 0, sizeof(l));
 	l.fd = fd;
@@ -715,6 +723,9 @@ launcher_serve(int fd, const struct conf *c, const char *aliases_override,
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = forward_signal;
 		sigaction(SIGHUP, &sa, NULL);
+		/* A child's end interrupts the wait below (no SA_RESTART). */
+		sa.sa_handler = child_ended;
+		sigaction(SIGCHLD, &sa, NULL);
 	}
 	for (;;) {
 		struct pollfd pfd = {.fd = eof ? -1 : fd, .events = POLLIN};
@@ -724,6 +735,27 @@ launcher_serve(int fd, const struct conf *c, const char *aliases_override,
 		run_waiting(&l);
 		if (eof && l.nwaiting == 0)
 			break;
+		/*
+		 * The session or sendmail we served is done, but a background
+		 * queue run it started still holds the socket: go on serving that
+		 * in a process of our own, and let whoever waits for this one
+		 * (sendmail's caller: RT, cron) have its exit status now.
+		 */
+		if (l.main_done && l.main_child > 0 && l.running == 0 && l.nwaiting == 0) {
+			pid_t pid = fork();
+
+			if (pid > 0) {
+				detached = 1;
+				break;
+			}
+			if (pid == 0) {
+				setsid();
+				l.main_child = -1;
+			} else {
+				log_warn("launcher: fork to serve a background queue run");
+				l.main_child = -1;        /* then serve it here */
+			}
+		}
 		/* Requests waiting for a worker: look again soon. */
 		rc = poll(&pfd, 1, l.nwaiting > 0 ? 20 : 1000);
 		if (reload_requested) {
@@ -737,7 +769,7 @@ launcher_serve(int fd, const struct conf *c, const char *aliases_override,
 	free(buf);
 	free(l.waiting);
 	free(l.workers);
-	for (;;) {
+	for (; !detached;) {
 		int status;
 		pid_t pid = waitpid(-1, &status, 0);
 

@@ -79,10 +79,10 @@ usage(FILE *fp)
 	fprintf(fp,
 	    "usage: undersmtpd [-v] [-C file] [-a file]        one SMTP session on stdin/stdout\n"
 	    "       undersmtpd -d [-v] [-C file] [-a file]     the standalone daemon (foreground)\n"
-	    "       undersmtpd [-C file] [-a file] --route address...\n"
+	    "       undersmtpd [-C file] [-a file] --route | -bv address...\n"
 	    "       undersmtpd [-C file] [-a file] --check-config\n"
 	    "       undersmtpd [-C file] -q | --flush            try every queued message now\n"
-	    "       undersmtpd [-C file] --queue [--json]        list the queue (mailq)\n"
+	    "       undersmtpd [-C file] --queue | -bp [--json]  list the queue (mailq)\n"
 	    "       undersmtpd [-C file] --hold|--release|--requeue|--bounce|--delete ID\n"
 	    "       undersmtpd -h | --help | --version\n");
 }
@@ -173,8 +173,20 @@ parse_options(int argc, char **argv, struct options *o)
 		return sendmail_options(argc, argv, base, o);
 	if (argc > 1 && strcmp(argv[1], "--sendmail") == 0)
 		return sendmail_options(argc - 1, argv + 1, "sendmail", o);
-	while ((c = getopt_long(argc, argv, "+C:a:vhdq", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+C:a:vhdqb:", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'b':
+			/* SPEC 2: -bv is --route and -bp is --queue, as in sendmail. */
+			if (strcmp(optarg, "v") == 0) {
+				o->mode = MODE_ROUTE;
+			} else if (strcmp(optarg, "p") == 0) {
+				o->mode = MODE_LIST;
+			} else {
+				fprintf(stderr, "undersmtpd: -b%s: only -bv and -bp are known here "
+				    "(sendmail's other modes: undersmtpd --sendmail)\n", optarg);
+				return -1;
+			}
+			break;
 		case 'C':
 			o->conf_file = optarg;
 			o->conf_explicit = 1;

@@ -230,8 +230,10 @@ expand_local(struct expansion *x, const char *local, const char *domain,
 	else
 		split_extension(x->c->recipient_delimiter, lower, base, sizeof(base),
 		    ext, sizeof(ext));
+	/* EXTENSION keeps the sender's case (the lookups use lower case). */
 	if (top)
-		str_copy(x->r->extension, sizeof(x->r->extension), ext);
+		str_copy(x->r->extension, sizeof(x->r->extension),
+		    ext[0] ? local + strlen(local) - strlen(ext) : "");
 	if (domain[0]) {
 		snprintf(key, sizeof(key), "%s@%s", lower, domain);
 		e = aliases_find(x->a, key);
@@ -255,9 +257,9 @@ expand_local(struct expansion *x, const char *local, const char *domain,
 		char address[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 260];
 		int rc;
 
-		snprintf(address, sizeof(address), "%s@%s", lower,
+		snprintf(address, sizeof(address), "%s@%s", local,
 		    domain[0] ? domain : x->c->hostname);
-		rc = aliases_match_regex(x->a, lower, address, &e, &caps);
+		rc = aliases_match_regex(x->a, local, address, &e, &caps);
 		if (rc < 0) {
 			fail(x, 451, "4.3.0", "temporary lookup failure (regex limit)",
 			    e ? e->file : NULL, e ? e->line : 0);

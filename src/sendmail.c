@@ -718,7 +718,7 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 	struct added_headers add;
 	char **rcpts = NULL;
 	size_t nrcpts = 0;
-	int status = 0, rc;
+	int status = 0, rc, spooled = 0;
 	struct addr sender;
 
 	if (o->conf_explicit && !may_choose_config()) {
@@ -794,12 +794,18 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 			worse(&res, EX_TEMPFAIL);
 		} else {
 			log_info("%s: queued for %zu recipient(s)", e.id, e.ndests);
-			if (c->queue.run_after_accept)
-				queue_kick(c, &dctx);
+			spooled = 1;
 		}
 	}
 	aliases_free(a);
+	/*
+	 * SPEC 2: then a background queue run, as a session starts one - once
+	 * the message's lock is let go (envelope_reset), or the run would find
+	 * the message taken and leave it for cron.
+	 */
 	envelope_reset(&e);
+	if (spooled && c->queue.run_after_accept)
+		queue_kick(c, &dctx);
 	free_list(rcpts, nrcpts);
 	free_list(m.hdr_rcpts, m.nhdr_rcpts);
 	return res.worst;

@@ -158,3 +158,33 @@ def test_capture_never_becomes_an_option(gw):
     assert rec.argv[-1] == "--queue=-x"
     r = gw.run("--route", "rt---help@example.com")
     assert r.returncode == 1 and "rejected 550 5.1.3" in r.stdout
+
+
+def test_captures_and_extension_keep_the_senders_case(gw):
+    """Issue 15 (SPEC 4): matching is case-insensitive, but a capture, its
+    MATCH_ variable and EXTENSION reach the program as the sender wrote them
+    (rt-Foo was rt-foo)."""
+    gw.write_aliases('/^rt-(?<queue>.*)$/: "|@REC@ --queue=$1"\nsupport: "|@REC@"\n')
+    c = gw.session()
+    c.greet()
+    assert c.mail(rcpts=["RT-Billing@example.com"]).code == 250
+    assert c.mail(rcpts=["Support+Ticket42@Example.COM"]).code == 250
+    c.cmd("QUIT")
+    c.close()
+    first, second = gw.records()
+    assert first.argv[-1] == "--queue=Billing"
+    assert first.env["MATCH_1"] == "Billing" and first.env["MATCH_queue"] == "Billing"
+    assert second.env["EXTENSION"] == "Ticket42"
+    assert second.env["LOCAL"] == "Support+Ticket42"
+
+
+def test_bv_and_bp_outside_sendmail_mode(gw):
+    """SPEC 2 (issue 15): undersmtpd -bv ADDRESS is --route, -bp is --queue, as
+    the table says; other -b modes are a usage error (64)."""
+    gw.write_aliases('support: "|@REC@"\n')
+    r = gw.run("-bv", "support@example.com", "nosuch@example.com")
+    assert r.returncode == 1
+    assert "support@example.com: pipe" in r.stdout and "rejected 550 5.1.1" in r.stdout
+    assert gw.run("-bp").returncode == 0
+    r = gw.run("-bx")
+    assert r.returncode == 64 and "only -bv and -bp" in r.stderr

@@ -198,3 +198,37 @@ def test_full_name_cannot_inject_headers(gw, sink):
                                          b'"Eve \\"the\\" Admin"', b'"Eve <x@y>"'))
     assert not any(b"Bcc" in m.data or b"x@remote.example" in m.rcpts
                    for m in sink.messages)
+
+
+def test_root_sendmail_starts_a_background_run(gw, sink):
+    """Issue 15 (SPEC 2): sendmail run by root that spools mail starts the
+    queue.run_after_accept run, as a session does (the mail left only with cron
+    before: the run found the message still locked by sendmail)."""
+    relay_conf(gw, sink.port, run_after_accept=True)
+    r = sendmail(gw, ["bob@remote.example"], b"Subject: now\n\nbody\n")
+    assert r.returncode == 0, r.stderr
+    (m,) = sink.wait_messages(1, timeout=30)
+    assert m.rcpts == ["bob@remote.example"]
+
+
+def test_root_sendmail_does_not_wait_for_the_run(gw):
+    """The caller (RT, cron) gets sendmail's exit status at once, not after the
+    background run: here the smarthost never answers its banner."""
+    import socket
+    import time
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(5)
+    mute.settimeout(30)
+    try:
+        relay_conf(gw, mute.getsockname()[1], run_after_accept=True)
+        gw.conf.write_text(gw.conf.read_text().replace("timeout = 10s", "timeout = 60s"))
+        start = time.time()
+        r = sendmail(gw, ["bob@remote.example"], b"Subject: now\n\nbody\n")
+        took = time.time() - start
+        assert r.returncode == 0, r.stderr
+        assert took < 30, took                    # the run alone takes 60 s
+        conn, _ = mute.accept()                   # the background run is there
+        conn.close()
+    finally:
+        mute.close()

@@ -159,6 +159,26 @@ test_semantic_errors(void **state)
 		assert_int_equal(conf_pipe_for(c, "rt")->max_concurrency, 0);
 		conf_free(c);
 	}
+	/* Issue 15: every address-typed key is checked, with its line. */
+	assert_null(load("# one\nlisten = { \"999.1.2.3:25\" }\n", &out));
+	assert_non_null(strstr(out.text, "2: listen: bad value '999.1.2.3:25'"));
+	assert_null(load("listen = { \"[::g]:25\" }\n", &out));
+	assert_null(load("listen = { \"[10.0.0.1]:25\" }\n", &out));
+	assert_null(load("listen = { \"bad_host!:25\" }\n", &out));
+	assert_null(load("smarthost \"s\" { host = \"300.1.1.1\" }\n", &out));
+	assert_non_null(strstr(out.text, "host: bad value '300.1.1.1'"));
+	assert_null(load("client_networks = { \"10.0.0.0/40\" }\n", &out));
+	assert_null(load("proxy_networks = { \"fe80::/129\" }\n", &out));
+	{
+		struct conf *c = load("listen = { \"127.0.0.1:25\", \"[::1]:25 proxy\", "
+		    "\"localhost:2525\" }\nsmarthost \"s\" { host = \"smtp.example.net\" }\n"
+		    "client_networks = { \"192.0.2.0/24\" }\n", &out);
+
+		assert_non_null(c);
+		assert_int_equal(c->nclient_networks, 1);
+		assert_int_equal(c->nproxy_networks, 2);          /* loopback by default */
+		conf_free(c);
+	}
 	assert_null(load("pipe { policy = later }\n", &out));
 	assert_non_null(strstr(out.text, "sync | queue | sync-then-queue"));
 	{
