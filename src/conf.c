@@ -1046,33 +1046,33 @@ conf_is_local_domain(const struct conf *c, const char *domain)
 	return 0;
 }
 
+/* in_networks - addr is in one of the n networks. */
+static int
+in_networks(const struct cidr *nets, size_t n, int family, const unsigned char addr[16])
+{
+	for (size_t i = 0; i < n; i++)
+		if (cidr_match(&nets[i], family, addr))
+			return 1;
+	return 0;
+}
+
 int
 conf_relay_allowed(const struct conf *c, int family, const unsigned char addr[16])
 {
-	for (size_t i = 0; i < c->nrelay_networks; i++)
-		if (cidr_match(&c->relay_networks[i], family, addr))
-			return 1;
-	return 0;
+	return in_networks(c->relay_networks, c->nrelay_networks, family, addr);
 }
 
 int
 conf_client_allowed(const struct conf *c, int family, const unsigned char addr[16])
 {
-	if (c->nclient_networks == 0)
-		return 1;
-	for (size_t i = 0; i < c->nclient_networks; i++)
-		if (cidr_match(&c->client_networks[i], family, addr))
-			return 1;
-	return 0;
+	return c->nclient_networks == 0 ||
+	    in_networks(c->client_networks, c->nclient_networks, family, addr);
 }
 
 int
 conf_proxy_allowed(const struct conf *c, int family, const unsigned char addr[16])
 {
-	for (size_t i = 0; i < c->nproxy_networks; i++)
-		if (cidr_match(&c->proxy_networks[i], family, addr))
-			return 1;
-	return 0;
+	return in_networks(c->proxy_networks, c->nproxy_networks, family, addr);
 }
 
 int

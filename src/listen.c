@@ -865,6 +865,14 @@ check_accounts(const struct conf *c)
 	return 0;
 }
 
+static void
+close_listeners(struct daemon *d)
+{
+	for (size_t i = 0; i < d->nlisteners; i++)
+		close(d->listeners[i]);
+	d->nlisteners = 0;
+}
+
 int
 daemon_main(struct conf *c, const struct daemon_opts *o)
 {
@@ -886,24 +894,30 @@ daemon_main(struct conf *c, const struct daemon_opts *o)
 			if (bind_one(&d, c->listen[i]) < 0) {
 				fprintf(stderr, "undersmtpd: cannot listen on %s (see the log)\n",
 				    c->listen[i]);
+				close_listeners(&d);
+				conf_free(c);
 				return 75;
 			}
 	}
 	if (d.nlisteners == 0) {
 		fprintf(stderr, "undersmtpd: nothing to listen on\n");
+		conf_free(c);
 		return 64;
 	}
 	rc = launcher_privsep(c, o->aliases_file, &d.dctx, &status, why, sizeof(why));
 	if (rc == 1) {
 		/* We were the launcher; the daemon is done. */
-		for (size_t i = 0; i < d.nlisteners; i++)
-			close(d.listeners[i]);
+		close_listeners(&d);
 		conf_free(c);
 		return status;
 	}
 	if (rc < 0) {
+		int err = errno;
+
 		log_warn("%s", why);
-		fprintf(stderr, "undersmtpd: %s: %s\n", why, strerror(errno));
+		fprintf(stderr, "undersmtpd: %s: %s\n", why, strerror(err));
+		close_listeners(&d);
+		conf_free(c);
 		return 75;
 	}
 	envelope_warm_up();

@@ -2,24 +2,20 @@
 the session limits): client_networks, proxy_networks and PROXY headers that
 name no client, IPv6 clients counted by prefix, a session's total time, and
 the error sleep after soft_error_limit."""
-import socket
 import struct
 import time
 
 from smarthost import free_port
 from test_daemon import Daemon
-from test_superservers import Connected
+from test_proxy import via
 
 RELAY_CONF = ('smarthost "s" { host = "127.0.0.1" port = 9 tls = none }\n'
               'queue { run_after_accept = false }\n')
 
 
 def from_source(port, source):
-    s = socket.socket()
-    s.bind((source, 0))
-    s.connect(("127.0.0.1", port))
-    s.settimeout(30)
-    return Connected(s)
+    """A client connection to 127.0.0.1:port from the loopback address source."""
+    return via(port, source)
 
 
 def test_client_outside_client_networks_inetd(gw):

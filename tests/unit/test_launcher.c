@@ -50,6 +50,17 @@ write_conf(struct fixture *f, const char *alias_user, int max_concurrency)
 	assert_int_equal(rename(tmp, f->conf_path), 0);
 }
 
+/* put_file - text as the whole of path (mode "w" or "a"). */
+static void
+put_file(const char *path, const char *mode, const char *text)
+{
+	FILE *fp = fopen(path, mode);
+
+	assert_non_null(fp);
+	assert_true(fputs(text, fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
+}
+
 static const char aliases_text[] =
     "who: \"|/bin/sh -c 'echo $(id -u):$(id -g)'\"\n"
     "ops: \"|/bin/sh -c 'echo $(id -u):$(id -g)'\"\n"
@@ -88,6 +99,15 @@ start(void **state, int max_concurrency)
 	return 0;
 }
 
+/* root_fixture - the launcher of this test, or a skip where we are not root. */
+static struct fixture *
+root_fixture(void **state)
+{
+	if (*state == NULL)
+		skip();             /* (returns from the test: cmocka jumps out) */
+	return *state;
+}
+
 static int
 setup(void **state)
 {
@@ -118,17 +138,12 @@ teardown(void **state)
 	return 0;
 }
 
+static void send_plain(int sock, const void *buf, size_t len, const int *fds, int nfds);
+
 /* send_raw - len bytes as a request with a fresh stdin and an answer socket. */
 static int
 send_raw(struct fixture *f, const void *buf, size_t len)
 {
-	union {
-		struct cmsghdr hdr;
-		char space[CMSG_SPACE(2 * sizeof(int))];
-	} ctl;
-	struct iovec iov = {(void *)(uintptr_t)buf, len};
-	struct msghdr msg;
-	struct cmsghdr *cm;
 	FILE *in = tmpfile();
 	int reply[2], fds[2];
 
@@ -136,19 +151,7 @@ send_raw(struct fixture *f, const void *buf, size_t len)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, reply), 0);
 	fds[0] = fileno(in);
 	fds[1] = reply[1];
-	memset(&msg, 0, sizeof(msg));
-	memset(&ctl, 0, sizeof(ctl));
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = ctl.space;
-	msg.msg_controllen = sizeof(ctl.space);
-	cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
-	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
-	if (sendmsg(f->sock, &msg, 0) < 0)
-		fail_msg("sendmsg: %s", strerror(errno));
+	send_plain(f->sock, buf, len, fds, 2);
 	close(reply[1]);
 	fclose(in);
 	return reply[0];
@@ -216,12 +219,8 @@ ids(const char *user, uid_t *uid, gid_t *gid)
 static void
 test_runs_its_own_aliases(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = root_fixture(state);
 
-	if (f == NULL) {
-		skip();
-		return;
-	}
 	/* pipe.user, and the alias block's user, with their own groups. */
 	assert_ran_as(f, "who@example.com", "nobody");
 	assert_ran_as(f, "ops@example.com", "daemon");
@@ -257,17 +256,13 @@ old_style_request(char *buf, size_t size, uid_t uid, gid_t gid, const char *mark
 static void
 test_forged_requests_refused(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = root_fixture(state);
 	char buf[LAUNCHER_MSG_MAX + 100], big[LAUNCHER_MSG_MAX * 2];
 	struct delivery_values v = {"who@example.com", "", "192.0.2.1", "h", "ID1", ""};
 	size_t len;
 	uid_t nobody;
 	gid_t nogroup;
 
-	if (f == NULL) {
-		skip();
-		return;
-	}
 	ids("nobody", &nobody, &nogroup);
 	/* /bin/sh with LD_PRELOAD as a configured account: not a request any more. */
 	len = old_style_request(buf, sizeof(buf), nobody, nogroup, f->marker);
@@ -310,36 +305,20 @@ test_forged_requests_refused(void **state)
 static void
 test_follows_a_changed_configuration(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = root_fixture(state);
 	struct timespec pause = {0, 20 * 1000 * 1000};
 
-	if (f == NULL) {
-		skip();
-		return;
-	}
 	assert_ran_as(f, "ops@example.com", "daemon");
 	nanosleep(&pause, NULL);        /* a new mtime even on coarse clocks */
 	write_conf(f, "games", 100);
 	assert_ran_as(f, "ops@example.com", "games");
 	/* A broken file keeps the configuration in force. */
 	nanosleep(&pause, NULL);
-	{
-		FILE *fp = fopen(f->conf_path, "w");
-
-		assert_non_null(fp);
-		fputs("pipe { user = \n", fp);
-		fclose(fp);
-	}
+	put_file(f->conf_path, "w", "pipe { user = \n");
 	assert_ran_as(f, "ops@example.com", "games");
 	/* The aliases too: a new alias is followed, a removed one refused. */
 	nanosleep(&pause, NULL);
-	{
-		FILE *fp = fopen(f->aliases_path, "w");
-
-		assert_non_null(fp);
-		fputs("new: \"|/bin/sh -c 'echo $(id -u):$(id -g)'\"\n", fp);
-		fclose(fp);
-	}
+	put_file(f->aliases_path, "w", "new: \"|/bin/sh -c 'echo $(id -u):$(id -g)'\"\n");
 	assert_ran_as(f, "new@example.com", "nobody");
 	assert_refused(ask(f, "who@example.com"), "is not a pipe alias");
 }
@@ -347,12 +326,8 @@ test_follows_a_changed_configuration(void **state)
 static void
 test_aliases_of_another_owner_name_no_program(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = root_fixture(state);
 
-	if (f == NULL) {
-		skip();
-		return;
-	}
 	/* Owned by the spool user: a session taken over could have written it. */
 	assert_int_equal(chown(f->aliases_path, getpwnam("mail")->pw_uid, 0), 0);
 	assert_refused(ask(f, "who@example.com"), "is not a pipe alias");
@@ -408,13 +383,9 @@ send_with_fds(int sock, int fd, int nfds)
 static void
 test_stray_descriptors_closed(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = root_fixture(state);
 	int sink[2], before;
 
-	if (f == NULL) {
-		skip();
-		return;
-	}
 	/* Answers to junk go to a socket nobody reads: they must not pile up there. */
 	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sink), 0);
 	assert_ran_as(f, "who@example.com", "nobody");   /* the launcher is up and settled */
@@ -458,7 +429,8 @@ send_plain(int sock, const void *buf, size_t len, const int *fds, int nfds)
 		cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
 		memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
 	}
-	assert_true(sendmsg(sock, &msg, 0) >= 0);
+	if (sendmsg(sock, &msg, 0) < 0)
+		fail_msg("sendmsg: %s", strerror(errno));
 }
 
 /* answered_within - the answer on replyfd came within ms. */
@@ -475,17 +447,13 @@ answered_within(int replyfd, int ms)
 static void
 test_requester_cannot_stop_the_launcher(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = root_fixture(state);
 	struct delivery_values v = {"who@example.com", "", "192.0.2.1", "h", "ID1", ""};
 	char buf[LAUNCHER_MSG_MAX];
 	size_t len;
 	int reply[2], pipefd[2], fds[2];
 	FILE *in = tmpfile();
 
-	if (f == NULL) {
-		skip();
-		return;
-	}
 	assert_non_null(in);
 	len = launcher_format(&v, buf, sizeof(buf));
 	/* A message of length 0, with and without descriptors: not the end. */
@@ -541,23 +509,13 @@ test_requester_cannot_stop_the_launcher(void **state)
 static void
 test_reloads_under_a_flood(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = root_fixture(state);
 	struct delivery_values v = {"fast@example.com", "", "192.0.2.1", "h", "ID1", ""};
 	char buf[LAUNCHER_MSG_MAX];
 	size_t len;
 	int replies[200];
 
-	if (f == NULL) {
-		skip();
-		return;
-	}
-	{
-		FILE *fp = fopen(f->aliases_path, "a");
-
-		assert_non_null(fp);
-		fputs("fast: |/bin/true\n", fp);
-		fclose(fp);
-	}
+	put_file(f->aliases_path, "a", "fast: |/bin/true\n");
 	len = launcher_format(&v, buf, sizeof(buf));
 	/*
 	 * The limit goes up and down under a full queue of waiting requests:
@@ -583,7 +541,7 @@ test_reloads_under_a_flood(void **state)
 static void
 test_concurrency_cap_waits_then_busy(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = root_fixture(state);
 	struct delivery_values v = {"slow@example.com", "", "192.0.2.1", "h", "ID1", ""};
 	char buf[LAUNCHER_MSG_MAX];
 	size_t len;
@@ -591,10 +549,6 @@ test_concurrency_cap_waits_then_busy(void **state)
 	struct pipe_result r1, r2, r3;
 	int64_t t0;
 
-	if (f == NULL) {
-		skip();
-		return;
-	}
 	len = launcher_format(&v, buf, sizeof(buf));
 	/* pipe.max_concurrency = 1: one runs, one waits its turn, the third is busy. */
 	t0 = now_ms();
