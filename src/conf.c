@@ -205,6 +205,18 @@ validate_duration(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/* validate_duration_or_off - a duration, or 0 for "off". */
+static int
+validate_duration_or_off(cfg_t *cfg, cfg_opt_t *opt)
+{
+	long v;
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (s != NULL && parse_duration(s, &v) < 0)
+		bad_value(cfg, opt, s, "expected a duration such as 30s, 5m, 1h or 5d, or 0");
+	return 0;
+}
+
 /* check_range - the option's integer lies in [min, max]. */
 static int
 check_range(cfg_t *cfg, cfg_opt_t *opt, long min, long max, const char *what)
@@ -593,9 +605,9 @@ static const struct {
 	{"min_data_rate", validate_nonnegative},
 	{"max_errors", validate_positive},
 	{"soft_error_limit", validate_nonnegative},
-	{"error_sleep", validate_duration},
+	{"error_sleep", validate_duration_or_off},
 	{"max_junk_commands", validate_positive},
-	{"max_session_time", validate_duration},
+	{"max_session_time", validate_duration_or_off},
 	{"max_auth_failures", validate_nonnegative},
 	{"auth_failure_window", validate_duration},
 	{"max_hops", validate_positive},
@@ -624,7 +636,7 @@ static const struct {
 	{"queue|retry_max", validate_duration},
 	{"queue|lifetime", validate_duration},
 	{"queue|run_interval", validate_duration},
-	{"queue|bad_lifetime", validate_duration},
+	{"queue|bad_lifetime", validate_duration_or_off},
 	{"tls|cert_file", validate_absolute_path},
 	{"tls|key_file", validate_absolute_path},
 	{"tls|auth_users_file", validate_absolute_path},

@@ -179,6 +179,18 @@ test_semantic_errors(void **state)
 		assert_int_equal(c->nproxy_networks, 2);          /* loopback by default */
 		conf_free(c);
 	}
+	{
+		/* 0 turns these off (a bare 0, no unit needed). */
+		struct conf *c = load("error_sleep = 0\nmax_session_time = 0\n"
+		    "queue { bad_lifetime = 0 }\n", &out);
+
+		assert_non_null(c);
+		assert_int_equal(c->error_sleep, 0);
+		assert_int_equal(c->max_session_time, 0);
+		assert_int_equal(c->queue.bad_lifetime, 0);
+		conf_free(c);
+		assert_null(load("timeout = 0\n", &out));   /* not this one */
+	}
 	assert_null(load("pipe { policy = later }\n", &out));
 	assert_non_null(strstr(out.text, "sync | queue | sync-then-queue"));
 	{
