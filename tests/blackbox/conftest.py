@@ -38,6 +38,8 @@ WRAP = os.environ.get("UNDERSMTPD_WRAP", "").split()
 REPLY_TIMEOUT = 120 if WRAP else 30
 NOBODY = pwd.getpwnam("nobody")
 MAIL = pwd.getpwnam("mail")
+# For tests of what only root can set up or do (switch users, chown, sendmail -C).
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="SKIP: needs root")
 
 
 class Reply:

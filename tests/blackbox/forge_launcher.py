@@ -5,7 +5,6 @@ path as argv[2]: sends forged requests, each with a message fd and an answer
 socket, and prints one line per request: its name, the outcome number and
 the launcher's words.  Used by test_privilege.py; not part of undersmtpd.
 """
-import os
 import socket
 import struct
 import sys

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import UNDERSMTPD, base_env
+from conftest import UNDERSMTPD, base_env, needs_root
 from smarthost import Sink, free_port
 from test_spool import queue_ids
 
@@ -175,6 +175,7 @@ def test_sighup_reload_good_and_broken(gw):
         assert d.stop() == 0
 
 
+@needs_root
 def test_alias_user_added_by_reload_runs_as_that_user(gw):
     """The root launcher runs programs only as accounts the configuration
     names (pipe.user, alias blocks).  An alias block added later and loaded by
@@ -374,6 +375,7 @@ def test_slowloris_and_slow_data(gw):
     ('pipe { user = "root" }\n', "is root or the spool owner"),
     ('alias "x" { user = "mail" }\n', "is root or the spool owner"),
 ])
+@needs_root
 def test_refuses_unsafe_accounts(gw, conf, why):
     """SPEC 11: started as root, the daemon refuses root or the spool owner as a
     program's user, and root as `user`."""

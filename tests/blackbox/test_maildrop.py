@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NOBODY, MAIL, ROOT, UNDERSMTPD, base_env
+from conftest import NOBODY, MAIL, ROOT, UNDERSMTPD, base_env, needs_root
 from smarthost import Sink, free_port
 from test_daemon import Daemon, daemon_conf
 from test_spool import queue_ids, relay_conf
@@ -84,6 +84,8 @@ class Maildrop:
 
 @pytest.fixture
 def md(gw):
+    if os.geteuid() != 0:
+        pytest.skip("SKIP: needs root (installs the setgid helper, chowns the spool)")
     m = Maildrop(gw)
     yield m
     m.close()
@@ -418,6 +420,7 @@ def test_daemon_picks_the_maildrop_up(gw, md, sink):
     assert md.files() == []
 
 
+@needs_root
 def test_install_sendmail(gw, tmp_path):
     """make install-sendmail: links, the setgid helper, the maildrop - and it
     never replaces another MTA's sendmail."""

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import NOBODY, MAIL
+from conftest import NOBODY, MAIL, needs_root
 
 
 def deliver(gw, alias_line, rcpt="x@example.com", body=None):
@@ -136,6 +136,7 @@ def test_no_zombies_or_descendants_after_many_runs(gw):
     assert str(gw.rec) not in out and str(gw.conf) not in out
 
 
+@needs_root
 def test_program_runs_as_pipe_user_without_groups(gw):
     """T79: the program runs as pipe.user (nobody), supplementary groups dropped."""
     deliver(gw, 'x: "|@REC@"')
@@ -145,6 +146,7 @@ def test_program_runs_as_pipe_user_without_groups(gw):
 
 
 @pytest.mark.parametrize("user", ["root", "mail"])
+@needs_root
 def test_pipe_user_root_or_spool_owner_refused(gw, user):
     """T79: pipe.user = root or the spool owner -> refused (451), the program never runs."""
     gw.write_conf(f'pipe {{ user = "{user}" }}\n')
@@ -243,6 +245,7 @@ def test_unsafe_aliases_file_disables_pipes(gw, mode):
     assert check.returncode != 0 and "pipe aliases are refused" in check.stderr
 
 
+@needs_root
 def test_aliases_owned_by_another_user_disables_pipes(gw):
     """T84: pipes only from a file owned by root or by the account undersmtpd runs
     as, and writable by no one else.  Started as root that is root alone: a file
@@ -374,6 +377,7 @@ def test_delivery_id_stable_across_retries(gw):
     assert a.env["QUEUE_ID"] != b.env["QUEUE_ID"]
 
 
+@needs_root
 def test_ordinary_user_mode(gw):
     """SPEC 11: started as an ordinary user, the program runs as that user, and a
     pipe.user naming someone else is a 451."""

@@ -2,7 +2,7 @@
 program from the queue with retries, backoff, lifetime and bounces."""
 import time
 
-from conftest import NOBODY
+from conftest import NOBODY, needs_root
 from smarthost import Sink
 from test_spool import queue_ids, relay_conf
 
@@ -121,6 +121,7 @@ def test_queue_policy_allows_two_programs_in_one_transaction(gw):
 LOOP = b"Delivered-To: rt@example.com\r\nSubject: auto-reply\r\n\r\nagain\r\n"
 
 
+@needs_root
 def test_delivered_to_loop_refused_for_queued_programs(gw):
     """Issue 15 (SPEC 7): the Delivered-To loop check holds for policy queue too:
     at acceptance (554 5.4.6, nothing spooled) and in the queue runner for mail

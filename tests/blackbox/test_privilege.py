@@ -141,7 +141,7 @@ def test_spool_dir_link_in_a_directory_mail_writes(gw):
     for name, failed, said in entry_points(gw):
         assert snapshot(target) == before, f"{name} changed the link's target"
         assert failed, name
-        assert f'"spool" is a symbolic link in a directory that others may write' in said, \
+        assert '"spool" is a symbolic link in a directory that others may write' in said, \
             (name, said)
 
 

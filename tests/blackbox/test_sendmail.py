@@ -6,8 +6,12 @@ import subprocess
 
 import pytest
 
+from conftest import needs_root
 from smarthost import Sink
 from test_spool import queue_ids, relay_conf
+
+# Run as root: sendmail -C and the spool as root.
+pytestmark = needs_root
 
 
 def sendmail(gw, args, data, name="sendmail", env=None, preexec=None):

@@ -2,6 +2,7 @@
 certificate and key from the configuration, AUTH PLAIN/LOGIN only after
 STARTTLS against a crypt(3) users file, relay allowed only after AUTH."""
 import base64
+import os
 import smtplib
 import socket
 import ssl
@@ -18,13 +19,14 @@ UNTRUSTED = "127.0.0.2"
 
 @pytest.fixture
 def tls_gw(gw):
+    if os.geteuid() != 0:
+        pytest.skip("SKIP: needs root (the key and users file are the spool user's)")
     crt, key = make_cert(gw.base, "mx.example.com")
     users = gw.base / "users"
     hashed = subprocess.run(["openssl", "passwd", "-6", "s3cret"], capture_output=True,
                             text=True, check=True).stdout.strip()
     users.write_text(f"# user:crypt(3) hash\nalice:{hashed}\n")
     users.chmod(0o600)
-    import os
     os.chown(users, MAIL.pw_uid, MAIL.pw_gid)
     os.chown(key, MAIL.pw_uid, MAIL.pw_gid)
     gw.write_conf(f'relay_networks = {{ "127.0.0.1/32" }}\n'

@@ -5,8 +5,12 @@ import subprocess
 
 import pytest
 
+from conftest import needs_root
 from smarthost import Sink, free_port
 from test_spool import queue_ids, send
+
+# Run as root: password files owned by the spool user.
+pytestmark = needs_root
 
 
 def make_cert(dirpath, name):
