@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import Client, base_env
+from conftest import Client, base_env, needs_root
 from smarthost import free_port
 from test_daemon import daemon_conf
 
@@ -31,6 +31,7 @@ def quiet_env():
     return env
 
 
+@needs_root
 def test_program_fork_fails_451(gw):
     """T86: the launcher cannot fork the program's worker -> 451 4.3.0, nothing
     delivered, and the session goes on (the client may try again at once)."""
