@@ -217,6 +217,15 @@ class Gateway:
     def argv(self, *extra):
         return [*WRAP, UNDERSMTPD, "-C", str(self.conf), *extra]
 
+    def shared_binary(self):
+        """The undersmtpd binary copied where other users may run it: a checkout
+        under a private home (/root, 0700) is not reachable by nobody."""
+        path = self.base / "undersmtpd-bin"
+        if not path.exists():
+            shutil.copy2(UNDERSMTPD, path)
+            path.chmod(0o755)
+        return str(path)
+
     def session(self, **kw):
         extra = kw.pop("args", ())
         return Client(self.argv(*extra), **kw)

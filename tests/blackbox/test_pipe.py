@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import NOBODY, MAIL, needs_root
+from conftest import NOBODY, MAIL, needs_root, Client
 
 
 def deliver(gw, alias_line, rcpt="x@example.com", body=None):
@@ -393,14 +393,15 @@ def test_ordinary_user_mode(gw):
         os.setgroups([])
         os.setgid(NOBODY.pw_gid)
         os.setuid(NOBODY.pw_uid)
-    c = gw.session(preexec=as_nobody)
+    argv = [gw.shared_binary(), "-C", str(gw.conf)]
+    c = Client(argv, preexec=as_nobody)
     c.greet()
     assert c.mail(rcpts=["x@example.com"]).code == 250
     c.cmd("QUIT")
     c.close()
     assert gw.one_record().ids.startswith(f"uid={NOBODY.pw_uid} ")
     gw.write_conf('pipe { user = "daemon" }\n')
-    c = gw.session(preexec=as_nobody)
+    c = Client(argv, preexec=as_nobody)
     c.greet()
     assert c.mail(rcpts=["x@example.com"]).code == 451
     c.cmd("QUIT")

@@ -9,6 +9,7 @@ The attack as reported: as mail, `mv spool/bad spool/bad.old; ln -s /etc
 spool/bad`; root's next `undersmtpd -q` made /etc mail:mail 0700."""
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -270,9 +271,12 @@ def test_launcher_refuses_forged_requests(gw):
     c = gw.session()
     c.greet()
     stolen = steal_launcher_socket(session_process(c.proc.pid))
+    # A copy the session user can read (a checkout in /root is not reachable).
+    script = gw.base / "forge_launcher.py"
+    shutil.copy2(Path(__file__).parent / "forge_launcher.py", script)
+    script.chmod(0o644)
     forge = subprocess.run(
-        ["/usr/bin/python3", str(Path(__file__).parent / "forge_launcher.py"),
-         str(stolen.fileno()), str(marker)],
+        ["/usr/bin/python3", str(script), str(stolen.fileno()), str(marker)],
         pass_fds=(stolen.fileno(),), preexec_fn=as_mail, capture_output=True, text=True,
         timeout=60, env=base_env())
     stolen.close()

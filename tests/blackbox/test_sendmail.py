@@ -17,7 +17,7 @@ pytestmark = needs_root
 def sendmail(gw, args, data, name="sendmail", env=None, preexec=None):
     link = gw.base / name
     if not link.exists():
-        os.symlink(gw.argv()[0], link)
+        os.symlink(gw.shared_binary(), link)
     return subprocess.run([str(link), "-C", str(gw.conf), *args], input=data,
                           capture_output=True, timeout=60, env=env, preexec_fn=preexec)
 
