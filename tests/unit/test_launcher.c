@@ -352,32 +352,13 @@ open_fds(pid_t pid)
 	return n;
 }
 
-/* send_with_fds - one message of junk carrying nfds copies of fd. */
+/* send_with_fds - one message of junk carrying nfds (at most 4) copies of fd. */
 static void
 send_with_fds(int sock, int fd, int nfds)
 {
-	union {
-		struct cmsghdr hdr;
-		char space[CMSG_SPACE(4 * sizeof(int))];
-	} ctl;
 	int fds[4] = {fd, fd, fd, fd};
-	char junk[16] = "not a request";
-	struct iovec iov = {junk, sizeof(junk)};
-	struct msghdr msg;
-	struct cmsghdr *cm;
 
-	memset(&msg, 0, sizeof(msg));
-	memset(&ctl, 0, sizeof(ctl));
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = ctl.space;
-	msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-	cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-	memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
-	assert_true(sendmsg(sock, &msg, 0) > 0);
+	send_plain(sock, "not a request", 16, fds, nfds);
 }
 
 static void
@@ -404,13 +385,13 @@ test_stray_descriptors_closed(void **state)
 	close(sink[1]);
 }
 
-/* send_plain - len bytes with exactly the given descriptors (nfds of them). */
+/* send_plain - len bytes with exactly the given descriptors (nfds, at most 4). */
 static void
 send_plain(int sock, const void *buf, size_t len, const int *fds, int nfds)
 {
 	union {
 		struct cmsghdr hdr;
-		char space[CMSG_SPACE(2 * sizeof(int))];
+		char space[CMSG_SPACE(4 * sizeof(int))];
 	} ctl;
 	struct iovec iov = {(void *)(uintptr_t)buf, len};
 	struct msghdr msg;
