@@ -325,8 +325,9 @@ run_check(const struct options *o)
 		for (size_t i = 0; i < a->nfiles; i++)
 			if (!a->files[i].trusted && a->untrusted_pipes > 0)
 				diag_error(&d, a->files[i].path, 0, "names programs but is not "
-				    "owned by root or %s, or is writable by group or others: its "
-				    "pipe aliases are refused (451)", c->user);
+				    "owned by %s, or is writable by group or others: its pipe "
+				    "aliases are refused (451)", geteuid() == 0 ? "root (started "
+				    "as root, only root's files may name programs)" : "root or us");
 		if (d.errors == 0)
 			printf("%s: configuration OK (%zu aliases, %zu regex aliases)\n",
 			    c->file ? c->file : "built-in defaults", a->nliteral, a->nregex);

@@ -107,8 +107,8 @@ add_pipe(struct expansion *x, const struct alias_entry *e,
 	}
 	if (!t->trusted) {
 		log_warnx("aliases %s:%d: pipe alias refused: the file must be owned by "
-		    "root or the undersmtpd user and writable by no one else",
-		    t->file, t->line);
+		    "root (or, started as an ordinary user, by that user) and writable "
+		    "by no one else", t->file, t->line);
 		fail(x, 451, "4.3.0", "pipe aliases disabled: unsafe aliases file "
 		    "ownership or mode", t->file, t->line);
 		return;
