@@ -134,9 +134,15 @@ asan:
 	  CFLAGS="-g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  LDFLAGS="-fsanitize=address,undefined" test
 	@# A process killed by a test (kill -9) can leave an empty log behind: only
-	@# a log with something in it is a report.
-	@if [ -n "$$(find build-asan -name 'sanitizer.*' -size +0 2>/dev/null)" ]; then \
-	  cat $(SAN_LOG).*; echo "sanitizer reports found"; exit 1; fi
+	@# a log with something in it is a report.  LeakSanitizer sometimes cannot
+	@# stop a process it checks at exit (ptrace: "Unable to get registers",
+	@# seen once in 300 processes on this VM): that log says only so, and is
+	@# counted, not taken for a report about our code.
+	@reports=""; for f in $$(find build-asan -name 'sanitizer.*' -size +0 2>/dev/null); do \
+	  if grep -qv "Unable to get registers from thread" "$$f"; then reports="$$reports $$f"; \
+	  else echo "asan: LeakSanitizer could not stop the process of $$f (ptrace):" \
+	    "its leak check did not run"; fi; done; \
+	if [ -n "$$reports" ]; then cat $$reports; echo "sanitizer reports found"; exit 1; fi
 	@echo "asan: no sanitizer reports"
 
 # valgrind memcheck with --track-fds over inetd sessions, queue runs and pipe

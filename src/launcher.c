@@ -659,8 +659,10 @@ receive(struct launcher *l, char *buf, short revents)
 	    !answer_socket(fds[1])) {
 		/* Nothing to answer on, or not a request at all: refused unread. */
 		log_warnx("launcher: refused a request: %s", (msg.msg_flags & MSG_TRUNC)
-		    ? "longer than any request" : n == 0 ? "empty" : fds[1] < 0 || fds[0] < 0
-		    ? "without its two descriptors" : "its answer socket is not one");
+		    ? "longer than any request" : (msg.msg_flags & MSG_CTRUNC)
+		    ? "with more descriptors than a request" : n == 0 ? "empty"
+		    : fds[1] < 0 || fds[0] < 0 ? "without its two descriptors"
+		    : "its answer socket is not one");
 		if (fds[1] >= 0 && answer_socket(fds[1]))
 			answer(fds[1], PIPE_REFUSED, 0);
 		if (fds[0] >= 0)
