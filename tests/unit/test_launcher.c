@@ -357,8 +357,9 @@ static void
 send_with_fds(int sock, int fd, int nfds)
 {
 	int fds[4] = {fd, fd, fd, fd};
+	char junk[16] = "not a request";
 
-	send_plain(sock, "not a request", 16, fds, nfds);
+	send_plain(sock, junk, sizeof(junk), fds, nfds);
 }
 
 static void
