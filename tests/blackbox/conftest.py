@@ -24,6 +24,18 @@ SANITIZER_ENV = {k: v for k, v in os.environ.items()
                  if k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")}
 
 
+# Under make asan the sanitizers exit with this status (the Makefile's
+# SAN_EXITCODE); undersmtpd itself never does.  A session or command that ends
+# with it fails its test, even where the test looks at nothing else.
+SAN_EXITCODE = int(os.environ.get("UNDERSMTPD_SAN_EXITCODE", "0")) or None
+SANITIZER_EXITS = []      # (what, status) of every process that ended so
+
+
+def note_exit(what, status):
+    if SAN_EXITCODE is not None and status == SAN_EXITCODE:
+        SANITIZER_EXITS.append((what, status))
+
+
 def base_env(extra=None):
     env = {"PATH": "/usr/bin:/bin", **SANITIZER_ENV}
     env.update(extra or {})
@@ -151,7 +163,9 @@ class Client:
             self.sock.close()
         finally:
             try:
-                return self.proc.wait(timeout=timeout)
+                status = self.proc.wait(timeout=timeout)
+                note_exit(" ".join(self.proc.args), status)
+                return status
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 raise
@@ -231,8 +245,10 @@ class Gateway:
         return Client(self.argv(*extra), **kw)
 
     def run(self, *args, **kw):
-        return subprocess.run(self.argv(*args), capture_output=True, text=True,
-                              timeout=kw.pop("timeout", 30), **kw)
+        r = subprocess.run(self.argv(*args), capture_output=True, text=True,
+                           timeout=kw.pop("timeout", 30), **kw)
+        note_exit(" ".join(r.args), r.returncode)
+        return r
 
     def records(self):
         return [Record(p) for p in sorted(self.rec.glob("rec-*"), key=os.path.getmtime)]
@@ -257,7 +273,9 @@ class Gateway:
 @pytest.fixture
 def gw():
     base = tempfile.mkdtemp(prefix="undersmtpd-test-")
+    del SANITIZER_EXITS[:]
     try:
         yield Gateway(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    assert SANITIZER_EXITS == [], f"ended with the sanitizers' exit status: {SANITIZER_EXITS}"
