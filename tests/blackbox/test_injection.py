@@ -89,13 +89,19 @@ def test_cr_or_nul_in_envelope_arguments(gw):
 
 
 def test_program_output_cannot_inject_replies(gw):
-    """T44: child prints \\r\\n250 ok\\r\\n and exits 75 -> exactly one 451 line."""
-    gw.write_aliases('support: "|@REC@ --print \\\\r\\\\n250\\\\x20ok\\\\r\\\\n --exit 75"\n')
-    gw.write_aliases('support: "|@REC@ --print \\r\\n250-fake\\r\\n250 ok --exit 75"\n')
+    """T44: the program prints CR LF "250-fake" CR LF "250 ok" and exits 75 ->
+    exactly one 451 line reaches the client, the program's words in it without
+    CR or LF, and the stream stays in sync.  The alias runs the recorder without
+    a shell (its --print-hex needs no backslash), so the CR and LF really are in
+    the program's output."""
+    crlf_250 = b"\r\n250-fake\r\n250 ok\r\n".hex()
+    gw.write_aliases(f'support: "|@REC@ --print-hex {crlf_250} --exit 75"\n')
+    assert "execve" in gw.run("--route", "support@example.com").stdout
     c = gw.session()
     c.greet()
     r = c.mail(rcpts=["support@example.com"])
     assert r.code == 451 and len(r.lines) == 1, r
+    assert "250-fake" in r.lines[0], r      # the injected text did arrive, made harmless
     assert "\r" not in r.lines[0] and "\n" not in r.lines[0]
     c.send("NOOP\r\n")
     assert c.reply().code == 250   # nothing extra was queued in the stream

@@ -6,6 +6,9 @@
  * directory under --dir, then behaves as told: exit status, output, sleep,
  * signals, a daemonized grandchild, large output, closing stdin early.
  * Options are processed in order, so "--print X --exit 75" prints then exits.
+ * --print-hex HEX prints bytes given in hex: an alias can make it print CR,
+ * LF or NUL without a backslash in its command, which would send the command
+ * through /bin/sh (and the shell would eat the escapes).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -140,6 +143,21 @@ print_unescaped(const char *s)
 }
 
 static void
+print_hex(const char *s)
+{
+	char out[2048];
+	size_t o = 0;
+
+	for (; s[0] && s[1] && o < sizeof(out); s += 2) {
+		char pair[3] = {s[0], s[1], '\0'};
+
+		out[o++] = (char)strtol(pair, NULL, 16);
+	}
+	if (write(1, out, o) < 0)
+		exit(71);
+}
+
+static void
 spew(long long n)
 {
 	static char buf[65536];
@@ -183,6 +201,9 @@ main(int argc, char **argv)
 			recorded = 1;
 		} else if (strcmp(a, "--print") == 0) {
 			print_unescaped(v);
+			i++;
+		} else if (strcmp(a, "--print-hex") == 0) {
+			print_hex(v);
 			i++;
 		} else if (strcmp(a, "--spew") == 0) {
 			spew(atoll(v));
