@@ -261,6 +261,18 @@ class Gateway:
     def log_text(self):
         return self.log.read_text() if self.log.exists() else ""
 
+    def log_count(self, needle):
+        return self.log_text().count(needle)
+
+    def wait_log_more(self, needle, before, timeout=10):
+        """needle appears in the log more often than the before times it did."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.log_count(needle) > before:
+                return True
+            time.sleep(0.05)
+        return False
+
     def wait_log(self, needle, timeout=10):
         end = time.time() + timeout
         while time.time() < end:
