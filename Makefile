@@ -56,7 +56,7 @@ MDTEST_DROP := $(BUILD)/mdtest/undersmtpd-drop
 MDTEST_DEFS := -DDEFAULT_CONF='"$(MDTEST_DIR)/undersmtpd.conf"' \
               -DDROP_HELPER='"$(MDTEST_DIR)/undersmtpd-drop"'
 
-PYTEST ?= /usr/bin/python3 -m pytest
+PYTEST ?= /usr/bin/python3 -m pytest -rs
 
 
 .PHONY: all test check unit blackbox asan valgrind fuzz fuzz-build fuzz-coverage fuzz-coverage-build analyze install install-sendmail demo \

@@ -36,6 +36,33 @@ def note_exit(what, status):
         SANITIZER_EXITS.append((what, status))
 
 
+def tool(name):
+    """A program's path, also in the sbin directories an ordinary user's PATH
+    lacks (haproxy, xinetd and postfix live there), or None."""
+    return shutil.which(name, path=os.environ.get("PATH", "") +
+                        ":/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin")
+
+
+# Skips that are the point: a test of what only root can do, run as someone
+# else; a test that cannot run under the sanitizers.  Any other skip means a
+# tool is missing or the machine refused something; with UNDERSMTPD_NO_SKIP=1
+# (.ci/run: root, every tool installed) it fails the run instead of hiding.
+DELIBERATE_SKIPS = ("SKIP: needs root", "SKIP: sanitized")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.skipped or os.environ.get("UNDERSMTPD_NO_SKIP") != "1":
+        return
+    reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+    reason = reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
+    if not reason.startswith(DELIBERATE_SKIPS):
+        rep.outcome = "failed"
+        rep.longrepr = f"skipped where nothing may be (UNDERSMTPD_NO_SKIP=1): {reason}"
+
+
 def base_env(extra=None):
     env = {"PATH": "/usr/bin:/bin", **SANITIZER_ENV}
     env.update(extra or {})

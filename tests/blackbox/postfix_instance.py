@@ -4,12 +4,12 @@ on a free 127.0.0.1 port, delivering every message for its domain into one
 mbox file with virtual(8).  Never touches the system instance."""
 import os
 import pwd
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 from smarthost import free_port
+from conftest import tool
 
 SERVICES = """\
 pickup    unix  n - n 60 1 pickup
@@ -58,7 +58,7 @@ smtputf8_enable = no
 
 
 def available():
-    return shutil.which("postfix") is not None and os.path.exists("/usr/lib/postfix/sbin/master")
+    return tool("postfix") is not None and os.path.exists("/usr/lib/postfix/sbin/master")
 
 
 class Postfix:
@@ -85,7 +85,7 @@ virtual_gid_maps = static:{nobody.pw_gid}
             f"127.0.0.1:{self.port} inet n - n - - smtpd\n" + SERVICES + extra_master)
 
     def postfix(self, *args):
-        return subprocess.run(["postfix", "-c", str(self.conf), *args],
+        return subprocess.run([tool("postfix"), "-c", str(self.conf), *args],
                               capture_output=True, text=True, timeout=60)
 
     def start(self):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import UNDERSMTPD, base_env, needs_root
+from conftest import UNDERSMTPD, base_env, needs_root, tool
 from smarthost import Sink, free_port
 from test_spool import queue_ids
 
@@ -303,8 +303,7 @@ def test_no_leaks_after_many_sessions(gw):
 
 def test_systemd_socket_activation(gw):
     """LISTEN_FDS: the daemon serves the socket systemd passes (no Accept=yes)."""
-    import shutil
-    if shutil.which("systemd-socket-activate") is None:
+    if tool("systemd-socket-activate") is None:
         pytest.skip("systemd-socket-activate not installed")
     port = free_port()
     gw.write_conf('listen = { "127.0.0.1:1" }\n')      # must not be used

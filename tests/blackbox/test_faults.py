@@ -4,7 +4,6 @@ that cannot be forked is a 421 from a daemon that goes on, never a 250 and
 never a crash.  strace counts injections per process (`when=2+`: every clone
 after that process's first)."""
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -12,11 +11,11 @@ import time
 
 import pytest
 
-from conftest import Client, base_env, needs_root
+from conftest import Client, base_env, needs_root, tool
 from smarthost import free_port
 from test_daemon import daemon_conf
 
-pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
+pytestmark = pytest.mark.skipif(tool("strace") is None, reason="strace not installed")
 
 
 def strace(argv, when):

@@ -177,7 +177,7 @@ def test_bad_esmtp_parameters(gw):
 
 
 @pytest.mark.skipif(os.environ.get("UNDERSMTPD_SANITIZED") == "1",
-                    reason="ASan reserves terabytes of shadow memory: no RLIMIT_AS with it")
+                    reason="SKIP: sanitized: ASan reserves terabytes of shadow memory, no RLIMIT_AS with it")
 def test_small_address_space_is_a_clean_failure(gw):
     """T106: a small RLIMIT_AS -> a 4xx or a closed session, never a crash dump of bytes."""
     use_pipe(gw)

@@ -1,7 +1,6 @@
 """PROXY protocol v1 and v2 behind a real HAProxy (Debian's haproxy): the client
 address HAProxy saw drives relay control and the log; a listener not marked
 for it never trusts a header."""
-import shutil
 import socket
 import subprocess
 import time
@@ -11,6 +10,7 @@ import pytest
 from smarthost import free_port
 from test_daemon import Daemon, connect
 from test_superservers import Connected
+from conftest import tool
 
 
 def haproxy(gw, front, back, version):
@@ -27,7 +27,7 @@ frontend smtp
 backend undersmtpd
     server s1 127.0.0.1:{back} {"send-proxy" if version == 1 else "send-proxy-v2"}
 """)
-    p = subprocess.Popen(["haproxy", "-f", str(cfg), "-db"], stdout=subprocess.DEVNULL,
+    p = subprocess.Popen([tool("haproxy"), "-f", str(cfg), "-db"], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     end = time.time() + 10
     while time.time() < end:
@@ -61,7 +61,7 @@ def proxy_daemon(gw, back, conf, argv=None):
     return d
 
 
-@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+@pytest.mark.skipif(tool("haproxy") is None, reason="haproxy not installed")
 @pytest.mark.parametrize("version", [1, 2])
 def test_behind_haproxy(gw, version):
     back, front = free_port(), free_port()
@@ -125,7 +125,7 @@ def test_unmarked_listener_never_trusts_a_header(gw):
         d.stop()
 
 
-@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+@pytest.mark.skipif(tool("haproxy") is None, reason="haproxy not installed")
 def test_per_ip_limit_counts_the_client_behind_haproxy(gw):
     """max_connections_per_ip counts the address in the PROXY header, not
     HAProxy's: before, every client behind a remote HAProxy shared one count,
@@ -175,8 +175,8 @@ def test_per_ip_limit_counts_the_client_behind_haproxy(gw):
         d.stop()
 
 
-@pytest.mark.skipif(shutil.which("haproxy") is None
-                    or shutil.which("systemd-socket-activate") is None,
+@pytest.mark.skipif(tool("haproxy") is None
+                    or tool("systemd-socket-activate") is None,
                     reason="haproxy or systemd-socket-activate not installed")
 def test_systemd_socket_named_proxy(gw):
     """A socket systemd passes with FileDescriptorName=proxy is a PROXY listener:

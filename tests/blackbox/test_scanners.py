@@ -4,12 +4,11 @@ Debian (tools/install-deps.sh installs them); where one is missing the test
 says so and skips."""
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
 
-from conftest import MAIL
+from conftest import MAIL, tool
 from smarthost import free_port
 from test_daemon import Daemon
 from test_tls_auth import make_cert
@@ -33,8 +32,8 @@ def tls_daemon(gw):
     d.stop()
 
 
-@pytest.mark.skipif(shutil.which("testssl") is None,
-                    reason="SKIP: testssl.sh not installed (apt-get install testssl.sh)")
+@pytest.mark.skipif(tool("testssl") is None,
+                    reason="testssl.sh not installed (apt-get install testssl.sh)")
 def test_testssl_starttls(tls_daemon):
     """T118: TLS 1.2 and 1.3 only, forward-secret suites only, the server's order,
     working resumption (tickets), none of the classic weaknesses."""
@@ -59,8 +58,7 @@ def test_testssl_starttls(tls_daemon):
     assert r.returncode >= 0
 
 
-@pytest.mark.skipif(shutil.which("nmap") is None,
-                    reason="SKIP: nmap not installed (apt-get install nmap)")
+@pytest.mark.skipif(tool("nmap") is None, reason="nmap not installed (apt-get install nmap)")
 def test_nmap_smtp_open_relay(tls_daemon):
     """T118: nmap's 16 open-relay probes (%-hacks, bang paths, source routes,
     quoted local parts, address literals) from a client that may not relay:

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import needs_root
+from conftest import needs_root, tool
 from smarthost import Sink
 from test_spool import queue_ids, relay_conf
 
@@ -140,7 +140,7 @@ def test_disk_full_exits_75(gw):
         subprocess.run(["umount", str(gw.spool)])
 
 
-@pytest.mark.skipif(__import__("shutil").which("mutt") is None, reason="mutt not installed")
+@pytest.mark.skipif(tool("mutt") is None, reason="mutt not installed")
 def test_mutt_batch_mode(gw, sink):
     """A real MUA: mutt in batch mode with `set sendmail` pointing at us."""
     relay_conf(gw, sink.port, run_after_accept=False)
@@ -159,7 +159,7 @@ def test_mutt_batch_mode(gw, sink):
     assert b"Subject: from mutt" in m.data and b"Hello from mutt." in m.data
 
 
-@pytest.mark.skipif(__import__("shutil").which("bsd-mailx") is None,
+@pytest.mark.skipif(tool("bsd-mailx") is None,
                     reason="bsd-mailx not installed")
 def test_bsd_mailx(gw, sink):
     """bsd-mailx with its sendmail setting."""

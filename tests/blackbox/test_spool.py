@@ -9,6 +9,7 @@ import time
 import pytest
 
 from smarthost import Sink, free_port
+from conftest import tool
 
 
 @pytest.fixture
@@ -357,8 +358,7 @@ def test_two_runners_deliver_once(gw, sink):
 def test_fsync_rename_order_before_250(gw, sink):
     """T57: traced acceptance: fsync(message) -> link into queue/ -> fsync(envelope)
     -> rename/link envelope -> fsync(queue dir) -> only then the 250 is written."""
-    import shutil
-    if shutil.which("strace") is None:
+    if tool("strace") is None:
         pytest.skip("strace not installed")
     relay_conf(gw, sink.port, run_after_accept=False)
     from conftest import Client, base_env
@@ -551,8 +551,7 @@ def test_smtputf8_to_smarthost_without_it_bounces(gw, sink):
 def test_injected_commit_failures(gw, sink, call, errno_name, code):
     """T60/T67: fsync returning EIO or ENOSPC, link failing (strace fault injection)
     -> 451/452, nothing in the queue, nothing left in tmp/, never a 250."""
-    import shutil
-    if shutil.which("strace") is None:
+    if tool("strace") is None:
         pytest.skip("strace not installed")
     relay_conf(gw, sink.port, run_after_accept=False)
     from conftest import Client, base_env

@@ -1,14 +1,13 @@
 """The super-servers undersmtpd is meant to run under, for real: xinetd
 (foreground, its own configuration) and systemd's socket activation with
 Accept=yes (systemd-socket-activate --inetd), each on a free loopback port."""
-import shutil
 import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import Client, UNDERSMTPD
+from conftest import Client, UNDERSMTPD, tool
 
 
 def free_port():
@@ -50,7 +49,7 @@ def converse(gw, port):
     return r
 
 
-@pytest.mark.skipif(shutil.which("xinetd") is None, reason="xinetd not installed")
+@pytest.mark.skipif(tool("xinetd") is None, reason="xinetd not installed")
 def test_real_xinetd(gw):
     """xinetd runs one undersmtpd per connection, as root (the launcher then runs
     the program as nobody); the client address reaches relay control."""
@@ -76,7 +75,7 @@ service undersmtpd-test
 }}
 """)
     pidfile = gw.base / "xinetd.pid"
-    xinetd = subprocess.Popen(["xinetd", "-dontfork", "-f", str(conf), "-pidfile",
+    xinetd = subprocess.Popen([tool("xinetd"), "-dontfork", "-f", str(conf), "-pidfile",
                                str(pidfile)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
@@ -90,7 +89,7 @@ service undersmtpd-test
         xinetd.wait(timeout=10)
 
 
-@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
+@pytest.mark.skipif(tool("systemd-socket-activate") is None,
                     reason="systemd-socket-activate not installed")
 def test_systemd_socket_activation_accept_yes(gw):
     """systemd with Accept=yes hands each connection over as fds 0 and 1."""

@@ -1,12 +1,12 @@
 """swaks (Debian package swaks) as a real SMTP client: --pipe runs an
 inetd-style session with no network at all."""
-import shutil
 import subprocess
 
 import pytest
+from conftest import tool
 
 
-@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks not installed")
+@pytest.mark.skipif(tool("swaks") is None, reason="swaks not installed")
 def test_swaks_pipe_end_to_end(gw):
     gw.write_aliases('support: "|@REC@"\n')
     cmd = " ".join(gw.argv())
@@ -23,7 +23,7 @@ def test_swaks_pipe_end_to_end(gw):
     assert b"\r" not in rec.stdin
 
 
-@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks not installed")
+@pytest.mark.skipif(tool("swaks") is None, reason="swaks not installed")
 def test_swaks_sees_tempfail(gw):
     gw.write_aliases('support: "|@REC@ --exit 75"\n')
     r = subprocess.run(["swaks", "--pipe", " ".join(gw.argv()), "--from", "a@remote.test",
