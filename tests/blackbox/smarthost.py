@@ -48,6 +48,12 @@ class Handler:
         reply = self.sink.rcpt_replies.get(address.lower())
         if reply:
             return reply
+        with self.sink.lock:
+            if (address.lower() in self.sink.defer_first and
+                    address.lower() not in self.sink.deferred_once):
+                self.sink.deferred_once.add(address.lower())
+                return "451 4.3.0 first attempt deferred"
+            self.sink.rcpts_accepted += 1
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -75,6 +81,9 @@ class Sink:
         self.data_reply_sender = None      # None: data_reply is for every sender
         self.drop_after_dot = False
         self.connections_seen = set()
+        self.defer_first = set()           # answered 451 the first time each is seen
+        self.deferred_once = set()
+        self.rcpts_accepted = 0            # RCPTs answered 250, delivered or not
         self.port = port or free_port()
         kwargs = {"enable_SMTPUTF8": smtputf8}
         if tls_cert:

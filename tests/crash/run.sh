@@ -1,10 +1,12 @@
 #!/bin/sh
 # tests/crash/run.sh - the crash loops of TESTCATALOGUE F at full length.
 #
-# Kills the receiver (T58) and the queue runner (T59) with SIGKILL at random
-# moments, CRASH_TRIALS times each (1,000 by default; CI runs 100 as part of
-# make test), and checks that every message answered 250 is delivered at
-# least once and complete, none half, and the spool empties.  The trials
+# Kills the receiver (T58) and the whole queue run, launcher and runner (T59),
+# with SIGKILL at random moments, CRASH_TRIALS times each (1,000 by default;
+# CI runs 100 as part of make test), and checks that every message answered
+# 250 is delivered at least once and complete, none half, nothing is
+# quarantined and the spool empties; and that the kills landed around the
+# commit (T58) and in mid-transaction (T59).  The trials
 # themselves live in tests/blackbox/test_crash.py; this script runs them
 # long.  Run from the top of the tree after `make`, as root:
 #
