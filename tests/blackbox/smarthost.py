@@ -4,6 +4,7 @@ It records every message it accepts (envelope and bytes, exactly as they came
 over the wire) and can be told, per stage and per recipient, to answer 4xx or
 5xx, to close the connection after the final dot, or to require STARTTLS and
 AUTH.  It listens on 127.0.0.1 on a free port and is stopped by the test."""
+import asyncio
 import socket
 import ssl
 import threading
@@ -58,6 +59,10 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.sink.hold_data is not None:
+            self.sink.data_held.set()
+            while not self.sink.hold_data.is_set():
+                await asyncio.sleep(0.01)
         if self.sink.drop_after_dot:
             server.transport.close()
             return "250 never seen"
@@ -84,6 +89,8 @@ class Sink:
         self.defer_first = set()           # answered 451 the first time each is seen
         self.deferred_once = set()
         self.rcpts_accepted = 0            # RCPTs answered 250, delivered or not
+        self.hold_data = None              # a threading.Event: hold each final dot's
+        self.data_held = threading.Event() # reply until it is set; data_held says one waits
         self.port = port or free_port()
         kwargs = {"enable_SMTPUTF8": smtputf8}
         if tls_cert:

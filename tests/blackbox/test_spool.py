@@ -1,15 +1,17 @@
 """Store-and-forward (SPEC 5, 8, 9; TESTCATALOGUE F, G, I): the durable spool,
 the queue runner, the smarthost client and bounces, against a programmable
 fake smarthost (aiosmtpd) on loopback."""
+import fcntl
 import json
 import os
 import subprocess
+import threading
 import time
 
 import pytest
 
 from smarthost import Sink, free_port
-from conftest import tool
+from conftest import note_exit, tool
 
 
 @pytest.fixture
@@ -337,21 +339,82 @@ def test_damaged_envelope_quarantined(gw, sink):
     assert queue_ids(gw) == []
 
 
-def test_two_runners_deliver_once(gw, sink):
-    """T62: two runners at once on 30 queued messages -> each delivered exactly once."""
+def test_one_queue_run_at_a_time(gw, sink):
+    """T62, the run lock: while a run is forwarding (the smarthost holds its
+    reply to the first message's data), a second -q exits 75 at once saying
+    so and forwards nothing; the first run then delivers each message once."""
     relay_conf(gw, sink.port, run_after_accept=False)
-    for i in range(30):
+    for i in range(10):
         assert send(gw, [f"u{i}@remote.example"]).code == 250
-    # Two processes, each taking per-message locks; bypass the run lock on purpose
-    # by running one -q and one background run started at the same moment.
-    procs = [subprocess.Popen(gw.argv("-q"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for _ in range(2)]
-    for p in procs:
-        p.wait(timeout=60)
-    flush(gw)
-    msgs = sink.wait_messages(30)
-    rcpts = sorted(r for m in msgs for r in m.rcpts)
-    assert rcpts == sorted(f"u{i}@remote.example" for i in range(30))
+    sink.hold_data = threading.Event()
+    first = subprocess.Popen(gw.argv("-q"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert sink.data_held.wait(30), "the first run never reached the smarthost"
+        second = subprocess.Popen(gw.argv("-q"), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = second.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            raise AssertionError("the second run did not stop: it is running beside the first")
+        note_exit("second -q", second.returncode)
+        assert second.returncode == 75, (second.returncode, err)
+        assert "another queue run is in progress" in err
+        assert sink.messages == []
+    finally:
+        sink.hold_data.set()
+    first.communicate(timeout=60)
+    note_exit("first -q", first.returncode)
+    assert first.returncode == 0
+    rcpts = sorted(r for m in sink.wait_messages(10) for r in m.rcpts)
+    assert rcpts == sorted(f"u{i}@remote.example" for i in range(10))
+    assert queue_ids(gw) == []
+
+
+def test_message_lock_keeps_runners_off(gw, sink):
+    """T62, the per-message lock: a message whose lock another process holds
+    (as a second runner or an operator command would) is left alone by a run,
+    which forwards the others and exits 75; once the lock is free the next run
+    delivers it, once."""
+    relay_conf(gw, sink.port, run_after_accept=False)
+    assert send(gw, ["locked@remote.example"]).code == 250
+    (locked,) = queue_ids(gw)
+    for i in range(4):
+        assert send(gw, [f"u{i}@remote.example"]).code == 250
+    with open(gw.spool / "queue" / f"{locked}.msg", "rb") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        r = flush(gw)
+        assert r.returncode == 75, (r.returncode, r.stderr)
+        rcpts = sorted(x for m in sink.wait_messages(4) for x in m.rcpts)
+        assert rcpts == [f"u{i}@remote.example" for i in range(4)]
+        assert queue_ids(gw) == [locked]
+    assert flush(gw).returncode == 0
+    rcpts = sorted(x for m in sink.wait_messages(5) for x in m.rcpts)
+    assert rcpts == ["locked@remote.example"] + [f"u{i}@remote.example" for i in range(4)]
+    assert queue_ids(gw) == []
+
+
+def test_operator_waits_for_the_delivery(gw, sink):
+    """T62, the per-message lock against the operator: --delete of a message a
+    run is forwarding right now is refused with a reason; the message is
+    delivered once and leaves the queue."""
+    relay_conf(gw, sink.port, run_after_accept=False)
+    assert send(gw, ["busy@remote.example"]).code == 250
+    (busy,) = queue_ids(gw)
+    sink.hold_data = threading.Event()
+    run = subprocess.Popen(gw.argv("-q"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert sink.data_held.wait(30), "the run never reached the smarthost"
+        r = gw.run("--delete", busy)
+        assert r.returncode != 0
+        assert f"{busy} is being delivered right now" in r.stderr
+        assert queue_ids(gw) == [busy]
+    finally:
+        sink.hold_data.set()
+    run.communicate(timeout=60)
+    note_exit("-q", run.returncode)
+    assert run.returncode == 0
+    assert [m.rcpts for m in sink.wait_messages(1)] == [["busy@remote.example"]]
     assert queue_ids(gw) == []
 
 
