@@ -23,7 +23,9 @@ static struct {
 	int fd;           /* log_file, or -1 */
 	int debug;
 	char open_error[512];   /* why the last log_open() failed */
-} logger = {"undersmtpd", LOG_TO_STDERR, -1, 0, ""};
+	int last_words_fd;      /* a session's client, or -1 (log_last_words) */
+	char last_words[320];
+} logger = {"undersmtpd", LOG_TO_STDERR, -1, 0, "", -1, ""};
 
 int
 log_open(const char *ident, int flags, const char *log_file, int debug)
@@ -152,11 +154,37 @@ log_diag(void *ctx, const char *file, int line, const char *msg)
 }
 
 void
+log_last_words(int fd, const char *hostname)
+{
+	logger.last_words_fd = -1;
+	if (fd < 0 || str_fmt(logger.last_words, sizeof(logger.last_words),
+	    "421 4.3.0 %s Local error: out of resources; closing connection\r\n",
+	    hostname) < 0)
+		return;
+	logger.last_words_fd = fd;
+}
+
+/* say_last_words - one write of a ready buffer: nothing to allocate, no wait. */
+static void
+say_last_words(void)
+{
+	int fd = logger.last_words_fd;
+
+	if (fd < 0)
+		return;
+	logger.last_words_fd = -1;
+	/* The process is ending: a client that cannot take it loses nothing more. */
+	if (write(fd, logger.last_words, strlen(logger.last_words)) < 0)
+		return;
+}
+
+void
 fatal(const char *fmt, ...)
 {
 	int saved = errno;
 	va_list ap;
 
+	say_last_words();
 	va_start(ap, fmt);
 	vlog(LOG_CRIT, fmt, ap, 1, saved);
 	va_end(ap);
@@ -168,6 +196,7 @@ fatalx(const char *fmt, ...)
 {
 	va_list ap;
 
+	say_last_words();
 	va_start(ap, fmt);
 	vlog(LOG_CRIT, fmt, ap, 0, 0);
 	va_end(ap);

@@ -8,7 +8,8 @@
  * fatal()/fatalx() are for setup and broken invariants only.
  *
  * The logger's settings are process state set once at start-up (and again
- * when a reload names another log_file); nothing else in the program is.
+ * when a reload names another log_file), with the fd a session's last words
+ * go to; nothing else in the program is.
  */
 #ifndef LOG_H
 #define LOG_H
@@ -38,6 +39,14 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* log_diag - a struct diag reporter that logs "file:line: message" as a warning. */
 void log_diag(void *ctx, const char *file, int line, const char *msg);
+/*
+ * log_last_words - while an SMTP session owns the process, fatal()/fatalx()
+ * first tell its client "421 4.3.0 HOST ..." on fd (the session's socket), so
+ * a session that runs out of memory ends with a reply the client retries on,
+ * not a silent close (TESTCATALOGUE T106).  fd -1 (after STARTTLS, where
+ * clear text would break the stream, and when the session ends) turns it off.
+ */
+void log_last_words(int fd, const char *hostname);
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 

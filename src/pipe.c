@@ -308,6 +308,7 @@ pipe_run(const struct pipe_request *req, struct pipe_result *res)
 		return 0;
 	}
 	if (pid == 0) {
+		log_last_words(-1, NULL);     /* the session's client is not ours */
 		close(out[0]);
 		close(errp[0]);
 		child_exec(req, out[1], errp[1]);

@@ -608,6 +608,7 @@ queue_kick(const struct conf *c, struct delivery_ctx *dctx)
 	}
 	if (pid > 0)
 		return;
+	log_last_words(-1, NULL);             /* the session's client is not ours */
 	/* The client's socket is fds 0-2: let go of it at once. */
 	{
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);

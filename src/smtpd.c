@@ -718,6 +718,7 @@ cmd_starttls(struct session *s, const char *arg, size_t len)
 		s->out.failed = 1;      /* nothing more can be said in the clear */
 		return;
 	}
+	log_last_words(-1, NULL);     /* clear text would break the TLS stream */
 	s->tls = ssl;
 	s->in.tls = ssl;
 	s->in.tls_wfd = s->env->out_fd;
@@ -1009,6 +1010,7 @@ smtpd_session(struct smtpd_env *env)
 	reader_init(&s->in, env->in_fd);
 	s->in.interrupt = env->terminate;
 	writer_init(&s->out, env->out_fd);
+	log_last_words(env->out_fd, s->conf->hostname);
 	envelope_init(&s->tx);
 	enter_state(s, STATE_GREETED);
 	if (s->conf->max_session_time > 0)
@@ -1063,6 +1065,7 @@ smtpd_session(struct smtpd_env *env)
 		}
 	}
 	flush(s);
+	log_last_words(-1, NULL);
 	log_info("disconnect from [%s] commands=%ld messages=%ld errors=%ld",
 	    env->client_text, s->commands, s->msgs, s->errors);
 	envelope_reset(&s->tx);
