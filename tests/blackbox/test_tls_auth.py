@@ -27,7 +27,7 @@ class ScriptedSmarthost:
     EHLO answer given, AUTH (if offered) by auth(f, line, say), everything else
     250; wrap turns the accepted socket into a TLS one.  seen: the lines it got."""
 
-    def __init__(self, port, ehlo, auth=None, wrap=None):
+    def __init__(self, port, ehlo, auth=None, wrap=None, starttls=None):
         import socket
         import threading
         self.srv = socket.socket()
@@ -36,6 +36,7 @@ class ScriptedSmarthost:
         self.srv.listen(1)
         self.srv.settimeout(20)
         self.ehlo, self.auth, self.wrap = ehlo, auth, wrap
+        self.starttls = starttls       # (ssl context, bytes sent after the 220)
         self.seen = []
         self.thread = threading.Thread(target=self.serve)
         self.thread.start()
@@ -58,6 +59,12 @@ class ScriptedSmarthost:
             verb = line[:4].upper()
             if verb == b"EHLO":
                 say(self.ehlo)
+            elif line.upper() == b"STARTTLS\r\n" and self.starttls:
+                ctx, after = self.starttls
+                conn.sendall(b"220 2.0.0 go ahead\r\n" + after)   # one segment
+                conn = ctx.wrap_socket(conn, server_side=True)
+                f = conn.makefile("rwb")
+                self.seen.append(b"-- TLS --\r\n")
             elif verb == b"AUTH" and self.auth:
                 self.auth(f, line, say)
             elif verb == b"DATA":
@@ -241,3 +248,33 @@ def test_auth_mechanisms_are_whole_words(gw):
     assert b"bWU=\r\n" in seen and b"czNjcmV0\r\n" in seen           # "me", "s3cret"
     assert any(l.startswith(b"RCPT TO:<bob@remote.example>") for l in seen)
     assert queue_ids(gw) == []
+
+
+def test_smarthost_plaintext_after_starttls_220_discarded(gw, certs):
+    """T45, the client side (CVE-2011-0411, CVE-2021-38371): a smarthost (or
+    a man in the middle) sends replies in clear text behind its 220 to
+    STARTTLS, in the same segment.  They are dropped with the clear-text
+    buffer: after the handshake each command gets its own reply, made inside
+    TLS, and the mail is delivered once, in step."""
+    import ssl
+    crt, key = certs
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(crt, key)
+    port = free_port()
+    conf(gw, port, extra=f'ca_file = "{crt}"')
+    assert send(gw, ["bob@remote.example"]).code == 250
+    injected = (b"250-injected.test\r\n250 PIPELINING\r\n"      # for the EHLO
+                b"250 2.1.0 injected\r\n"                       # for MAIL
+                b"550 5.1.1 injected: no such user\r\n")        # for RCPT
+    sh = ScriptedSmarthost(port, b"250-scripted.test\r\n250-STARTTLS\r\n250 PIPELINING",
+                           starttls=(ctx, injected))
+    try:
+        r = gw.run("-q")
+    finally:
+        sh.stop()
+    assert r.returncode == 0, gw.log_text()
+    after = [l.split(b" ")[0].split(b":")[0].strip() for l in
+             sh.seen[sh.seen.index(b"-- TLS --\r\n") + 1:]]
+    assert after == [b"EHLO", b"MAIL", b"RCPT", b"DATA", b"QUIT"], sh.seen
+    assert queue_ids(gw) == []
+    assert "injected" not in gw.log_text()
