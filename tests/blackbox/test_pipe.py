@@ -348,7 +348,15 @@ def test_max_concurrency_pools_are_per_alias(gw):
 def test_program_output_in_reply_and_enhanced_code(gw):
     """SPEC 7: the first non-empty output line goes into the reply; an enhanced code in
     it decides the reply after a failure; output never turns a failure into success."""
-    r = deliver(gw, 'x: "|@REC@ --print \\n\\nhello\\x20there --exit 0"')
+    # Output "\n\n  \nhello there\nsecond line\n", given in hex: no shell on the way.
+    lines = "0a0a20200a68656c6c6f2074686572650a7365636f6e64206c696e650a"
+    r = deliver(gw, f'x: "|@REC@ --print-hex {lines} --exit 0"')
+    assert r.code == 250 and r.lines[0].startswith("2.0.0 "), r
+    assert r.lines[0].endswith(": hello there, id " + gw.one_record().env["QUEUE_ID"]), r
+    assert "second line" not in r.text
+    r = deliver(gw, f'x: "|@REC@ --print-hex {lines} --exit 75"')
+    assert r.code == 451 and r.lines == ["4.3.0 temporary failure: exit 75 (EX_TEMPFAIL): "
+                                         "hello there"], r
     r = deliver(gw, 'x: "|@REC@ --print 5.7.1\\x20go\\x20away --exit 75"'.replace("\\x20", " "))
     assert r.code == 550 and r.lines[0].startswith("5.7.1"), r
     r = deliver(gw, 'x: "|@REC@ --print 2.0.0\\x20fine --exit 75"'.replace("\\x20", " "))
