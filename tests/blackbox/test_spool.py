@@ -609,21 +609,73 @@ def test_smtputf8_to_smarthost_without_it_bounces(gw, sink):
     assert dsn.sender == "" and b"Status: 5.6.7" in dsn.data
 
 
-@pytest.mark.parametrize("call,errno_name,code", [
-    ("fsync", "EIO", 451), ("fsync", "ENOSPC", 452), ("link", "EIO", 451)])
-def test_injected_commit_failures(gw, sink, call, errno_name, code):
-    """T60/T67: fsync returning EIO or ENOSPC, link failing (strace fault injection)
-    -> 451/452, nothing in the queue, nothing left in tmp/, never a 250."""
-    if tool("strace") is None:
-        pytest.skip("strace not installed")
-    relay_conf(gw, sink.port, run_after_accept=False)
+def strace_session(gw, inject, trace):
+    """A session under strace, the calls of `inject` failing as it says;
+    every process's calls of `trace` go to gw.base/trace.PID."""
     from conftest import Client, base_env
     env = base_env()
     if "ASAN_OPTIONS" in env:
-        env["ASAN_OPTIONS"] += ":detect_leaks=0"
-    argv = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={call}",
-            "-e", f"inject={call}:error={errno_name}"] + gw.argv()
-    c = Client(argv, env=env)
+        env["ASAN_OPTIONS"] += ":detect_leaks=0"   # LeakSanitizer cannot run under ptrace
+    argv = ["strace", "-f", "-ff", "-qq", "-y", "-o", str(gw.base / "trace"),
+            "-e", f"trace={trace}", "-e", "signal=none"]
+    if inject:
+        argv += ["-e", f"inject={inject}"]
+    return Client(argv + gw.argv(), env=env)
+
+
+def traced_calls(gw, call):
+    """(pid, lines) for each traced process that made `call`."""
+    out = []
+    for path in sorted(gw.base.glob("trace.*")):
+        lines = [line for line in path.read_text().splitlines()
+                 if line.startswith(call + "(")]
+        if lines:
+            out.append((int(path.suffix[1:]), lines))
+        path.unlink()
+    return out
+
+
+def nth_call_on(gw, call, suffix):
+    """Which of its `call`s (1-based) the session makes on a file whose name
+    ends with suffix, in an undisturbed session: strace's when= for it."""
+    c = strace_session(gw, None, call)
+    c.greet()
+    assert c.mail(rcpts=["bob@remote.example"]).code == 250
+    c.cmd("QUIT")
+    c.close()
+    for _pid, lines in traced_calls(gw, call):
+        for i, line in enumerate(lines, 1):
+            if suffix + ">" in line.split(",")[0]:
+                return i
+    raise AssertionError(f"no {call} on *{suffix} traced")
+
+
+@pytest.mark.parametrize("case,code", [
+    ("fsync:error=EIO", 451),               # T60: the message's fsync
+    ("fsync:error=ENOSPC", 452),            # T67
+    ("link:error=EIO", 451),                # the message into queue/
+    ("link:error=EDQUOT:when=2", 452),      # T67: the envelope into queue/
+    ("close-env:error=ENOSPC", 452),        # T67: close of the envelope's file
+])
+def test_injected_commit_failures(gw, sink, case, code):
+    """T60/T67: fsync returning EIO or ENOSPC, link failing for the message or
+    its envelope, close of the envelope failing (strace fault injection)
+    -> 451/452, nothing in the queue, nothing left in tmp/, never a 250; and
+    a failed fsync is never retried (the data it did not write may be gone
+    from the page cache: retrying would 'succeed' on nothing)."""
+    if tool("strace") is None:
+        pytest.skip("strace not installed")
+    relay_conf(gw, sink.port, run_after_accept=False)
+    call = case.split(":")[0]
+    if call == "close-env":
+        # Only that close fails: its place among the session's closes, found
+        # in an undisturbed session first (the same every time).
+        call = "close"
+        case = case.replace("close-env", "close") + \
+            f":when={nth_call_on(gw, 'close', '.env.new')}"
+        for id_ in queue_ids(gw):
+            assert gw.run("--delete", id_).returncode == 0
+    c = strace_session(gw, case, "fsync,link,close")
     c.greet()
     r = c.mail(rcpts=["bob@remote.example"])
     assert r.code == code, r
@@ -633,6 +685,37 @@ def test_injected_commit_failures(gw, sink, call, errno_name, code):
     assert queue_ids(gw) == []
     assert list((gw.spool / "tmp").glob("*.msg")) == []
     assert list((gw.spool / "queue").iterdir()) == []
+    if call == "fsync":
+        (calls,) = [lines for _pid, lines in traced_calls(gw, "fsync")]
+        assert len(calls) == 1, calls          # failed once, never tried again
+
+
+def test_runner_envelope_rewrite_fails(gw, sink):
+    """T67, the queue runner: the rename that replaces an envelope with its
+    new per-recipient states fails (EDQUOT): the old envelope stays whole,
+    nothing half-written is left in queue/, and the next run delivers what
+    is still due; nothing is lost."""
+    if tool("strace") is None:
+        pytest.skip("strace not installed")
+    relay_conf(gw, sink.port, run_after_accept=False)
+    assert send(gw, ["ok@remote.example", "later@remote.example"]).code == 250
+    (id_,) = queue_ids(gw)
+    sink.rcpt_replies["later@remote.example"] = "451 4.3.0 not now"
+    from conftest import base_env
+    env = base_env()
+    if "ASAN_OPTIONS" in env:
+        env["ASAN_OPTIONS"] += ":detect_leaks=0"
+    r = subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=rename",
+                        "-e", "inject=rename:error=EDQUOT"] + gw.argv("-q"),
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 75, (r.returncode, r.stderr)
+    assert f"{id_}: update envelope: Disk quota exceeded" in gw.log_text()
+    assert sorted(p.name for p in (gw.spool / "queue").iterdir()) == [f"{id_}.env", f"{id_}.msg"]
+    del sink.rcpt_replies["later@remote.example"]
+    assert flush(gw).returncode == 0
+    got = [r for m in sink.wait_messages(2) for r in m.rcpts]
+    assert sorted(set(got)) == ["later@remote.example", "ok@remote.example"], got
+    assert queue_ids(gw) == []
 
 
 def test_parallel_receivers_unique_ids(gw, sink):
