@@ -230,6 +230,8 @@ ehlo(struct smtpc *sc, struct smtpc_reply *r)
 		return -1;
 	if (r->code / 100 == 2)
 		return 0;
+	if (r->code == 421)
+		return -1;         /* closing (RFC 5321 3.8): no HELO, its reply stands */
 	/* RFC 5321 3.2: an old server answers EHLO with 5xx; HELO then. */
 	if (send_line(sc, ST_GREETING, "HELO %s", sc->conf->hostname) < 0 ||
 	    read_reply(sc, ST_GREETING, r, NULL) < 0)
@@ -550,7 +552,12 @@ smtpc_send(struct smtpc *sc, const struct spool_env *env, int msgfd,
 			if (send_line(sc, ST_RCPT, "RCPT TO:<%s>", env->rcpts[idx[i]].addr) < 0)
 				goto lost;
 	}
-	if (read_reply(sc, ST_MAIL, &r, NULL) < 0)
+	/*
+	 * RFC 5321 3.8: a 421, at any stage, says the server is closing the
+	 * connection; it is the reply of every recipient still open, not the
+	 * "lost connection" that reading past it would find (T89).
+	 */
+	if (read_reply(sc, ST_MAIL, &r, NULL) < 0 || r.code == 421)
 		goto broken;
 	if (!sc->pipelining && r.code / 100 != 2) {
 		all_replies(rcpt, n, &r);
@@ -562,7 +569,7 @@ smtpc_send(struct smtpc *sc, const struct spool_env *env, int msgfd,
 		if (!sc->pipelining &&
 		    send_line(sc, ST_RCPT, "RCPT TO:<%s>", env->rcpts[idx[i]].addr) < 0)
 			goto lost;
-		if (read_reply(sc, ST_RCPT, &rcpt[i], NULL) < 0) {
+		if (read_reply(sc, ST_RCPT, &rcpt[i], NULL) < 0 || rcpt[i].code == 421) {
 			r = rcpt[i];
 			goto broken;
 		}
@@ -578,7 +585,7 @@ smtpc_send(struct smtpc *sc, const struct spool_env *env, int msgfd,
 	}
 	if (send_line(sc, ST_DATA, "DATA") < 0)
 		goto lost;
-	if (read_reply(sc, ST_DATA, &r, NULL) < 0)
+	if (read_reply(sc, ST_DATA, &r, NULL) < 0 || r.code == 421)
 		goto broken;
 	if (r.code != 354) {
 		for (size_t i = 0; i < n; i++)
@@ -594,6 +601,10 @@ smtpc_send(struct smtpc *sc, const struct spool_env *env, int msgfd,
 	for (size_t i = 0; i < n; i++)
 		if (rcpt[i].code / 100 == 2)
 			rcpt[i] = r;
+	if (r.code == 421) {
+		sc->open = 0;
+		return -1;
+	}
 	return 0;
 lost:
 	synth(&r, 451, "451 4.4.2 %s: lost connection: %s", sc->name, strerror(errno));

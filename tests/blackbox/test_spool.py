@@ -160,10 +160,112 @@ def test_null_sender_never_bounced(gw, sink):
     assert "never a bounce of a bounce" in gw.log_text()
 
 
-def test_421_and_4xx_everywhere_retry_without_bounce(gw, sink):
-    """T89/T90: 421 or 4xx at MAIL or after the dot -> retry, no bounce."""
+class StageServer:
+    """A raw smarthost on 127.0.0.1 that answers well at every stage but one:
+    at `stage` (greeting, EHLO, MAIL, RCPT, DATA, dot) it sends `reply` (raw
+    bytes) and closes.  Serves connections until stopped; `stages` lists the
+    stages each connection reached."""
+
+    STAGES = ("greeting", "EHLO", "MAIL", "RCPT", "DATA", "dot")
+
+    def __init__(self, port, stage, reply):
+        import socket
+        self.stage, self.reply, self.reached = stage, reply, []
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", port))
+        self.srv.listen(4)
+        self.srv.settimeout(0.2)
+        self.running = True
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while self.running:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                continue
+            try:
+                conn.settimeout(10)
+                self.serve(conn)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def answer(self, conn, stage, good):
+        self.reached.append(stage)
+        if stage != self.stage:
+            conn.sendall(good)
+            return True
+        conn.sendall(self.reply)
+        time.sleep(0.2)
+        return False
+
+    def serve(self, conn):
+        f = conn.makefile("rb")
+        if not self.answer(conn, "greeting", b"220 stage.test ESMTP\r\n"):
+            return
+        for line in f:
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                ok = self.answer(conn, "EHLO", b"250-stage.test\r\n250 PIPELINING\r\n")
+            elif verb == b"MAIL":
+                ok = self.answer(conn, "MAIL", b"250 2.1.0 ok\r\n")
+            elif verb == b"RCPT":
+                ok = self.answer(conn, "RCPT", b"250 2.1.5 ok\r\n")
+            elif verb == b"DATA":
+                ok = self.answer(conn, "DATA", b"354 go ahead\r\n")
+                while ok:
+                    line = f.readline()
+                    if line in (b".\r\n", b""):
+                        break
+                ok = ok and self.answer(conn, "dot", b"250 2.0.0 stored\r\n")
+            elif verb == b"QUIT":
+                conn.sendall(b"221 bye\r\n")
+                return
+            else:
+                ok = self.answer(conn, verb.decode(errors="replace"), b"250 ok\r\n")
+            if not ok:
+                return
+
+    def stop(self):
+        self.running = False
+        self.thread.join(timeout=10)
+        self.srv.close()
+
+
+@pytest.mark.parametrize("stage", StageServer.STAGES)
+def test_421_at_any_stage_is_retried_without_bounce(gw, sink, stage):
+    """T89: 421 at the greeting, EHLO, MAIL, RCPT, DATA or after the dot ->
+    the message stays queued with that reply, no DSN; the next run, with a
+    smarthost that works, delivers it once."""
+    port = free_port()
+    relay_conf(gw, port, run_after_accept=False)
+    assert send(gw, ["bob@remote.example"]).code == 250
+    (id_,) = queue_ids(gw)
+    srv = StageServer(port, stage, b"421 4.3.2 stage.test closing at " +
+                      stage.encode() + b"\r\n")
+    try:
+        f = flush(gw)
+    finally:
+        srv.stop()
+    assert f.returncode == 75, (f.stdout, f.stderr)
+    assert stage in srv.reached
+    assert queue_ids(gw) == [id_]                         # and no DSN beside it
+    assert f"421 4.3.2 stage.test closing at {stage}" in gw.run("--queue").stdout
     relay_conf(gw, sink.port, run_after_accept=False)
-    for attr, reply in [("mail_reply", "421 4.3.2 shutting down"),
+    assert flush(gw).returncode == 0
+    (m,) = sink.wait_messages(1)
+    assert (m.sender, m.rcpts) == ("alice@remote.test", ["bob@remote.example"])
+    assert queue_ids(gw) == []
+
+
+def test_4xx_at_mail_and_dot_retry_without_bounce(gw, sink):
+    """T90: 4xx at MAIL or after the dot -> retry, no bounce."""
+    relay_conf(gw, sink.port, run_after_accept=False)
+    for attr, reply in [("mail_reply", "452 4.3.1 full for now"),
                         ("data_reply", "451 4.3.0 try again")]:
         setattr(sink, attr, reply)
         assert send(gw, ["bob@remote.example"]).code == 250
@@ -205,37 +307,32 @@ def test_lifetime_expiry_bounces(gw, sink):
     assert queue_ids(gw) == []
 
 
-def test_broken_replies_are_temporary(gw):
-    """T96: multi-line without end, 10,000 lines, a 100 KB line, mixed codes, non-numeric,
-    EOF without CRLF -> temporary failure each; the message stays queued."""
-    import socket
-    import threading
+@pytest.mark.parametrize("stage", StageServer.STAGES)
+def test_broken_replies_are_temporary(gw, stage):
+    """T96: at every stage, a multi-line reply without its last line (then
+    EOF), 10,000 continuation lines, a 100 KB line, mixed codes, a
+    non-numeric code, EOF without CRLF -> a temporary failure each: the
+    message stays queued, nothing is bounced."""
     port = free_port()
     relay_conf(gw, port, run_after_accept=False)
     assert send(gw, ["bob@remote.example"]).code == 250
-    greetings = [b"220-x\r\n" * 10000, b"220 " + b"x" * 100000 + b"\r\n",
-                 b"220-x\r\n250 y\r\n", b"abc hello\r\n", b"220 no crlf", b"220-x\r\n"]
-    for greeting in greetings:
-        srv = socket.socket()
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("127.0.0.1", port))
-        srv.listen(1)
-
-        def serve():
-            conn, _ = srv.accept()
-            try:
-                conn.sendall(greeting)
-                time.sleep(0.3)
-            except OSError:
-                pass
-            conn.close()
-        t = threading.Thread(target=serve)
-        t.start()
-        f = flush(gw)
-        t.join()
-        srv.close()
-        assert f.returncode == 75, (greeting[:20], f.stdout, f.stderr)
-    assert len(queue_ids(gw)) == 1
+    (id_,) = queue_ids(gw)
+    code = {"greeting": b"220", "DATA": b"354"}.get(stage, b"250")
+    broken = [code + b"-x\r\n",
+              (code + b"-x\r\n") * 10000,
+              code + b" " + b"x" * 100000 + b"\r\n",
+              code + b"-x\r\n" + (b"550" if code != b"550" else b"250") + b" y\r\n",
+              b"abc hello\r\n",
+              code + b" no crlf"]
+    for reply in broken:
+        srv = StageServer(port, stage, reply)
+        try:
+            f = flush(gw)
+        finally:
+            srv.stop()
+        assert stage in srv.reached, (stage, srv.reached)
+        assert f.returncode == 75, (stage, reply[:20], f.stdout, f.stderr)
+        assert queue_ids(gw) == [id_], (stage, reply[:20])
 
 
 def test_mixed_pipe_and_smarthost_transaction(gw, sink):
