@@ -54,6 +54,8 @@ teardown_dir(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+static struct conf *load(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* load - a configuration from text (printf-style), or the test fails. */
 static struct conf *
 load(const char *fmt, ...)
