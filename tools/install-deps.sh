@@ -14,7 +14,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	build-essential clang clang-tidy cppcheck libclang-rt-14-dev llvm pkg-config ca-certificates openssl \
 	libpcre2-dev libconfuse-dev libssl-dev libcrypt-dev libcmocka-dev \
-	python3 python3-pytest python3-aiosmtpd \
+	python3 python3-pytest python3-aiosmtpd python3-cryptography \
 	swaks libwww-perl libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl \
 	mandoc procps strace valgrind systemd xinetd postfix haproxy mutt bsd-mailx \
 	testssl.sh nmap >/dev/null

@@ -2,6 +2,7 @@
 an aiosmtpd smarthost with STARTTLS and AUTH, certificates made by openssl."""
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -62,6 +63,9 @@ class ScriptedSmarthost:
             elif line.upper() == b"STARTTLS\r\n" and self.starttls:
                 ctx, after = self.starttls
                 conn.sendall(b"220 2.0.0 go ahead\r\n" + after)   # one segment
+                if ctx is None:          # no TLS at all: the handshake fails
+                    time.sleep(0.5)
+                    break
                 conn = ctx.wrap_socket(conn, server_side=True)
                 f = conn.makefile("rwb")
                 self.seen.append(b"-- TLS --\r\n")
@@ -87,6 +91,32 @@ class ScriptedSmarthost:
 @pytest.fixture
 def certs(gw):
     return make_cert(gw.base, "localhost")
+
+
+def make_expired_cert(dirpath, name):
+    """A self-signed certificate for name that expired yesterday (openssl 3.0's
+    command line cannot date one in the past; python3-cryptography can)."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=10))
+            .not_valid_after(now - datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    crt, keyfile = dirpath / f"{name}-expired.crt", dirpath / f"{name}-expired.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return crt, keyfile
 
 
 def conf(gw, port, tls="starttls", extra="", host="localhost"):
@@ -181,17 +211,23 @@ def test_tls_required_but_not_offered(gw):
         sink.stop()
 
 
-@pytest.mark.parametrize("case", ["untrusted", "wrong-name"])
+@pytest.mark.parametrize("case", ["untrusted", "wrong-name", "expired"])
 def test_certificate_failures_defer(gw, certs, case):
-    """T97: self-signed without its CA, or a certificate for another name -> deferred."""
-    crt, key = certs if case == "untrusted" else make_cert(gw.base, "other.example")
+    """T97: self-signed without its CA, a certificate for another name, or one
+    that has expired (its own CA given) -> deferred, nothing sent."""
+    crt, key = {"untrusted": lambda: certs,
+                "wrong-name": lambda: make_cert(gw.base, "other.example"),
+                "expired": lambda: make_expired_cert(gw.base, "localhost")}[case]()
     sink = Sink(tls_cert=crt, tls_key=key, require_starttls=True).start()
     try:
         ca = "/etc/ssl/certs/ca-certificates.crt" if case == "untrusted" else crt
         conf(gw, sink.port, extra=f'ca_file = "{ca}"')
         assert send(gw, ["bob@remote.example"]).code == 250
         assert gw.run("-q").returncode == 75
-        assert "verif" in gw.run("--queue").stdout
+        listing = gw.run("--queue").stdout
+        assert "verif" in listing
+        if case == "expired":
+            assert "expired" in listing, listing
         assert sink.messages == []
         # tls = may (opportunistic) does not verify: it goes through encrypted.
         conf(gw, sink.port, tls="may", extra=f'ca_file = "{ca}"')
@@ -278,3 +314,21 @@ def test_smarthost_plaintext_after_starttls_220_discarded(gw, certs):
     assert after == [b"EHLO", b"MAIL", b"RCPT", b"DATA", b"QUIT"], sh.seen
     assert queue_ids(gw) == []
     assert "injected" not in gw.log_text()
+
+
+def test_failed_handshake_defers_never_plaintext(gw):
+    """T97: the smarthost answers 220 to STARTTLS, then no TLS (clear text, then
+    it closes): deferred with the handshake's failure; nothing of the mail was
+    sent, in clear or otherwise."""
+    port = free_port()
+    conf(gw, port)
+    assert send(gw, ["bob@remote.example"]).code == 250
+    sh = ScriptedSmarthost(port, b"250-scripted.test\r\n250-STARTTLS\r\n250 PIPELINING",
+                           starttls=(None, b"this is not TLS\r\n" * 50))
+    try:
+        assert gw.run("-q").returncode == 75
+    finally:
+        sh.stop()
+    assert [l for l in sh.seen if not l.startswith((b"EHLO", b"STARTTLS"))] == [], sh.seen
+    assert "4.7.5" in gw.run("--queue").stdout
+    assert len(queue_ids(gw)) == 1
