@@ -113,11 +113,33 @@ def test_output_before_input_no_deadlock(gw):
     assert rec.body() == (b"y" * 998 + b"\n") * 10500
 
 
+def deliver_measured(gw, alias_line):
+    """deliver(), and the largest resident set (kB) of the session and of every
+    process under it that it waited for (the launcher's worker, the program):
+    wait4()'s rusage of the process started, which counts its descendants."""
+    gw.write_aliases(alias_line + "\n")
+    c = gw.session()
+    c.greet()
+    r = c.mail(rcpts=["x@example.com"])
+    c.cmd("QUIT")
+    c.sock.close()
+    _pid, status, usage = os.wait4(c.proc.pid, 0)
+    c.proc.returncode = os.waitstatus_to_exitcode(status)
+    assert c.proc.returncode == 0
+    return r, usage.ru_maxrss
+
+
 def test_huge_output_is_capped(gw):
-    """T77: 100 MB of output -> read and discarded; the reply carries a capped excerpt."""
-    r = deliver(gw, 'x: "|@REC@ --spew 104857600 --exit 75"')
+    """T77: 100 MB of output -> read and discarded: the reply carries a capped
+    excerpt, and no process of the delivery grows by more than 2 MB over one
+    whose program prints a line (memory flat)."""
+    r, small = deliver_measured(gw, 'x: "|@REC@ --spew 100 --exit 75"')
+    assert r.code == 451
+    r, huge = deliver_measured(gw, 'x: "|@REC@ --spew 104857600 --exit 75"')
     assert r.code == 451
     assert len(r.lines[0]) < 512
+    if os.environ.get("UNDERSMTPD_SANITIZED") != "1":   # their own memory is theirs
+        assert huge - small < 2048, (small, huge)
 
 
 def test_no_zombies_or_descendants_after_many_runs(gw):
