@@ -117,7 +117,7 @@ def test_proxy_unknown_and_local_are_unknown_clients(gw):
 
 
 def test_ipv6_clients_counted_by_prefix(gw):
-    """max_connections_per_ip counts IPv6 clients by client_ipv6_prefix_length
+    """T115: max_connections_per_ip counts IPv6 clients by client_ipv6_prefix_length
     (64 by default): one host has a whole /64 to pick addresses from."""
     d, port = proxy_listener(gw, 'max_connections_per_ip = 2\n'
                                  'relay_networks = { "10.0.0.0/8" }\n')

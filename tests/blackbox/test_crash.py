@@ -60,6 +60,9 @@ def time_to_commit(gw, trials, acked, sent):
 
 
 def test_kill_receiver_at_random(gw):
+    """T58: TRIALS kills of the receiver around the end of DATA (a third in
+    mid-data); every message answered 250 is delivered, whole, and the kills
+    must have landed on both sides of the commit."""
     sink = Sink().start()
     try:
         relay_conf(gw, sink.port, run_after_accept=False)

@@ -228,7 +228,7 @@ def test_sighup_reload_good_and_broken(gw):
 
 @needs_root
 def test_alias_user_added_by_reload_runs_as_that_user(gw):
-    """The root launcher runs programs only as accounts the configuration
+    """T79: The root launcher runs programs only as accounts the configuration
     names (pipe.user, alias blocks).  An alias block added later and loaded by
     SIGHUP to the daemon master alone (the launcher never gets the signal) is
     followed: the launcher re-reads the file when it changed."""

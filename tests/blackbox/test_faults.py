@@ -55,7 +55,7 @@ def test_program_fork_fails_451(gw):
 
 
 def test_session_fork_fails_421_daemon_lives(gw):
-    """The daemon cannot fork a session -> the client gets 421 4.3.0 at once,
+    """T86: The daemon cannot fork a session -> the client gets 421 4.3.0 at once,
     the daemon logs why and keeps listening."""
     port = free_port()
     daemon_conf(gw, port)

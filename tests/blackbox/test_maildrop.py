@@ -237,7 +237,7 @@ def maildrop_file(rcpts=("a@remote.example",), body=b"Subject: x\n\nhi\n", sende
 
 
 def test_forged_and_stale_maildrop_files(gw, md, sink):
-    """A maildrop file is the user's input: a damaged one is rejected with a log
+    """T110: A maildrop file is the user's input: a damaged one is rejected with a log
     line and removed (not kept in bad/, where it could fill the disk), a hard
     link too; a helper's tmp file is removed once its helper is gone."""
     relay_conf(gw, sink.port, run_after_accept=False)
@@ -273,7 +273,7 @@ def test_forged_and_stale_maildrop_files(gw, md, sink):
 
 
 def test_killed_helper_removed_at_next_pickup(gw, md, sink):
-    """Issue 15 item 3: a helper killed while writing (SIGKILL, as its own timeout
+    """T110: Issue 15 item 3: a helper killed while writing (SIGKILL, as its own timeout
     or an OOM kill would) leaves a partial tmp file; it stays while the helper
     lives, and the next pickup after its death removes it."""
     relay_conf(gw, sink.port, run_after_accept=False)
@@ -302,7 +302,7 @@ def test_killed_helper_removed_at_next_pickup(gw, md, sink):
 
 
 def test_helper_enforces_the_configured_limits(gw, md):
-    """Issue 15 item 3: the helper, run straight, enforces max_message_size (73)
+    """T110: Issue 15 item 3: the helper, run straight, enforces max_message_size (73)
     and min_free_space (75) of the system configuration before writing."""
     relay_conf(gw, free_port(), extra="max_message_size = 1k\n", run_after_accept=False)
     r = helper(md, b"", size=10 * 1024 * 1024)
@@ -320,7 +320,7 @@ def test_helper_enforces_the_configured_limits(gw, md):
 
 
 def test_disk_filling_while_the_helper_writes(gw, md):
-    """Issue 15 item 3: free space falls below min_free_space while the helper
+    """T110: Issue 15 item 3: free space falls below min_free_space while the helper
     writes: it stops, exits 75 and leaves no file."""
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(md.dir)],
                        capture_output=True, text=True)
@@ -360,7 +360,7 @@ def test_disk_filling_while_the_helper_writes(gw, md):
      "too many Received: headers (mail loop)"),
 ], ids=["nul", "bare-cr", "long-line", "hops"])
 def test_bypassing_sendmail_checked_at_pickup(gw, md, sink, body, why):
-    """Issue 15 item 3: a file written with the helper straight gets at pickup the
+    """T111: Issue 15 item 3: a file written with the helper straight gets at pickup the
     checks SMTP and sendmail make: NUL, bare CR, line length, hop count."""
     relay_conf(gw, sink.port, run_after_accept=False)
     assert helper(md, maildrop_file(body=body)).returncode == 0
@@ -375,7 +375,7 @@ def test_bypassing_sendmail_checked_at_pickup(gw, md, sink, body, why):
 
 
 def test_bypassing_sendmail_max_recipients(gw, md, sink):
-    """Issue 15 item 3: more recipients than max_recipients in a maildrop file."""
+    """T111: Issue 15 item 3: more recipients than max_recipients in a maildrop file."""
     relay_conf(gw, sink.port, extra="max_recipients = 5\n", run_after_accept=False)
     rcpts = [f"r{i}@remote.example" for i in range(6)]
     assert helper(md, maildrop_file(rcpts=rcpts)).returncode == 0
@@ -385,7 +385,7 @@ def test_bypassing_sendmail_max_recipients(gw, md, sink):
 
 
 def test_bad_directory_has_an_age_limit(gw, sink):
-    """Issue 15 item 3: bad/ keeps files queue.bad_lifetime (30 days by default)."""
+    """T110: Issue 15 item 3: bad/ keeps files queue.bad_lifetime (30 days by default)."""
     relay_conf(gw, sink.port, run_after_accept=False)
     assert gw.run("-q").returncode == 0             # makes the spool
     bad = gw.spool / "bad"

@@ -202,7 +202,7 @@ def test_content_seen_by_program(gw):
 
 
 def test_second_program_in_transaction_gets_452(gw):
-    """T82: a recipient for a second, different program -> 452 4.5.3 at RCPT;
+    """T64, T82: a recipient for a second, different program -> 452 4.5.3 at RCPT;
     the client sends it in a new transaction; never a 451 after A succeeded."""
     gw.write_aliases('a: "|@REC@ --exit 0"\nb: "|@REC@ --exit 75"\n')
     c = gw.session()
@@ -269,7 +269,7 @@ def test_unsafe_aliases_file_disables_pipes(gw, mode):
 
 @needs_root
 def test_aliases_owned_by_another_user_disables_pipes(gw):
-    """T84: pipes only from a file owned by root or by the account undersmtpd runs
+    """T108, T84: pipes only from a file owned by root or by the account undersmtpd runs
     as, and writable by no one else.  Started as root that is root alone: a file
     of the spool user's could have been written by a session taken over, and the
     root launcher would run what it names (issue 15 item 2)."""

@@ -123,7 +123,7 @@ LOOP = b"Delivered-To: rt@example.com\r\nSubject: auto-reply\r\n\r\nagain\r\n"
 
 @needs_root
 def test_delivered_to_loop_refused_for_queued_programs(gw):
-    """Issue 15 (SPEC 7): the Delivered-To loop check holds for policy queue too:
+    """T111: Issue 15 (SPEC 7): the Delivered-To loop check holds for policy queue too:
     at acceptance (554 5.4.6, nothing spooled) and in the queue runner for mail
     that reached the queue another way (sendmail by root, as RT's own does),
     where the program never runs and the sender gets a bounce."""

@@ -102,7 +102,7 @@ def entry_points(gw):
 
 @pytest.mark.parametrize("sub", ["bad", "queue", "tmp"])
 def test_spool_subdirectory_link_to_root_directory(gw, sub):
-    """A spool subdirectory replaced by a link to a root-owned directory: no root
+    """T107: A spool subdirectory replaced by a link to a root-owned directory: no root
     entry point chowns, chmods or writes the target; each refuses, naming the path;
     the queued message stays."""
     qid = queued_message(gw, 9)          # port 9: nothing listens, the message waits
@@ -122,7 +122,7 @@ def test_spool_subdirectory_link_to_root_directory(gw, sub):
 
 
 def test_spool_dir_link_in_a_directory_mail_writes(gw):
-    """spool_dir itself in a directory the spool user owns, swapped for a link to
+    """T107: spool_dir itself in a directory the spool user owns, swapped for a link to
     a root directory: refused at every entry point, the target untouched."""
     home = gw.base / "mailhome"
     home.mkdir()
@@ -147,7 +147,7 @@ def test_spool_dir_link_in_a_directory_mail_writes(gw):
 
 
 def test_roots_directory_moved_into_place_not_given_away(gw):
-    """A directory of root's that mail moved to where spool_dir should be (its
+    """T107: A directory of root's that mail moved to where spool_dir should be (its
     parent is mail's): root does not chown it to mail; a spool_dir root makes
     there itself is mail's as usual."""
     home = gw.base / "mailhome"
@@ -168,7 +168,7 @@ def test_roots_directory_moved_into_place_not_given_away(gw):
 
 
 def test_log_file_link_in_a_directory_mail_writes(gw):
-    """log_file in a directory the spool user may write, replaced by a link to a
+    """T107: log_file in a directory the spool user may write, replaced by a link to a
     root-owned file (or a second name of it): root never appends to that file;
     sessions go on, logging to syslog, and say why."""
     logs = gw.base / "logs"
@@ -204,7 +204,7 @@ def test_log_file_link_in_a_directory_mail_writes(gw):
 
 
 def test_maildrop_link_to_root_directory(gw):
-    """spool/maildrop replaced by a link to a root directory of the maildrop's
+    """T107: spool/maildrop replaced by a link to a root directory of the maildrop's
     mode: no entry point changes the target or takes its group for the spool."""
     qid = queued_message(gw, 9)
     target = root_target(gw)
@@ -260,7 +260,7 @@ def steal_launcher_socket(pid):
 
 
 def test_launcher_refuses_forged_requests(gw):
-    """Issue 15 item 2: a session taken over sends its root launcher requests for
+    """T108: Issue 15 item 2: a session taken over sends its root launcher requests for
     /bin/sh, with LD_PRELOAD, as an account the configuration does not name, for
     aliases that are not pipes, with oversized counts and fields, a control
     character, a capture that would be an option.  Each is refused and logged,
@@ -295,7 +295,7 @@ def test_launcher_refuses_forged_requests(gw):
 
 
 def test_pipe_max_concurrency_caps_programs(gw):
-    """Issue 15 item 2: pipe.max_concurrency caps programs of all aliases together,
+    """T109: Issue 15 item 2: pipe.max_concurrency caps programs of all aliases together,
     across sessions; over it a delivery waits its turn (here: until its timeout,
     then 451), never a fork per request."""
     gw.write_conf('pipe { max_concurrency = 1 timeout = 1s }\n'

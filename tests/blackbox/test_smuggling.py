@@ -29,6 +29,8 @@ def use_pipe(gw):
 
 @pytest.mark.parametrize("name", list(SEQUENCES))
 def test_smuggling_sequence_is_not_end_of_data(gw, name):
+    """T17-T23 (one case per SEQUENCES entry), T113: the sequence never ends
+    the data, nothing smuggled reaches a program, one refusal."""
     use_pipe(gw)
     c = gw.session()
     c.greet()
@@ -54,7 +56,7 @@ def test_smuggling_sequence_is_not_end_of_data(gw, name):
 
 
 def test_nul_in_data_refused(gw):
-    """Issue 15: a NUL byte anywhere in DATA: read to the end, 550 5.6.0, and the
+    """T113: Issue 15: a NUL byte anywhere in DATA: read to the end, 550 5.6.0, and the
     session stays in sync; nothing reaches a program or the spool."""
     use_pipe(gw)
     c = gw.session()
@@ -70,7 +72,7 @@ def test_nul_in_data_refused(gw):
 
 
 def test_text_before_354_refused(gw):
-    """Issue 15 (RFC 2920 3.1, Postfix's smtpd_forbid_unauth_pipelining): an
+    """T114: Issue 15 (RFC 2920 3.1, Postfix's smtpd_forbid_unauth_pipelining): an
     unauthenticated client that sends the message before the 354 gets 554 5.5.0
     and the connection closes; nothing is delivered."""
     use_pipe(gw)

@@ -336,7 +336,7 @@ def test_broken_replies_are_temporary(gw, stage):
 
 
 def test_mixed_pipe_and_smarthost_transaction(gw, sink):
-    """SPEC 7: a pipe recipient and a smarthost recipient: the spooled copy is
+    """T64: SPEC 7: a pipe recipient and a smarthost recipient: the spooled copy is
     committed only if the program accepted."""
     relay_conf(gw, sink.port, run_after_accept=False)
     gw.write_aliases('rt: "|@REC@ --exit 75"\nok: "|@REC@ --exit 0"\n')

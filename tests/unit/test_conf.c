@@ -324,6 +324,7 @@ test_file_from_fifo(void **state)
 	free(text);
 }
 
+/* TESTCATALOGUE T107 */
 static void
 test_root_reads_only_roots_file(void **state)
 {

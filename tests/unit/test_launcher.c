@@ -3,7 +3,8 @@
  * its own aliases, as the accounts its own configuration names (SPEC 11,
  * issue 15 item 2).  Plays the part of a session taken over by an attacker,
  * which may send the launcher any request or descriptors.  Needs root (the
- * launcher switches users); skipped otherwise.
+ * launcher switches users); skipped otherwise.  TESTCATALOGUE T79 (the
+ * program's uid, gid and groups), T108, T109, T116.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -253,6 +254,7 @@ old_style_request(char *buf, size_t size, uid_t uid, gid_t gid, const char *mark
 	return off;
 }
 
+/* TESTCATALOGUE T108, T116 */
 static void
 test_forged_requests_refused(void **state)
 {
@@ -323,6 +325,7 @@ test_follows_a_changed_configuration(void **state)
 	assert_refused(ask(f, "who@example.com"), "is not a pipe alias");
 }
 
+/* TESTCATALOGUE T108 */
 static void
 test_aliases_of_another_owner_name_no_program(void **state)
 {
@@ -426,6 +429,7 @@ answered_within(int replyfd, int ms)
 	return result(replyfd);
 }
 
+/* TESTCATALOGUE T108 */
 static void
 test_requester_cannot_stop_the_launcher(void **state)
 {
@@ -488,6 +492,7 @@ test_requester_cannot_stop_the_launcher(void **state)
 	fclose(in);
 }
 
+/* TESTCATALOGUE T109 */
 static void
 test_reloads_under_a_flood(void **state)
 {
@@ -520,6 +525,7 @@ test_reloads_under_a_flood(void **state)
 	assert_int_equal(waitpid(f->launcher, NULL, WNOHANG), 0);   /* alive */
 }
 
+/* TESTCATALOGUE T109 */
 static void
 test_concurrency_cap_waits_then_busy(void **state)
 {

@@ -62,6 +62,7 @@ test_plain_directory_and_create(void **state)
 	cleanup(base);
 }
 
+/* TESTCATALOGUE T107 */
 static void
 test_link_in_others_directory_refused(void **state)
 {
@@ -164,6 +165,7 @@ test_file_links_and_fifos_refused(void **state)
 	cleanup(base);
 }
 
+/* TESTCATALOGUE T107 */
 static void
 test_roots_link_into_others_directory(void **state)
 {

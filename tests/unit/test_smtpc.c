@@ -4,7 +4,8 @@
  * peer's whole script of replies, written before the client speaks (replies
  * come in order, pipelined or not); smtpc_open() connects over TCP to a
  * child on 127.0.0.1 that writes its script and records what it is sent.
- * Bounded replies (CVE-2020-8794), per-recipient replies, HELO fallback,
+ * Bounded and well-formed replies (CVE-2020-8794, T96), per-recipient
+ * replies, HELO fallback,
  * AUTH choice and refusal without TLS, dot-stuffing (T10, T26), and the
  * plaintext sent ahead of the STARTTLS handshake discarded (T45).
  */
