@@ -323,7 +323,9 @@ tls_server_check(const struct tls_server_opts *o, char *why, size_t whysize)
 	SSL_CTX *ctx;
 
 	check.ticket_key_file = NULL;
-	ctx = server_ctx(&check, 0, why, whysize);
+	/* The certificate and key too: a key that is not the certificate's is
+	 * found by --check-config, not by the first client's STARTTLS. */
+	ctx = server_ctx(&check, 1, why, whysize);
 	if (ctx == NULL)
 		return -1;
 	SSL_CTX_free(ctx);

@@ -58,7 +58,10 @@ struct tls_server_opts {
 
 void *tls_server_accept(const struct tls_server_opts *o, int rfd, int wfd,
     int64_t deadline, char *why, size_t whysize);
-/* tls_server_check - o can make a server context (the ciphers match); 0, or -1 with why. */
+/*
+ * tls_server_check - o can make a server context: the ciphers match, the
+ * certificate and key load and belong together; 0, or -1 with why.
+ */
 int tls_server_check(const struct tls_server_opts *o, char *why, size_t whysize);
 ssize_t tls_server_read(void *ssl, int rfd, int wfd, void *buf, size_t n,
     int64_t deadline);
