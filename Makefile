@@ -43,7 +43,7 @@ BIN  := $(BUILD)/undersmtpd
 
 DROP := $(BUILD)/undersmtpd-drop
 
-UNIT_TESTS := util safepath conf addr aliases route smtpd_parse smtpd_data pipe spool proxy maildrop auth launcher buf log envelope
+UNIT_TESTS := util safepath conf addr aliases route smtpd_parse smtpd_data pipe spool proxy maildrop auth launcher buf log envelope bounce
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/test_%)
 PROGS      := $(BUILD)/recorder
 
