@@ -14,6 +14,7 @@
 #include <fcntl.h>
 
 #include "log.h"
+#include "util.h"
 #include "unit.h"
 
 #define NOBODY 65534
@@ -23,12 +24,18 @@ struct dir {
 	char log[128];
 };
 
+/* Every directory made, removed after the tests even when one fails midway. */
+static char made[32][64];
+static size_t nmade;
+
 static void
 dir_make(struct dir *d)
 {
 	snprintf(d->path, sizeof(d->path), "/tmp/undersmtpd-log-XXXXXX");
 	assert_non_null(mkdtemp(d->path));
 	snprintf(d->log, sizeof(d->log), "%s/undersmtpd.log", d->path);
+	assert_true(nmade < sizeof(made) / sizeof(made[0]));
+	str_copy(made[nmade++], sizeof(made[0]), d->path);
 }
 
 static void
@@ -38,6 +45,21 @@ dir_remove(const struct dir *d)
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->path);
 	assert_int_equal(system(cmd), 0);
+}
+
+static int
+remove_all(void **state)
+{
+	char cmd[128];
+	int rc = 0;
+
+	(void)state;
+	log_close();
+	for (size_t i = 0; i < nmade; i++) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", made[i]);
+		rc |= system(cmd);
+	}
+	return rc == 0 ? 0 : -1;
 }
 
 /* slurp - the whole file, NUL-terminated (malloc'd). */
@@ -338,5 +360,5 @@ main(void)
 		cmocka_unit_test(test_reopen_closes_old_file),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, NULL, remove_all);
 }
