@@ -43,7 +43,8 @@ BIN  := $(BUILD)/undersmtpd
 
 DROP := $(BUILD)/undersmtpd-drop
 
-UNIT_TESTS := util safepath conf addr aliases route smtpd_parse smtpd_data pipe spool proxy maildrop auth launcher smtpc queue delivery sendmail smtpd tls listen
+UNIT_TESTS := util safepath conf addr aliases route smtpd_parse smtpd_data pipe spool proxy maildrop auth launcher \
+              smtpc queue delivery sendmail smtpd tls listen buf log envelope bounce
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/test_%)
 PROGS      := $(BUILD)/recorder
 

@@ -21,22 +21,47 @@
 
 #define HEADER_COPY_MAX (64 * 1024)
 
+/*
+ * status_len - the length of an enhanced status code of a failure at p, or 0:
+ * RFC 3463 2, class "." 1*3digit "." 1*3digit with class 4 or 5.  Anything
+ * else ("5.1.1.1", "5...1", "5.1234.1") would be an invalid Status: field.
+ */
+static size_t
+status_len(const char *p)
+{
+	size_t i = 1;
+
+	if (p[0] != '4' && p[0] != '5')
+		return 0;
+	for (int part = 0; part < 2; part++) {
+		size_t digits = 0;
+
+		if (p[i++] != '.')
+			return 0;
+		while (p[i] >= '0' && p[i] <= '9' && digits <= 3) {
+			i++;
+			digits++;
+		}
+		if (digits == 0 || digits > 3)
+			return 0;
+	}
+	return i;
+}
+
 void
 bounce_status(const char *reply, const char *fallback, char out[16])
 {
 	const char *p = reply;
+	size_t n;
 
 	str_copy(out, 16, fallback);
 	if (strlen(p) < 4)
 		return;
 	p += 4;       /* "550 5.1.1 ..." */
-	if ((p[0] == '4' || p[0] == '5') && p[1] == '.') {
-		size_t n = strspn(p, "0123456789.");
-
-		if (n >= 5 && n < 16 && (p[n] == ' ' || p[n] == '\0')) {
-			memcpy(out, p, n);
-			out[n] = '\0';
-		}
+	n = status_len(p);
+	if (n > 0 && (p[n] == ' ' || p[n] == '\0')) {
+		memcpy(out, p, n);
+		out[n] = '\0';
 	}
 }
 

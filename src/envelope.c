@@ -88,10 +88,17 @@ static int
 write_received(const struct envelope *e, const struct conf *c,
     const struct envelope_client *cl)
 {
-	char date[64], line[1024];
+	char date[64], line[1024], helo[256];
 	time_t t = time(NULL);
 	struct tm tm;
 
+	/*
+	 * T42: the HELO name never adds a line of the client's to our header.
+	 * SMTP refuses CR and LF in commands, but this module serves every way
+	 * mail comes in, so it does not rely on its caller for that.
+	 */
+	str_copy(helo, sizeof(helo), cl->helo[0] ? cl->helo : "unknown");
+	str_mask_controls(helo);
 	localtime_r(&t, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	if (cl->local_uid >= 0)
@@ -100,7 +107,7 @@ write_received(const struct envelope *e, const struct conf *c,
 		    "\tid %s", c->hostname, cl->local_uid, e->id);
 	else
 		snprintf(line, sizeof(line), "Received: from %s ([%s])\n\tby %s (undersmtpd) "
-		    "with %s id %s", cl->helo[0] ? cl->helo : "unknown", cl->addr_text,
+		    "with %s id %s", helo, cl->addr_text,
 		    c->hostname, cl->proto, e->id);
 	if (put(e->msg_fd, line) < 0)
 		return -1;
