@@ -219,12 +219,17 @@ safepath_open_file(const char *path, int flags, mode_t mode, char *why, size_t w
 		 * A FIFO opened for reading without blocking reads as empty until
 		 * its writer comes: in root's own directory (where a FIFO is root's
 		 * choice, -C <(...)) it is opened again, waiting for the writer.
+		 * The first descriptor stays open meanwhile: a writer that came
+		 * already (our reader let its open return) must not find the FIFO
+		 * without a reader, fail with EPIPE and leave us waiting forever.
 		 */
 		if (fd >= 0 && root_only && !(flags & O_NONBLOCK) &&
 		    fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
-			close(fd);
-			fd = openat(dfd, base, (flags & ~O_CREAT) | O_CLOEXEC | O_NOFOLLOW);
+			int again = openat(dfd, base, (flags & ~O_CREAT) | O_CLOEXEC | O_NOFOLLOW);
+
 			err = errno;
+			close(fd);
+			fd = again;
 		}
 		if (fd >= 0 || err != ELOOP || !root_only) {
 			close(dfd);
