@@ -732,19 +732,50 @@ def traced_calls(gw, call):
     return out
 
 
-def nth_call_on(gw, call, suffix):
-    """Which of its `call`s (1-based) the session makes on a file whose name
-    ends with suffix, in an undisturbed session: strace's when= for it."""
-    c = strace_session(gw, None, call)
+def attached_session(gw, inject):
+    """A greeted session with strace attached to the session process alone
+    (not the root launcher beside it, whose calls would count too), tracing
+    close, failing them as inject says; the trace goes to gw.base/trace."""
+    from conftest import Client, base_env
+    from test_limits import session_pid
+    env = base_env()
+    if "ASAN_OPTIONS" in env:
+        env["ASAN_OPTIONS"] += ":detect_leaks=0"   # LeakSanitizer cannot run under ptrace
+    c = Client(gw.argv(), env=env)
     c.greet()
+    pid = session_pid(c)
+    argv = ["strace", "-qq", "-y", "-o", str(gw.base / "trace"), "-e", "trace=close",
+            "-e", "signal=none", "-p", str(pid)]
+    if inject:
+        argv += ["-e", f"inject={inject}"]
+    tracer = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    end = time.time() + 10
+    while time.time() < end:
+        with open(f"/proc/{pid}/status") as f:
+            if any(line.startswith("TracerPid:") and line.split()[1] != "0" for line in f):
+                break
+        time.sleep(0.01)
+    else:
+        tracer.kill()
+        raise AssertionError("strace did not attach: " + tracer.stderr.read())
+    return c, tracer
+
+
+def nth_close_of_envelope(gw):
+    """Which of the session's closes (1-based, from the EHLO on) is that of the
+    envelope's file (*.env.new), in an undisturbed transaction: strace's when=
+    for it (the same every time)."""
+    c, tracer = attached_session(gw, None)
     assert c.mail(rcpts=["bob@remote.example"]).code == 250
     c.cmd("QUIT")
     c.close()
-    for _pid, lines in traced_calls(gw, call):
-        for i, line in enumerate(lines, 1):
-            if suffix + ">" in line.split(",")[0]:
-                return i
-    raise AssertionError(f"no {call} on *{suffix} traced")
+    tracer.wait(timeout=30)
+    lines = [line for line in (gw.base / "trace").read_text().splitlines()
+             if line.startswith("close(")]
+    for i, line in enumerate(lines, 1):
+        if ".env.new>" in line.split(")")[0]:
+            return i
+    raise AssertionError(f"no close of *.env.new traced: {lines}")
 
 
 @pytest.mark.parametrize("case,code", [
@@ -764,21 +795,31 @@ def test_injected_commit_failures(gw, sink, case, code):
         pytest.skip("strace not installed")
     relay_conf(gw, sink.port, run_after_accept=False)
     call = case.split(":")[0]
+    tracer = None
+    if call == "close-env" and "valgrind" in os.environ.get("UNDERSMTPD_WRAP", ""):
+        # strace fakes the failure without closing: --track-fds would see the
+        # descriptor open at exit, which a real failing close never leaves.
+        pytest.skip("SKIP: sanitized: an injected close leaves its fd open under valgrind")
     if call == "close-env":
         # Only that close fails: its place among the session's closes, found
-        # in an undisturbed session first (the same every time).
-        call = "close"
-        case = case.replace("close-env", "close") + \
-            f":when={nth_call_on(gw, 'close', '.env.new')}"
+        # in an undisturbed session first; strace attached to the session
+        # alone, as a root launcher beside it makes closes of its own.
+        n = nth_close_of_envelope(gw)
         for id_ in queue_ids(gw):
             assert gw.run("--delete", id_).returncode == 0
-    c = strace_session(gw, case, "fsync,link,close")
-    c.greet()
+        sink.messages.clear()
+        c, tracer = attached_session(gw, case.replace("close-env", "close") + f":when={n}")
+    else:
+        c = strace_session(gw, case, "fsync,link,close")
+        c.greet()
     r = c.mail(rcpts=["bob@remote.example"])
     assert r.code == code, r
     assert c.cmd("NOOP").code == 250          # the session goes on
     c.cmd("QUIT")
     c.close()
+    if tracer is not None:
+        tracer.wait(timeout=30)
+        assert "ENOSPC (No space left on device) (INJECTED)" in (gw.base / "trace").read_text()
     assert queue_ids(gw) == []
     assert list((gw.spool / "tmp").glob("*.msg")) == []
     assert list((gw.spool / "queue").iterdir()) == []
