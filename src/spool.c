@@ -375,6 +375,71 @@ split(const char *line, size_t len, const char **f, size_t *flen, size_t max)
 
 #define FIELD_IS(k) (flen[0] == strlen(k) && memcmp(f[0], k, flen[0]) == 0)
 
+/* store_int - v (already within its record's bounds) into an integer field. */
+static void
+store_int(void *dst, size_t size, long long v)
+{
+	if (size == sizeof(int32_t)) {
+		int32_t x = (int32_t)v;
+
+		memcpy(dst, &x, sizeof(x));
+	} else {
+		int64_t x = (int64_t)v;
+
+		memcpy(dst, &x, sizeof(x));
+	}
+}
+
+/*
+ * scalar_record - an envelope record of one value ("sender <xtext>",
+ * "attempts 3"): 1 when it was one and is stored in e, 0 when the record is
+ * of another kind, -1 when its value is bad.
+ */
+static int
+scalar_record(struct spool_env *e, const char *const f[], const size_t flen[], size_t n)
+{
+	const struct {
+		const char *name;
+		char *dst;
+		size_t size;
+	} texts[] = {
+		{"id", e->id, sizeof(e->id)},
+		{"sender", e->sender, sizeof(e->sender)},
+		{"client", e->client, sizeof(e->client)},
+		{"helo", e->helo, sizeof(e->helo)},
+	};
+	const struct {
+		const char *name;
+		long long min, max;
+		void *dst;
+		size_t size;
+	} numbers[] = {
+		{"created", 0, INT64_MAX / 2, &e->created, sizeof(e->created)},
+		{"next-try", 0, INT64_MAX / 2, &e->next_try, sizeof(e->next_try)},
+		{"attempts", 0, 1000000, &e->attempts, sizeof(e->attempts)},
+		{"hold", 0, 1, &e->hold, sizeof(e->hold)},
+		{"bounce", 0, 1, &e->bounce, sizeof(e->bounce)},
+		{"size", 0, INT64_MAX / 2, &e->size, sizeof(e->size)},
+		{"smtputf8", 0, 1, &e->smtputf8, sizeof(e->smtputf8)},
+		{"body8bit", 0, 1, &e->body8bit, sizeof(e->body8bit)},
+	};
+	long long v;
+
+	for (size_t i = 0; i < ARRAY_LEN(texts); i++)
+		if (FIELD_IS(texts[i].name))
+			return n == 2 && spool_xtext_get(f[1], flen[1], texts[i].dst,
+			    texts[i].size) == 0 ? 1 : -1;
+	for (size_t i = 0; i < ARRAY_LEN(numbers); i++)
+		if (FIELD_IS(numbers[i].name)) {
+			if (n != 2 || parse_long(f[1], flen[1], numbers[i].min, numbers[i].max,
+			    &v) < 0)
+				return -1;
+			store_int(numbers[i].dst, numbers[i].size, v);
+			return 1;
+		}
+	return 0;
+}
+
 int
 spool_parse_env(const char *text, size_t len, struct spool_env *e, char *why,
     size_t whysize)
@@ -423,33 +488,12 @@ spool_parse_env(const char *text, size_t len, struct spool_env *e, char *why,
 			seen_end = 1;
 			continue;
 		}
-#define NUM(k, min, max, dst) \
-		if (FIELD_IS(k)) { \
-			if (n != 2 || parse_long(f[1], flen[1], min, max, &v) < 0) \
-				goto badvalue; \
-			dst = v; \
-			continue; \
+		switch (scalar_record(e, f, flen, n)) {
+		case 1:
+			continue;
+		case -1:
+			goto badvalue;
 		}
-#define TEXT(k, dst) \
-		if (FIELD_IS(k)) { \
-			if (n != 2 || spool_xtext_get(f[1], flen[1], dst, sizeof(dst)) < 0) \
-				goto badvalue; \
-			continue; \
-		}
-		TEXT("id", e->id)
-		NUM("created", 0, INT64_MAX / 2, e->created)
-		NUM("next-try", 0, INT64_MAX / 2, e->next_try)
-		NUM("attempts", 0, 1000000, e->attempts)
-		NUM("hold", 0, 1, e->hold)
-		NUM("bounce", 0, 1, e->bounce)
-		TEXT("sender", e->sender)
-		NUM("size", 0, INT64_MAX / 2, e->size)
-		NUM("smtputf8", 0, 1, e->smtputf8)
-		NUM("body8bit", 0, 1, e->body8bit)
-		TEXT("client", e->client)
-		TEXT("helo", e->helo)
-#undef NUM
-#undef TEXT
 		if (FIELD_IS("digest")) {
 			if (n != 2 || flen[1] != 2 * sizeof(e->digest))
 				goto badvalue;
