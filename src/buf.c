@@ -45,7 +45,7 @@ reader_discard(struct reader *r)
 
 /* wait_fd - poll one fd for events until deadline; IO_OK when ready. */
 static int
-wait_fd(int fd, short events, int64_t deadline, const volatile int *interrupt)
+wait_fd(int fd, short events, int64_t deadline, const volatile sig_atomic_t *interrupt)
 {
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = events};

@@ -10,6 +10,7 @@
 #ifndef BUF_H
 #define BUF_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -32,7 +33,7 @@ struct reader {
 	size_t start, end;
 	int eof;
 	/* Set by the caller: when it becomes non-zero a wait returns IO_INTERRUPTED. */
-	const volatile int *interrupt;
+	const volatile sig_atomic_t *interrupt;
 	char data[READER_SIZE];
 };
 

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,10 +50,6 @@
 #error "DEFAULT_CONF must name the system configuration (Makefile)"
 #endif
 
-#define EX_USAGE 64
-#define EX_CANTCREAT 73
-#define EX_TEMPFAIL 75
-#define EX_CONFIG 78
 #define SPACE_CHECK_EVERY (1024 * 1024)   /* bytes written between free-space checks */
 
 #define DROP_MAX_SIZE ((unsigned long long)2 << 30)  /* 2 GiB: a sanity bound */

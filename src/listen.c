@@ -82,7 +82,7 @@ struct daemon {
  */
 static int signal_fd = -1;
 /* Set in a session child by SIGTERM; read by the session between commands. */
-static volatile int session_terminate;
+static volatile sig_atomic_t session_terminate;
 
 static void
 on_signal(int sig)

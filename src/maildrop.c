@@ -18,12 +18,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sysexits.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define EX_TEMPFAIL 75
 
 char *
 maildrop_format(const char *sender, char *const *rcpts, size_t nrcpts, size_t *len)

@@ -33,15 +33,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sysexits.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define EX_USAGE 64
-#define EX_UNAVAILABLE 69
-#define EX_SOFTWARE 70
-#define EX_TEMPFAIL 75
-#define EX_OSERR_CODE 71
-#define EX_CONFIG 78
 
 enum mode { MODE_INETD, MODE_ROUTE, MODE_CHECK, MODE_HELP, MODE_VERSION,
 	MODE_DAEMON, MODE_FLUSH, MODE_LIST, MODE_OPERATE, MODE_SENDMAIL };
@@ -62,14 +57,12 @@ struct options {
 };
 
 /* Set by SIGTERM; read by the session between commands (SPEC 6). */
-static volatile sig_atomic_t terminate_flag;
-static volatile int terminate_seen;
+static volatile sig_atomic_t terminate_seen;
 
 static void
 on_sigterm(int sig)
 {
 	(void)sig;
-	terminate_flag = 1;
 	terminate_seen = 1;
 }
 

@@ -35,19 +35,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
-#define EX_OK 0
-#define EX_USAGE 64
-#define EX_DATAERR 65
-#define EX_NOUSER 67
-#define EX_UNAVAILABLE 69
-#define EX_SOFTWARE 70
-#define EX_CANTCREAT 73
-#define EX_TEMPFAIL 75
-#define EX_NOPERM 77
-#define EX_CONFIG 78
 
 #define SM_MAX_RCPTS 1000
 #define SM_LINE_MAX 998          /* RFC 5322 2.1.1, CRLF not counted */

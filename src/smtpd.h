@@ -9,6 +9,7 @@
 #ifndef SMTPD_H
 #define SMTPD_H
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include "aliases.h"
@@ -25,7 +26,7 @@ struct smtpd_env {
 	int client_family;           /* AF_INET / AF_INET6 */
 	unsigned char client_ip[16];
 	char client_text[64];        /* "192.0.2.1" */
-	const volatile int *terminate;  /* set by SIGTERM */
+	const volatile sig_atomic_t *terminate;  /* set by SIGTERM */
 	int local_submission;        /* sendmail -bs: a local user, not a network client */
 	int spooled;                 /* out: messages this session spooled */
 };

@@ -191,7 +191,7 @@ static void
 test_reader_interrupt_error_reset(void **state)
 {
 	int p[2], s[2];
-	volatile int flag = 1;
+	volatile sig_atomic_t flag = 1;
 	struct reader r;
 	const char *c;
 	size_t len;
