@@ -2,7 +2,7 @@
  * envelope.h - one mail transaction: sender, recipients and their routes,
  * the message file, our Received: header, the queue id and DELIVERY_ID.
  *
- * Shared by every way mail comes in (SMTP now, sendmail mode later).  The
+ * Shared by every way mail comes in (the SMTP session, sendmail).  The
  * message is streamed to spool_dir/tmp/ID.msg as it arrives (memory stays
  * flat whatever the size), after our Received: header; the file is locked
  * while we write it, so spool_clean() knows it is alive.  It becomes the

@@ -10,6 +10,14 @@
  * its own, forked by the launcher, which parses it, routes the recipient
  * with the launcher's own tables and runs the program (pipe_run).  The
  * launcher's loop itself reads nothing of a request but its size and fds.
+ * At most pipe.max_concurrency programs run at once; as many requests more
+ * wait their turn, and beyond that a request is answered busy (451).
+ *
+ * launcher_privsep() makes the launcher (SPEC 11): started as root, the
+ * process forks; the child drops to `user` and goes on as the session,
+ * daemon, queue run or sendmail; the parent stays root and serves the
+ * child's requests until it is done, then exits with its status (handing a
+ * background queue run the child left behind to a process of its own).
  */
 #define _GNU_SOURCE   /* setresuid(2): the only way to drop all three ids */
 #include "launcher.h"

@@ -2,8 +2,12 @@
  * main.c - the command line: choose the mode, load the configuration and
  * the aliases, set up privileges, and run the mode.  Nothing else.
  *
- * Modes of this version: one SMTP session on stdin/stdout (inetd, xinetd,
- * tcpserver, systemd Accept=yes), --route, --check-config.
+ * Modes: one SMTP session on stdin/stdout (inetd, xinetd, tcpserver,
+ * systemd Accept=yes); the daemon (-d, listen.c); queue runs and the
+ * operator's commands on the queue (-q, --queue, --hold, --release,
+ * --requeue, --bounce, --delete; queue.c); sendmail, mailq and newaliases
+ * by the name they are called (sendmail.c parses their options); --route;
+ * --check-config.
  */
 #define _GNU_SOURCE   /* setresuid(2) and friends: the only safe way to drop all three ids */
 #include "aliases.h"

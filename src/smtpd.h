@@ -1,8 +1,9 @@
 /*
  * smtpd.h - one SMTP server session (SPEC section 6) on a pair of fds.
  *
- * The same code serves inetd/xinetd/systemd Accept=yes sessions (fds 0/1)
- * and, later, each connection of the daemon.  The caller says who the client
+ * The same code serves inetd/xinetd/systemd Accept=yes sessions (fds 0/1),
+ * each connection of the daemon (listen.c) and sendmail -bs (a local
+ * submission on standard input/output).  The caller says who the client
  * is (from getpeername(), never from anything the client sends), where the
  * configuration and aliases are, and how pipes are started.
  */
