@@ -168,15 +168,20 @@ expand(struct spool_env *e, size_t i, const struct route_result *route,
 	res->delivered--;       /* an expansion is not a delivery */
 }
 
-/* deliver - every open recipient: programs one by one, the rest in one transaction. */
+/*
+ * deliver - every open recipient, each routed once in this pass: programs
+ * one by one, expansions into recipients of their own (routed in this pass
+ * too, as the loop reaches them), the rest to the smarthost in one
+ * transaction.
+ */
 static void
 deliver(struct queue_ctx *q, struct smtpc *sc, struct spool_env *e, int msgfd,
     struct queue_result *res)
 {
-	size_t *idx, n = 0, count = e->nrcpts;
+	size_t *idx = NULL, n = 0, cap = 0;
 	struct smtpc_reply *rep;
 
-	for (size_t i = 0; i < count; i++) {
+	for (size_t i = 0; i < e->nrcpts; i++) {
 		struct route_result *route;
 		struct addr a;
 
@@ -203,23 +208,17 @@ deliver(struct queue_ctx *q, struct smtpc *sc, struct spool_env *e, int msgfd,
 			 * mail dropped by sendmail): they become recipients of their own.
 			 */
 			expand(e, i, route, res);
+		} else {
+			/* For the smarthost, with the others of this message. */
+			if (n == cap) {
+				cap = cap == 0 ? 16 : 2 * cap;
+				idx = xreallocarray(idx, cap, sizeof(*idx));
+			}
+			idx[n++] = i;
 		}
 		free(route);
 	}
-	idx = xcalloc(e->nrcpts + 1, sizeof(size_t));
-	rep = xcalloc(e->nrcpts + 1, sizeof(*rep));
-	for (size_t i = 0; i < e->nrcpts; i++) {
-		struct addr a;
-		struct route_result *route;
-
-		if (!is_open(&e->rcpts[i]) || addr_parse_plain(e->rcpts[i].addr, &a) != ADDR_OK)
-			continue;
-		route = xmalloc(sizeof(*route));
-		route_address(q->conf, q->aliases, &a, 1, route);
-		if (route->code == 250 && route_pipe(route) == NULL)
-			idx[n++] = i;
-		free(route);
-	}
+	rep = xcalloc(n + 1, sizeof(*rep));
 	if (n > 0) {
 		if (!sc->open) {
 			struct smtpc_reply err;
