@@ -51,6 +51,12 @@ struct delivery_job {
 
 #define DELIVERY_MAX_ARGS 256
 #define DELIVERY_MAX_ENV 64
+/*
+ * Recipients one program run takes (one Delivered-To: line each): a
+ * transaction's further recipients for the same run are refused at RCPT with
+ * 452 4.5.3 and come again in another, whatever max_recipients allows.
+ */
+#define DELIVERY_MAX_RCPTS 128
 
 /* A program run ready to start, built only from the configuration and the route. */
 struct delivery_command {

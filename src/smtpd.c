@@ -37,7 +37,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ROUTE_MAX_PIPE_RCPTS 128   /* Delivered-To: lines for one run */
 #define HELO_MAX 255
 #define AUTH_FAILURE_DELAY_MS 2000   /* from the credentials check to a 535 */
 #define READ_TOO_LONG 1          /* read_command(): distinct from every IO_* */
@@ -311,6 +310,17 @@ already_recipient(const struct session *s, const struct addr *a)
 	return 0;
 }
 
+/* pipe_recipients - how many of the transaction's recipients the program run takes. */
+static size_t
+pipe_recipients(const struct session *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->tx.nrcpts; i++)
+		n += s->tx.rcpts[i].pipe != 0;
+	return n;
+}
+
 static void
 cmd_rcpt(struct session *s, const char *arg, size_t len)
 {
@@ -361,6 +371,13 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		free(r);
 		return;
 	}
+	if (route_pipe(r) != NULL && pipe_recipients(s) >= DELIVERY_MAX_RCPTS) {
+		/* RFC 5321 4.5.3.1.10: 452 keeps the earlier ones; the rest come again. */
+		reply(s, 452, "4.5.3", "<%s>: too many recipients for one program run (%d)",
+		    shown, DELIVERY_MAX_RCPTS);
+		free(r);
+		return;
+	}
 	for (size_t i = 0; i < r->ndest; i++)
 		if (r->dest[i].kind == ROUTE_SMARTHOST)
 			envelope_add_dest(&s->tx, r->dest[i].address, shown);
@@ -377,7 +394,7 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 static void
 run_program(struct session *s, struct smtp_reply *out, char *relay, size_t relaysize)
 {
-	const char *recipients[ROUTE_MAX_PIPE_RCPTS];
+	const char *recipients[DELIVERY_MAX_RCPTS];
 	char id[33];
 	struct delivery_ctx ctx = {s->conf, s->env->running_as_root,
 	    s->env->launcher_fd, s->env->session_uid, s->env->trusted_uid, NULL};

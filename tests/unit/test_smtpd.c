@@ -29,6 +29,7 @@
 
 #include "aliases.h"
 #include "conf.h"
+#include "delivery.h"
 #include "log.h"
 #include "smtpd.h"
 #include "spool.h"
@@ -44,7 +45,7 @@ struct fixture {
 };
 
 static struct conf *
-load_conf(const char *dir)
+load_conf(const char *dir, int max_recipients)
 {
 	char path[128], text[2048];
 	struct collected diags = {""};
@@ -61,13 +62,13 @@ load_conf(const char *dir)
 	    "spool_dir = \"%s/spool\"\n"
 	    "aliases = \"%s/aliases\"\n"
 	    "user = \"%s\"\n"
-	    "max_recipients = 5\n"
+	    "max_recipients = %d\n"
 	    "min_free_space = 1M\n"
 	    "pipe { policy = sync timeout = 20s }\n"
 	    "alias \"later\" { policy = sync-then-queue }\n"
 	    "smarthost \"sink\" { host = \"127.0.0.1\" port = 9 tls = none }\n"
 	    "queue { run_after_accept = false }\n",
-	    dir, dir, pw->pw_name);
+	    dir, dir, pw->pw_name, max_recipients);
 	fp = fopen(path, "w");
 	assert_non_null(fp);
 	fputs(text, fp);
@@ -104,7 +105,7 @@ setup(void **state)
 	    "team: ok, bob@remote.test\n",
 	    f->dir, f->dir);
 	fclose(fp);
-	f->c = load_conf(f->dir);
+	f->c = load_conf(f->dir, 5);
 	if (f->c == NULL)
 		return -1;
 	if (spool_prepare_top(f->c, geteuid(), getegid(), why, sizeof(why)) < 0 ||
@@ -435,6 +436,52 @@ test_spooled_message_has_our_received(void **state)
 	assert_null(strchr(msg, '\r'));
 }
 
+/*
+ * T9: one program run takes at most DELIVERY_MAX_RCPTS recipients (each a
+ * Delivered-To: line), whatever max_recipients allows: the next one for the
+ * same run gets 452 4.5.3, and the program gets a line for each it took.
+ */
+static void
+test_recipients_of_one_program_run(void **state)
+{
+	struct fixture *f = *state;
+	struct diag d = {NULL, NULL, 0};
+	char path[128], line[64];
+	const char *got;
+	FILE *fp;
+	int lines = 0;
+
+	conf_free(f->c);
+	f->c = load_conf(f->dir, 1000);
+	assert_non_null(f->c);
+	snprintf(path, sizeof(path), "%s/aliases", f->dir);
+	fp = fopen(path, "a");
+	assert_non_null(fp);
+	for (int i = 0; i <= DELIVERY_MAX_RCPTS; i++)
+		fprintf(fp, "u%d: ok\n", i);
+	fclose(fp);
+	aliases_free(f->a);
+	f->a = aliases_load(f->c->aliases, geteuid(), &d);
+	assert_non_null(f->a);
+	greet(f, "192.0.2.1");
+	assert_int_equal(cmd(f, "MAIL FROM:<a@remote.test>"), 250);
+	for (int i = 0; i < DELIVERY_MAX_RCPTS; i++) {
+		snprintf(line, sizeof(line), "RCPT TO:<u%d@example.com>", i);
+		assert_int_equal(cmd(f, line), 250);
+	}
+	snprintf(line, sizeof(line), "RCPT TO:<u%d@example.com>", DELIVERY_MAX_RCPTS);
+	assert_int_equal(cmd(f, line), 452);
+	assert_non_null(strstr(f->reply, "4.5.3"));
+	assert_non_null(strstr(f->reply, "one program run"));
+	assert_int_equal(data(f, "Subject: many\r\n\r\nx\r\n"), 250);
+	assert_int_equal(finish(f), 0);
+	got = slurp(f->dir, "ok.got");
+	assert_non_null(got);
+	for (const char *p = got; (p = strstr(p, "\nDelivered-To: u")) != NULL; p++)
+		lines++;
+	assert_int_equal(lines, DELIVERY_MAX_RCPTS);
+}
+
 /* T24, T113, T114: bare LF and NUL refused after the dot; text before 354. */
 static void
 test_bad_data_refused(void **state)
@@ -476,6 +523,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_one_program_per_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spooled_message_has_our_received, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_recipients_of_one_program_run, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_data_refused, setup, teardown),
 	};
