@@ -14,7 +14,7 @@
 #include "conf.h"
 #include "pipe.h"
 #include "route.h"
-#include "smtpd_parse.h"
+#include "reply.h"
 
 /* How programs are started in this process. */
 struct delivery_ctx {

@@ -13,6 +13,7 @@
 #include "addr.h"
 #include "buf.h"
 #include "log.h"
+#include "reply.h"
 #include "util.h"
 
 #include <errno.h>
@@ -28,45 +29,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-/*
- * The exit status table: SPEC 7, after Postfix global/sys_exits.c.  It holds
- * the permanent meaning of each status; whether a status is temporary is
- * decided by pipe.tempfail alone (default 75, 71, 74: EX_TEMPFAIL, EX_OSERR,
- * EX_IOERR), so an administrator who removes one makes it permanent.
- */
-static const struct sysexit_row {
-	int status;
-	const char *name;
-	int code;
-	const char *dsn;
-	const char *text;
-} sysexit_table[] = {
-	{64, "EX_USAGE", 554, "5.3.0", "command line usage error"},
-	{65, "EX_DATAERR", 550, "5.6.0", "data format error"},
-	{66, "EX_NOINPUT", 554, "5.3.0", "cannot open input"},
-	{67, "EX_NOUSER", 550, "5.1.1", "user unknown"},
-	{68, "EX_NOHOST", 550, "5.1.2", "host name unknown"},
-	{69, "EX_UNAVAILABLE", 554, "5.3.0", "service unavailable"},
-	{70, "EX_SOFTWARE", 554, "5.3.0", "internal software error"},
-	{71, "EX_OSERR", 554, "5.3.0", "system error"},
-	{72, "EX_OSFILE", 554, "5.3.0", "critical OS file missing"},
-	{73, "EX_CANTCREAT", 550, "5.2.0", "cannot create output file"},
-	{74, "EX_IOERR", 554, "5.3.0", "input/output error"},
-	{75, "EX_TEMPFAIL", 554, "5.3.0", "temporary failure"},
-	{76, "EX_PROTOCOL", 554, "5.5.0", "remote error in protocol"},
-	{77, "EX_NOPERM", 550, "5.7.0", "permission denied"},
-	{78, "EX_CONFIG", 550, "5.3.5", "configuration error"},
-};
-
-static const struct sysexit_row *
-sysexit_find(int status)
-{
-	for (size_t i = 0; i < ARRAY_LEN(sysexit_table); i++)
-		if (sysexit_table[i].status == status)
-			return &sysexit_table[i];
-	return NULL;
-}
 
 #define ADDR_LINE_MAX (ADDR_PATH_MAX + 32)
 
@@ -401,7 +363,7 @@ pipe_run(const struct pipe_request *req, struct pipe_result *res)
 void
 pipe_describe(const struct pipe_result *res, char *buf, size_t size)
 {
-	const struct sysexit_row *row;
+	const struct sysexit *row;
 
 	switch (res->outcome) {
 	case PIPE_EXITED:
@@ -462,7 +424,7 @@ pipe_reply(const struct pipe_result *res, const int *tempfail, size_t ntempfail,
     int via_shell, struct smtp_reply *reply)
 {
 	char how[128], dsn[8];
-	const struct sysexit_row *row = NULL;
+	const struct sysexit *row = NULL;
 	int code;
 	const char *status, *text;
 

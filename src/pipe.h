@@ -14,7 +14,7 @@
 
 #include <sys/types.h>
 
-#include "smtpd_parse.h"
+#include "reply.h"
 
 #define PIPE_OUTPUT_MAX 200       /* the kept, sanitised first line */
 #define PIPE_GRACE_MS 2000        /* SIGTERM -> SIGKILL; exit -> stop reading */

@@ -13,7 +13,7 @@
 #include "log.h"
 #include "maildrop.h"
 #include "smtpc.h"
-#include "smtpd_parse.h"
+#include "reply.h"
 #include "spool.h"
 #include "util.h"
 

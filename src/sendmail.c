@@ -25,6 +25,7 @@
 #include "log.h"
 #include "maildrop.h"
 #include "queue.h"
+#include "reply.h"
 #include "route.h"
 #include "spool.h"
 #include "util.h"
@@ -57,23 +58,6 @@ worse(struct sm_result *r, int code)
 		return;
 	if (code == EX_TEMPFAIL || r->worst == 0)
 		r->worst = code;
-}
-
-/* exit_for_reply - the sysexits code that tells a caller what a reply meant. */
-static int
-exit_for_reply(int code, const char *status)
-{
-	if (code / 100 == 4)
-		return EX_TEMPFAIL;
-	if (strncmp(status, "5.1.1", 5) == 0 || strncmp(status, "5.1.3", 5) == 0)
-		return EX_NOUSER;
-	if (strncmp(status, "5.7", 3) == 0)
-		return EX_NOPERM;
-	if (strncmp(status, "5.3.5", 5) == 0)
-		return EX_CONFIG;
-	if (strncmp(status, "5.3.4", 5) == 0 || strncmp(status, "5.6", 3) == 0)
-		return EX_DATAERR;
-	return EX_UNAVAILABLE;
 }
 
 static int
@@ -401,7 +385,7 @@ route_one(const struct conf *c, const struct aliases *a, const struct delivery_c
 		fprintf(stderr, "sendmail: <%s>: %d %s %s\n", shown, r->code, r->status, r->text);
 		log_info("%s: to=<%s>, status=%s (%d %s %s)", e->id, shown,
 		    r->code / 100 == 4 ? "deferred" : "bounced", r->code, r->status, r->text);
-		worse(res, exit_for_reply(r->code, r->status));
+		worse(res, sysexit_for_reply(r->code, r->status));
 		free(r);
 		return;
 	}
@@ -442,7 +426,7 @@ route_one(const struct conf *c, const struct aliases *a, const struct delivery_c
 		} else if (rep.code / 100 == 5) {
 			fprintf(stderr, "sendmail: <%s>: %d %s %s\n", shown, rep.code,
 			    rep.status, rep.text);
-			worse(res, exit_for_reply(rep.code, rep.status));
+			worse(res, sysexit_for_reply(rep.code, rep.status));
 		}
 	}
 	free(r);
@@ -599,7 +583,7 @@ checked_rcpts(const struct conf *c, char **rcpts, size_t n, size_t *kept,
 		if (r->code / 100 == 5) {
 			fprintf(stderr, "sendmail: <%s>: %d %s %s\n", shown, r->code, r->status,
 			    r->text);
-			worse(res, exit_for_reply(r->code, r->status));
+			worse(res, sysexit_for_reply(r->code, r->status));
 			continue;
 		}
 		out[(*kept)++] = xstrdup(shown);

@@ -6,25 +6,6 @@
 
 #include <string.h>
 
-void
-smtp_set_reply(struct smtp_reply *r, int code, const char *status, const char *text)
-{
-	r->code = code;
-	str_copy(r->status, sizeof(r->status), status);
-	str_copy(r->text, sizeof(r->text), text);
-}
-
-void
-smtp_reply_append(struct smtp_reply *r, const char *sep, const char *s)
-{
-	size_t len = strlen(r->text);
-
-	for (const char *parts[2] = {sep, s}, **p = parts; p < parts + 2; p++)
-		for (const char *c = *p; *c && len + 1 < sizeof(r->text); c++)
-			r->text[len++] = *c;
-	r->text[len] = '\0';
-}
-
 int
 smtp_split_line(const char *line, size_t len, struct smtp_cmdline *out,
     struct smtp_reply *err)

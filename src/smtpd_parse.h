@@ -10,14 +10,9 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "reply.h"
 
 #define SMTP_LINE_MAX 512        /* RFC 5321 4.5.3.1.4, CRLF included */
-
-struct smtp_reply {
-	int code;
-	char status[8];
-	char text[256];
-};
 
 struct smtp_cmdline {
 	char verb[16];                /* upper case */
@@ -44,9 +39,5 @@ int smtp_parse_mail(const char *arg, size_t len, struct addr *from,
 /* smtp_parse_rcpt - "TO:<path>"; -1 with err on any error. */
 int smtp_parse_rcpt(const char *arg, size_t len, int smtputf8, struct addr *to,
     struct smtp_reply *err);
-void smtp_set_reply(struct smtp_reply *r, int code, const char *status,
-    const char *text);
-/* smtp_reply_append - add sep and s to the text, truncating what does not fit. */
-void smtp_reply_append(struct smtp_reply *r, const char *sep, const char *s);
 
 #endif
