@@ -7,6 +7,7 @@
  * any DSN it needs is itself safely spooled.
  */
 #include "queue.h"
+#include "accept.h"
 #include "addr.h"
 #include "route.h"
 #include "bounce.h"
@@ -66,15 +67,13 @@ record(struct spool_env *e, struct spool_rcpt *r, const char *reply, int code,
 	if (code / 100 == 2) {
 		r->state = RCPT_DELIVERED;
 		res->delivered++;
-		log_outcome(e, r, relay, "sent");
 	} else if (code / 100 == 5) {
 		r->state = RCPT_FAILED;
 		res->failed++;
-		log_outcome(e, r, relay, "bounced");
 	} else {
 		r->state = RCPT_DEFERRED;
-		log_outcome(e, r, relay[0] ? relay : "none", "deferred");
 	}
+	log_outcome(e, r, relay[0] ? relay : "none", accept_outcome(code));
 }
 
 /* reply_text - "451 4.3.0 text" for the envelope's last-reply field, bounded. */
@@ -105,9 +104,9 @@ static void
 to_program(struct queue_ctx *q, struct spool_env *e, size_t i,
     const struct route_result *route, int msgfd, struct queue_result *res)
 {
-	char relay[300], id[33], addr[ADDR_PATH_MAX + 1];
+	char relay[300], addr[ADDR_PATH_MAX + 1];
 	const char *recipients[1];
-	struct delivery_job job;
+	struct accept_origin o = {e->sender, e->client, e->helo, e->id, e->digest};
 	struct smtp_reply rep;
 
 	str_copy(addr, sizeof(addr), e->rcpts[i].addr);
@@ -122,20 +121,7 @@ to_program(struct queue_ctx *q, struct spool_env *e, size_t i,
 			spool_add_rcpt(e, route->dest[k].address, addr);
 	}
 	recipients[0] = addr;
-	delivery_id(e->digest, addr, id);
-	memset(&job, 0, sizeof(job));
-	job.route = route;
-	job.v.recipient = addr;
-	job.v.sender = e->sender;
-	job.recipients = recipients;
-	job.nrecipients = 1;
-	job.v.client_addr = e->client;
-	job.v.helo = e->helo;
-	job.v.queue_id = e->id;
-	job.v.delivery_id = id;
-	job.msgfd = msgfd;
-	memset(&rep, 0, sizeof(rep));
-	delivery_run(&q->dctx, &job, &rep, relay, sizeof(relay));
+	accept_run(&q->dctx, route, recipients, 1, &o, msgfd, 0, &rep, relay, sizeof(relay));
 	{
 		char text[SPOOL_REPLY_MAX];
 

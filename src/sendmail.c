@@ -16,6 +16,7 @@
  * code of the worst permanent failure, with the reason on standard error.
  */
 #include "sendmail.h"
+#include "accept.h"
 #include "addr.h"
 #include "aliases.h"
 #include "conf.h"
@@ -384,7 +385,7 @@ route_one(const struct conf *c, const struct aliases *a, const struct delivery_c
 	if (r->code != 250) {
 		fprintf(stderr, "sendmail: <%s>: %d %s %s\n", shown, r->code, r->status, r->text);
 		log_info("%s: to=<%s>, status=%s (%d %s %s)", e->id, shown,
-		    r->code / 100 == 4 ? "deferred" : "bounced", r->code, r->status, r->text);
+		    accept_outcome(r->code), r->code, r->status, r->text);
 		worse(res, sysexit_for_reply(r->code, r->status));
 		free(r);
 		return;
@@ -394,32 +395,20 @@ route_one(const struct conf *c, const struct aliases *a, const struct delivery_c
 			envelope_add_dest(e, r->dest[i].address, shown);
 	if (route_pipe(r) != NULL) {
 		const char *list[1] = {shown};
-		struct delivery_job job;
+		struct accept_origin o = {e->sender_text, "127.0.0.1", "localhost", e->id,
+		    e->digest};
 		struct smtp_reply rep;
-		char relay[300], id[33];
+		char relay[300];
 
 		if (delivery_pipe_conf(c, r)->policy == POLICY_QUEUE) {
 			envelope_add_dest(e, shown, shown);
 			free(r);
 			return;
 		}
-		delivery_id(e->digest, shown, id);
-		memset(&job, 0, sizeof(job));
-		job.route = r;
-		job.v.recipient = shown;
-		job.v.sender = e->sender_text;
-		job.recipients = list;
-		job.nrecipients = 1;
-		job.v.client_addr = "127.0.0.1";
-		job.v.helo = "localhost";
-		job.v.queue_id = e->id;
-		job.v.delivery_id = id;
-		job.msgfd = e->msg_fd;
-		memset(&rep, 0, sizeof(rep));
-		delivery_run(dctx, &job, &rep, relay, sizeof(relay));
+		/* Each recipient a run of its own: sendmail's caller has no one reply. */
+		accept_run(dctx, r, list, 1, &o, e->msg_fd, 0, &rep, relay, sizeof(relay));
 		log_info("%s: to=<%s>, relay=%s, status=%s (%d %s %s)", e->id, shown, relay,
-		    rep.code < 300 ? "sent" : rep.code < 500 ? "deferred" : "bounced",
-		    rep.code, rep.status, rep.text);
+		    accept_outcome(rep.code), rep.code, rep.status, rep.text);
 		if (rep.code / 100 == 4) {
 			/* SPEC 7.1: the caller cannot retry; we do, from the queue. */
 			envelope_add_dest(e, shown, shown);

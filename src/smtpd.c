@@ -9,18 +9,15 @@
  * command that caused them and counts errors toward max_errors.
  */
 #include "smtpd.h"
+#include "accept.h"
 #include "addr.h"
 #include "auth.h"
 #include "buf.h"
-#include "delivery.h"
 #include "envelope.h"
-#include "launcher.h"
 #include "log.h"
-#include "pipe.h"
 #include "route.h"
 #include "smtpd_data.h"
 #include "smtpd_parse.h"
-#include "spool.h"
 #include "tls.h"
 #include "util.h"
 
@@ -310,17 +307,6 @@ already_recipient(const struct session *s, const struct addr *a)
 	return 0;
 }
 
-/* pipe_recipients - how many of the transaction's recipients the program run takes. */
-static size_t
-pipe_recipients(const struct session *s)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < s->tx.nrcpts; i++)
-		n += s->tx.rcpts[i].pipe != 0;
-	return n;
-}
-
 static void
 cmd_rcpt(struct session *s, const char *arg, size_t len)
 {
@@ -352,115 +338,34 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		free(r);
 		return;
 	}
-	if (route_pipe(r) != NULL &&
-	    delivery_pipe_conf(s->conf, r)->policy == POLICY_QUEUE) {
-		/* SPEC 7.1: the queue runs this program, with retries; 250 once spooled. */
-		envelope_add_dest(&s->tx, shown, shown);
-		envelope_add_rcpt(&s->tx, &to, 0);
-		s->tx.rcpts[s->tx.nrcpts - 1].program = 1;   /* a loop is refused now */
-		free(r);
-		enter_state(s, STATE_RCPT);
-		reply(s, 250, "2.1.5", "Recipient <%s> ok", shown);
-		return;
-	}
-	if (route_pipe(r) != NULL && s->tx.pipe_route != NULL &&
-	    !route_same_run(s->tx.pipe_route, r)) {
-		/* SPEC 7: one reply per message, so one program run per transaction. */
+	switch (accept_rcpt(s->conf, &s->tx, &to, shown, r)) {
+	case ACCEPT_OK:
+		break;
+	case ACCEPT_OTHER_RUN:
 		reply(s, 452, "4.5.3", "<%s>: goes to another program; send it in a "
 		    "separate transaction", shown);
-		free(r);
 		return;
-	}
-	if (route_pipe(r) != NULL && pipe_recipients(s) >= DELIVERY_MAX_RCPTS) {
+	case ACCEPT_RUN_FULL:
 		/* RFC 5321 4.5.3.1.10: 452 keeps the earlier ones; the rest come again. */
 		reply(s, 452, "4.5.3", "<%s>: too many recipients for one program run (%d)",
 		    shown, DELIVERY_MAX_RCPTS);
-		free(r);
 		return;
 	}
-	for (size_t i = 0; i < r->ndest; i++)
-		if (r->dest[i].kind == ROUTE_SMARTHOST)
-			envelope_add_dest(&s->tx, r->dest[i].address, shown);
-	envelope_add_rcpt(&s->tx, &to, route_pipe(r) != NULL);
-	if (route_pipe(r) != NULL && s->tx.pipe_route == NULL)
-		s->tx.pipe_route = r;
-	else
-		free(r);
 	enter_state(s, STATE_RCPT);
 	reply(s, 250, "2.1.5", "Recipient <%s> ok", shown);
 }
 
-/* run_program - the transaction's program run (SPEC 7); its outcome is the reply. */
+/* log_refusal - a message refused after its data: each recipient's outcome. */
 static void
-run_program(struct session *s, struct smtp_reply *out, char *relay, size_t relaysize)
-{
-	const char *recipients[DELIVERY_MAX_RCPTS];
-	char id[33];
-	struct delivery_ctx ctx = {s->conf, s->env->running_as_root,
-	    s->env->launcher_fd, s->env->session_uid, s->env->trusted_uid, NULL};
-	struct delivery_job job;
-	size_t n = 0;
-
-	for (size_t i = 0; i < s->tx.nrcpts && n < ARRAY_LEN(recipients); i++)
-		if (s->tx.rcpts[i].pipe)
-			recipients[n++] = s->tx.rcpts[i].text;
-	if (n == 0) {
-		/* A pipe route always comes with its recipient; never run blind. */
-		log_warnx("%s: program run without a recipient", s->tx.id);
-		smtp_set_reply(out, 451, "4.3.0", "Local error");
-		return;
-	}
-	delivery_id(s->tx.digest, recipients[0], id);
-	memset(&job, 0, sizeof(job));
-	job.route = s->tx.pipe_route;
-	job.v.recipient = recipients[0];
-	job.v.sender = s->tx.sender_text;
-	job.recipients = recipients;
-	job.nrecipients = n;
-	job.v.client_addr = s->env->client_text;
-	job.v.helo = s->helo;
-	job.v.queue_id = s->tx.id;
-	job.v.delivery_id = id;
-	job.msgfd = s->tx.msg_fd;
-	job.loop_checked = 1;             /* data_verdict() did, with what it read */
-	delivery_run(&ctx, &job, out, relay, relaysize);
-}
-
-/* spool_message - the spooled copy, durable before the 250 (SPEC 8). */
-static void
-spool_message(struct session *s, const struct envelope_client *cl, uint64_t size,
-    struct smtp_reply *rep)
-{
-	if (envelope_spool(&s->tx, s->conf, cl, size) < 0) {
-		int full = errno == ENOSPC || errno == EDQUOT;
-
-		log_warn("%s: cannot spool the message", s->tx.id);
-		smtp_set_reply(rep, full ? 452 : 451, full ? "4.3.1" : "4.3.0",
-		    full ? "Insufficient system storage" : "Local error: cannot spool "
-		    "the message; try again later");
-		return;
-	}
-	s->env->spooled++;
-	log_info("%s: queued for %zu recipient(s)", s->tx.id, s->tx.ndests);
-	if (rep->code == 0)
-		smtp_set_reply(rep, 250, "2.0.0", "queued");
-	else
-		smtp_reply_append(rep, ", ", "rest queued");
-}
-
-static void
-log_delivery(const struct session *s, const struct smtp_reply *rep,
-    const char *relay, int64_t started, int pipe_only)
+log_refusal(const struct session *s, const struct smtp_reply *rep, int64_t started)
 {
 	int64_t ms = now_ms() - started;
-	const char *status = rep->code < 300 ? "sent" : rep->code < 500 ? "deferred"
-	    : "bounced";
 
 	for (size_t i = 0; i < s->tx.nrcpts; i++)
-		if (!pipe_only || s->tx.rcpts[i].pipe)
-			log_info("%s: to=<%s>, relay=%s, delay=%lld.%02lld, status=%s (%d %s %s)",
-		    s->tx.id, s->tx.rcpts[i].text, relay, (long long)(ms / 1000),
-		    (long long)(ms % 1000 / 10), status, rep->code, rep->status, rep->text);
+		log_info("%s: to=<%s>, relay=none, delay=%lld.%02lld, status=%s (%d %s %s)",
+		    s->tx.id, s->tx.rcpts[i].text, (long long)(ms / 1000),
+		    (long long)(ms % 1000 / 10), accept_outcome(rep->code), rep->code,
+		    rep->status, rep->text);
 }
 
 /* data_verdict - the reply for a message read to its end, before delivery. */
@@ -538,7 +443,6 @@ cmd_data(struct session *s, const char *arg, size_t len)
 	struct data_result res;
 	struct data_sink sink;
 	struct smtp_reply rep;
-	char relay[300] = "none";
 	int64_t started;
 
 	(void)arg;
@@ -594,28 +498,12 @@ cmd_data(struct session *s, const char *arg, size_t len)
 	s->verb = "END-OF-MESSAGE";
 	memset(&rep, 0, sizeof(rep));
 	if (data_verdict(s, &res, &rep) == 0) {
-		/*
-		 * SPEC 7: the program first; the smarthost's copy is committed only
-		 * if the program accepted, so a 4xx/5xx leaves nothing spooled and
-		 * the client's retry never duplicates it.
-		 */
-		if (s->tx.pipe_route != NULL) {
-			run_program(s, &rep, relay, sizeof(relay));
-			log_delivery(s, &rep, relay, started, 1);
-			if (rep.code / 100 == 4 && delivery_pipe_conf(s->conf,
-			    s->tx.pipe_route)->policy == POLICY_SYNC_THEN_QUEUE) {
-				/* SPEC 7.1: a temporary failure is spooled and retried. */
-				for (size_t i = 0; i < s->tx.nrcpts; i++)
-					if (s->tx.rcpts[i].pipe)
-						envelope_add_dest(&s->tx, s->tx.rcpts[i].text,
-						    s->tx.rcpts[i].text);
-				memset(&rep, 0, sizeof(rep));
-			}
-		}
-		if (s->tx.ndests > 0 && (rep.code == 0 || rep.code == 250))
-			spool_message(s, &cl, res.size, &rep);
+		struct delivery_ctx dctx = {s->conf, s->env->running_as_root,
+		    s->env->launcher_fd, s->env->session_uid, s->env->trusted_uid, NULL};
+
+		s->env->spooled += accept_message(&dctx, &s->tx, &cl, res.size, started, &rep);
 	} else {
-		log_delivery(s, &rep, relay, started, 0);
+		log_refusal(s, &rep, started);
 	}
 	if (rep.code == 250)
 		reply(s, 250, rep.status, "Ok: %s, id %s", rep.text, s->tx.id);
@@ -684,7 +572,7 @@ smtpd_tls_opts(const struct conf *c, struct tls_server_opts *o, char *keys, size
 	o->min_version = lo;
 	o->max_version = hi;
 	/* The spool user's: every session process reads the same ticket keys. */
-	o->ticket_key_file = spool_path(c, "tmp", "tls-ticket", ".key", keys, size) == 0
+	o->ticket_key_file = str_fmt(keys, size, "%s/tmp/tls-ticket.key", c->spool_dir) == 0
 	    ? keys : NULL;
 }
 
