@@ -320,8 +320,8 @@ run_here(const struct delivery_ctx *ctx, const struct delivery_job *job, int std
 	struct delivery_command cmd;
 	char why[300];
 
-	if (delivery_build(ctx->conf, job->route, &job->v, ctx->running_as_root,
-	    ctx->session_uid, &cmd, why, sizeof(why)) < 0) {
+	if (delivery_build(ctx->conf, job->route, &job->v, ctx->ps.running_as_root,
+	    ctx->ps.session_uid, &cmd, why, sizeof(why)) < 0) {
 		log_warnx("%s: %s", job->v.queue_id, why);
 		memset(res, 0, sizeof(*res));
 		res->outcome = PIPE_REFUSED;
@@ -419,8 +419,8 @@ delivery_run(const struct delivery_ctx *ctx, const struct delivery_job *job,
 		smtp_set_reply(out, 451, "4.3.0", "Too many concurrent deliveries to "
 		    "programs; try again later");
 	} else {
-		if (ctx->launcher_fd >= 0)
-			launcher_request(ctx->launcher_fd, &job->v, stdin_fd,
+		if (ctx->ps.launcher_fd >= 0)
+			launcher_request(ctx->ps.launcher_fd, &job->v, stdin_fd,
 			    pc->timeout * 2 + 10, &res);   /* waiting its turn, then running */
 		else
 			run_here(ctx, job, stdin_fd, &res);

@@ -13,19 +13,14 @@
 
 #include "conf.h"
 #include "pipe.h"
+#include "privsep.h"
 #include "route.h"
 #include "reply.h"
 
 /* How programs are started in this process. */
 struct delivery_ctx {
 	const struct conf *conf;
-	int running_as_root;       /* programs run as pipe.user via the launcher */
-	int launcher_fd;           /* -1: run them directly */
-	uid_t session_uid;         /* our uid: never a pipe user when root */
-	uid_t aliases_owner;       /* besides root, who may own an aliases file
-	                              naming programs: root alone (0) when started
-	                              as root, else ourselves (SPEC 7, 11) */
-	const char *aliases_override;  /* -a FILE, for the launcher's own copy */
+	struct privsep ps;         /* through the launcher, or as ourselves */
 };
 
 /*

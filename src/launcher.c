@@ -13,7 +13,7 @@
  * At most pipe.max_concurrency programs run at once; as many requests more
  * wait their turn, and beyond that a request is answered busy (451).
  *
- * launcher_privsep() makes the launcher (SPEC 11): started as root, the
+ * privsep_start() (privsep.c) makes the launcher (SPEC 11): started as root, the
  * process forks; the child drops to `user` and goes on as the session,
  * daemon, queue run or sendmail; the parent stays root and serves the
  * child's requests until it is done, then exits with its status (handing a
@@ -799,39 +799,9 @@ launcher_serve(int fd, const struct conf *c, const char *aliases_override,
 	return WIFEXITED(l.main_status) ? WEXITSTATUS(l.main_status) : 70;
 }
 
-/* spool_user - the account sessions run as when started as root. */
+/* launcher_become - the root parent keeps nothing of the client's socket. */
 int
-launcher_spool_user(const struct conf *c, struct passwd *out, char *buf, size_t bufsize)
-{
-	struct passwd *pw = NULL;
-
-	if (getpwnam_r(c->user, out, buf, bufsize, &pw) != 0 || pw == NULL)
-		return -1;
-	return 0;
-}
-
-int
-launcher_drop_privileges(const struct passwd *pw)
-{
-	uid_t ru, eu, su;
-	gid_t rg, eg, sg;
-
-	if (setgroups(1, &pw->pw_gid) < 0 ||
-	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
-	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
-		return -1;
-	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 ||
-	    ru != pw->pw_uid || eu != pw->pw_uid || su != pw->pw_uid ||
-	    rg != pw->pw_gid || eg != pw->pw_gid || sg != pw->pw_gid) {
-		errno = EPERM;
-		return -1;
-	}
-	return 0;
-}
-
-/* become_launcher - the root parent keeps nothing of the client's socket. */
-static int
-become_launcher(int sock, const struct conf *c, const char *aliases_override,
+launcher_become(int sock, const struct conf *c, const char *aliases_override,
     pid_t child, uid_t spool_uid)
 {
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -854,66 +824,3 @@ become_launcher(int sock, const struct conf *c, const char *aliases_override,
 	close(sock);
 	return status;
 }
-
-/*
- * privsep - SPEC 11.  Started as root: fork; the child drops to `user`
- * (setgroups, setresgid, setresuid, verified) and returns 0 with d set to
- * use the launcher; the parent stays root as the pipe launcher until the
- * child is done, then returns 1 with the child's exit status.  As anyone
- * else: 0, everything runs as ourselves.  -1 with why on failure.
- */
-int
-launcher_privsep(const struct conf *c, const char *aliases_override,
-    struct delivery_ctx *d, int *status, char *why, size_t whysize)
-{
-	struct passwd pw;
-	char pwbuf[4096];
-	int sv[2];
-	pid_t pid;
-
-	d->conf = c;
-	d->running_as_root = 0;
-	d->launcher_fd = -1;
-	d->session_uid = geteuid();
-	d->aliases_owner = geteuid();
-	d->aliases_override = aliases_override;
-	if (geteuid() != 0)
-		return spool_prepare_top(c, geteuid(), getegid(), why, whysize) < 0 ||
-		    spool_prepare(c, why, whysize) < 0 ? -1 : 0;
-	if (launcher_spool_user(c, &pw, pwbuf, sizeof(pwbuf)) < 0 || pw.pw_uid == 0) {
-		snprintf(why, whysize, "user \"%s\" does not exist or is root: refusing "
-		    "to run as root", c->user);
-		errno = EPERM;
-		return -1;
-	}
-	/* Root touches spool_dir alone; what is inside it is `user`'s to make. */
-	if (spool_prepare_top(c, pw.pw_uid, pw.pw_gid, why, whysize) < 0)
-		return -1;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		snprintf(why, whysize, "socketpair for the pipe launcher");
-		return -1;
-	}
-	pid = fork();
-	if (pid < 0) {
-		snprintf(why, whysize, "fork");
-		return -1;
-	}
-	if (pid > 0) {
-		close(sv[1]);
-		*status = become_launcher(sv[0], c, aliases_override, pid, pw.pw_uid);
-		return 1;
-	}
-	close(sv[0]);
-	if (launcher_drop_privileges(&pw) < 0) {
-		snprintf(why, whysize, "drop privileges to %s", c->user);
-		return -1;
-	}
-	if (spool_prepare(c, why, whysize) < 0)
-		return -1;
-	d->running_as_root = 1;
-	d->launcher_fd = sv[1];
-	d->session_uid = pw.pw_uid;
-	d->aliases_owner = 0;       /* what the launcher trusts: root's files alone */
-	return 0;
-}
-

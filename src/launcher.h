@@ -60,19 +60,13 @@ size_t launcher_format(const struct delivery_values *v, char *buf, size_t size);
 void launcher_request(int fd, const struct delivery_values *v, int stdin_fd, long wait,
     struct pipe_result *res);
 
-/* launcher_spool_user - the `user` account; 0, or -1 when it does not exist. */
-int launcher_spool_user(const struct conf *c, struct passwd *out, char *buf,
-    size_t bufsize);
-/* launcher_drop_privileges - setgroups, setresgid, setresuid, verified. */
-int launcher_drop_privileges(const struct passwd *pw);
 /*
- * launcher_privsep - SPEC 11.  Started as root: fork; the child drops to
- * `user` and returns 0 with d set to use the launcher; the parent stays root
- * as the launcher until the child is done, then returns 1 with the child's
- * exit status.  As anyone else: 0, everything runs as ourselves.  -1 with
- * why on failure.  aliases_override: -a FILE, or NULL.
+ * launcher_become - the root parent of privsep_start() (privsep.h) becomes
+ * the launcher for child on sock: stdin/stdout/stderr to /dev/null, SIGTERM
+ * and SIGINT passed on to the child, then launcher_serve().  Returns the
+ * child's exit status.
  */
-int launcher_privsep(const struct conf *c, const char *aliases_override,
-    struct delivery_ctx *d, int *status, char *why, size_t whysize);
+int launcher_become(int sock, const struct conf *c, const char *aliases_override,
+    pid_t child, uid_t spool_uid);
 
 #endif

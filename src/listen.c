@@ -12,7 +12,7 @@
 #define _GNU_SOURCE   /* accept4(2), pipe2(2) */
 #include "listen.h"
 #include "aliases.h"
-#include "launcher.h"
+#include "privsep.h"
 #include "envelope.h"
 #include "log.h"
 #include "proxy.h"
@@ -449,16 +449,7 @@ run_session(struct daemon *d, int fd, int proxied, int report_fd)
 		_exit(71);
 	if (fd > 1)
 		close(fd);
-	memset(&env, 0, sizeof(env));
-	env.conf = d->conf;
-	env.aliases = d->aliases;
-	env.in_fd = 0;
-	env.out_fd = 1;
-	env.terminate = &session_terminate;
-	env.running_as_root = d->dctx.running_as_root;
-	env.launcher_fd = d->dctx.launcher_fd;
-	env.session_uid = d->dctx.session_uid;
-	env.trusted_uid = d->dctx.aliases_owner;
+	smtpd_env_init(&env, d->conf, d->aliases, &d->dctx.ps, &session_terminate);
 	{
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
@@ -686,7 +677,7 @@ reload(struct daemon *d)
 		free(c->aliases);
 		c->aliases = xstrdup(d->opts->aliases_file);
 	}
-	a = aliases_load(c->aliases, d->dctx.aliases_owner, &dg);
+	a = aliases_load(c->aliases, d->dctx.ps.aliases_owner, &dg);
 	if (a == NULL) {
 		log_warnx("SIGHUP: aliases %s has %d error(s): keeping the running "
 		    "configuration and aliases", c->aliases, dg.errors);
@@ -761,7 +752,7 @@ serve(struct daemon *d)
 	{
 		struct diag dg = {log_diag, NULL, 0};
 
-		d->aliases = aliases_load(d->conf->aliases, d->dctx.aliases_owner, &dg);
+		d->aliases = aliases_load(d->conf->aliases, d->dctx.ps.aliases_owner, &dg);
 		if (d->aliases == NULL)
 			log_warnx("aliases %s has errors: local recipients get 451 until it "
 			    "is fixed (SIGHUP reloads)", d->conf->aliases);
@@ -904,7 +895,8 @@ daemon_main(struct conf *c, const struct daemon_opts *o)
 		conf_free(c);
 		return 64;
 	}
-	rc = launcher_privsep(c, o->aliases_file, &d.dctx, &status, why, sizeof(why));
+	d.dctx.conf = c;
+	rc = privsep_start(c, o->aliases_file, &d.dctx.ps, &status, why, sizeof(why));
 	if (rc == 1) {
 		/* We were the launcher; the daemon is done. */
 		close_listeners(&d);

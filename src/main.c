@@ -14,7 +14,7 @@
 #include "conf.h"
 #include "delivery.h"
 #include "envelope.h"
-#include "launcher.h"
+#include "privsep.h"
 #include "listen.h"
 #include "log.h"
 #include "route.h"
@@ -474,7 +474,8 @@ run_inetd(const struct options *o)
 	}
 	if (c->log_file && log_open("undersmtpd", LOG_TO_FILE, c->log_file, o->verbose) < 0)
 		log_fall_back_to_syslog(o->verbose);
-	rc = launcher_privsep(c, o->aliases_file, &dctx, &status, why, sizeof(why));
+	dctx.conf = c;
+	rc = privsep_start(c, o->aliases_file, &dctx.ps, &status, why, sizeof(why));
 	if (rc != 0) {
 		/* 1: we were the launcher and the session is over; -1: no session. */
 		if (rc < 0) {
@@ -485,18 +486,10 @@ run_inetd(const struct options *o)
 		conf_free(c);
 		return status;
 	}
-	memset(&env, 0, sizeof(env));
-	env.conf = c;
-	env.in_fd = 0;
-	env.out_fd = 1;
-	env.terminate = &terminate_seen;
+	smtpd_env_init(&env, c, aliases_load(c->aliases, dctx.ps.aliases_owner, &d), &dctx.ps,
+	    &terminate_seen);
 	env.local_submission = o->local_submission;
-	env.running_as_root = dctx.running_as_root;
-	env.launcher_fd = dctx.launcher_fd;
-	env.session_uid = dctx.session_uid;
-	env.trusted_uid = dctx.aliases_owner;
 	client_identity(&env);
-	env.aliases = aliases_load(c->aliases, env.trusted_uid, &d);
 	if (env.aliases == NULL)
 		log_warnx("aliases %s has errors: local recipients get 451 until it is "
 		    "fixed", c->aliases);
@@ -508,51 +501,16 @@ run_inetd(const struct options *o)
 	return 0;
 }
 
-/*
- * become_spool_user - root hands the spool work to `user`; anyone else must
- * be that user already (the spool is 0700).  0, or -1 after a message.
- */
-static int
-become_spool_user(const struct conf *c)
-{
-	struct passwd pw;
-	char buf[4096], why[4200];
-
-	if (geteuid() == 0) {
-		if (launcher_spool_user(c, &pw, buf, sizeof(buf)) < 0 || pw.pw_uid == 0) {
-			fprintf(stderr, "undersmtpd: user \"%s\" does not exist or is root\n",
-			    c->user);
-			return -1;
-		}
-		/* Root touches spool_dir alone; what is inside it is `user`'s. */
-		if (spool_prepare_top(c, pw.pw_uid, pw.pw_gid, why, sizeof(why)) < 0) {
-			fprintf(stderr, "undersmtpd: spool: %s: %s\n", why, strerror(errno));
-			return -1;
-		}
-		if (launcher_drop_privileges(&pw) < 0) {
-			fprintf(stderr, "undersmtpd: drop privileges to %s: %s\n", c->user,
-			    strerror(errno));
-			return -1;
-		}
-	} else if (spool_prepare_top(c, geteuid(), getegid(), why, sizeof(why)) < 0) {
-		fprintf(stderr, "undersmtpd: spool: %s: %s\n", why, strerror(errno));
-		return -1;
-	}
-	if (spool_prepare(c, why, sizeof(why)) < 0) {
-		fprintf(stderr, "undersmtpd: spool: %s: %s\n", why, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 /* run_flush - undersmtpd -q: every message now; 0 nothing left, 75 some deferred. */
 static int
 run_flush(const struct conf *c, const char *aliases_override)
 {
 	struct delivery_ctx dctx;
 	char why[4200];
-	int status = 0, rc = launcher_privsep(c, aliases_override, &dctx, &status, why,
-	    sizeof(why));
+	int status = 0, rc;
+
+	dctx.conf = c;
+	rc = privsep_start(c, aliases_override, &dctx.ps, &status, why, sizeof(why));
 
 	if (rc == 1)
 		return status;
@@ -570,6 +528,7 @@ run_queue_command(const struct options *o)
 {
 	struct diag d = {report_stderr, NULL, 0};
 	struct conf *c = load_conf(o, &d);
+	char why[4200];
 	int rc = 0;
 
 	if (c == NULL)
@@ -585,15 +544,14 @@ run_queue_command(const struct options *o)
 		conf_free(c);
 		return rc;
 	}
-	if (become_spool_user(c) < 0) {
+	if (privsep_become_spool_user(c, why, sizeof(why)) < 0) {
+		fprintf(stderr, "undersmtpd: %s: %s\n", why, strerror(errno));
 		conf_free(c);
 		return EX_TEMPFAIL;
 	}
 	if (o->mode == MODE_LIST) {
 		queue_list(c, stdout, o->json);
 	} else if (o->mode == MODE_OPERATE) {
-		char why[600];
-
 		if (queue_operate(c, o->op, o->op_id, why, sizeof(why)) < 0) {
 			fprintf(stderr, "undersmtpd: %s\n", why);
 			rc = 1;

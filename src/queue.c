@@ -339,7 +339,7 @@ queue_run(struct queue_ctx *q, int force, struct queue_result *res)
 	if (q->aliases != NULL && aliases_changed(q->aliases)) {
 		struct diag d = {log_diag, NULL, 0};
 		struct aliases *fresh = aliases_load(q->conf->aliases,
-		    q->dctx.aliases_owner, &d);
+		    q->dctx.ps.aliases_owner, &d);
 
 		if (fresh != NULL) {
 			aliases_free(q->aliases);
@@ -563,7 +563,7 @@ queue_run_with(const struct conf *c, struct delivery_ctx *dctx, int force, int v
 	memset(&res, 0, sizeof(res));
 	q.conf = c;
 	q.dctx = *dctx;
-	q.aliases = aliases_load(c->aliases, dctx->aliases_owner, &d);
+	q.aliases = aliases_load(c->aliases, dctx->ps.aliases_owner, &d);
 	if (queue_run_until_idle(&q, force, &res) < 0) {
 		if (verbose)
 			fprintf(stderr, "undersmtpd: another queue run is in progress\n");

@@ -22,7 +22,7 @@
 #include "conf.h"
 #include "delivery.h"
 #include "envelope.h"
-#include "launcher.h"
+#include "privsep.h"
 #include "log.h"
 #include "maildrop.h"
 #include "queue.h"
@@ -699,7 +699,8 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 	}
 	if (!may_run_spool(c->user))
 		return via_maildrop(o, c, &sender, gecos);
-	rc = launcher_privsep(c, NULL, &dctx, &status, why, sizeof(why));
+	dctx.conf = c;
+	rc = privsep_start(c, NULL, &dctx.ps, &status, why, sizeof(why));
 	if (rc == 1)
 		return status;
 	if (rc < 0) {
@@ -744,7 +745,7 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 		envelope_reset(&e);
 		return EX_TEMPFAIL;
 	}
-	a = aliases_load(c->aliases, dctx.aliases_owner, &d);
+	a = aliases_load(c->aliases, dctx.ps.aliases_owner, &d);
 	log_info("%s: from=<%s>, uid=%ld, nrcpt=%zu (sendmail)", e.id, e.sender_text,
 	    (long)invoker, nrcpts);
 	for (size_t i = 0; i < nrcpts; i++)

@@ -173,7 +173,7 @@ maybe_reload_aliases(struct session *s)
 
 	if (s->env->aliases != NULL && !aliases_changed(s->env->aliases))
 		return;
-	fresh = aliases_load(s->conf->aliases, s->env->trusted_uid, &d);
+	fresh = aliases_load(s->conf->aliases, s->env->ps.aliases_owner, &d);
 	if (fresh == NULL) {
 		log_warnx("aliases %s changed but has %d error(s): keeping the "
 		    "previous table (run undersmtpd --check-config)", s->conf->aliases,
@@ -498,8 +498,7 @@ cmd_data(struct session *s, const char *arg, size_t len)
 	s->verb = "END-OF-MESSAGE";
 	memset(&rep, 0, sizeof(rep));
 	if (data_verdict(s, &res, &rep) == 0) {
-		struct delivery_ctx dctx = {s->conf, s->env->running_as_root,
-		    s->env->launcher_fd, s->env->session_uid, s->env->trusted_uid, NULL};
+		struct delivery_ctx dctx = {.conf = s->conf, .ps = s->env->ps};
 
 		s->env->spooled += accept_message(&dctx, &s->tx, &cl, res.size, started, &rep);
 	} else {
@@ -901,6 +900,19 @@ read_command(struct session *s, char *line, size_t *len)
 		o--;
 	*len = o;
 	return 0;
+}
+
+void
+smtpd_env_init(struct smtpd_env *env, const struct conf *c, struct aliases *a,
+    const struct privsep *ps, const volatile sig_atomic_t *terminate)
+{
+	memset(env, 0, sizeof(*env));
+	env->conf = c;
+	env->aliases = a;
+	env->ps = *ps;
+	env->in_fd = 0;
+	env->out_fd = 1;
+	env->terminate = terminate;
 }
 
 int

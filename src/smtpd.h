@@ -15,14 +15,12 @@
 
 #include "aliases.h"
 #include "conf.h"
+#include "privsep.h"
 
 struct smtpd_env {
 	const struct conf *conf;
 	struct aliases *aliases;     /* the session may swap in a reloaded table */
-	uid_t trusted_uid;           /* besides root, may own aliases naming programs */
-	int running_as_root;         /* pipes go through the launcher */
-	int launcher_fd;             /* -1: run pipes directly */
-	uid_t session_uid;           /* our own uid: never a pipe user as root */
+	struct privsep ps;           /* how pipes run; whose aliases may name them */
 	int in_fd, out_fd;
 	int client_family;           /* AF_INET / AF_INET6 */
 	unsigned char client_ip[16];
@@ -39,6 +37,13 @@ struct smtpd_env {
 struct tls_server_opts;
 void smtpd_tls_opts(const struct conf *c, struct tls_server_opts *o, char *keys,
     size_t size);
+/*
+ * smtpd_env_init - the environment every session starts from: c, a, how
+ * pipes run (ps), standard input and output as the client's connection, and
+ * the flag SIGTERM sets.  The caller then says who the client is.
+ */
+void smtpd_env_init(struct smtpd_env *env, const struct conf *c, struct aliases *a,
+    const struct privsep *ps, const volatile sig_atomic_t *terminate);
 /* smtpd_session - run a session to its end; returns 0 (errors are replies). */
 int smtpd_session(struct smtpd_env *env);
 

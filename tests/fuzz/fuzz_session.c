@@ -139,12 +139,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&env, 0, sizeof(env));
 	env.conf = conf;
 	env.aliases = aliases;
-	env.trusted_uid = geteuid();
-	env.session_uid = geteuid();
+	env.ps.aliases_owner = geteuid();
+	env.ps.session_uid = geteuid();
 	/* As root without a launcher process: pipe_run forks the program and
 	 * switches it to pipe.user itself, as the launcher would. */
-	env.running_as_root = geteuid() == 0;
-	env.launcher_fd = -1;
+	env.ps.running_as_root = geteuid() == 0;
+	env.ps.launcher_fd = -1;
 	env.in_fd = env.out_fd = sv[0];
 	env.client_family = AF_INET;
 	env.client_ip[0] = 127;

@@ -330,7 +330,7 @@ deliver(const struct conf *c, const char *address, const char *sender, int statu
     const char *say, int msgfd, struct smtp_reply *out)
 {
 	struct route_result *r = malloc(sizeof(*r));
-	struct delivery_ctx ctx = {c, 0, -1, geteuid(), geteuid(), NULL};
+	struct delivery_ctx ctx = {.conf = c, .ps = {0, -1, geteuid(), geteuid(), NULL}};
 	struct delivery_job job;
 	const char *list[1] = {address};
 	char relay[300], text[32], path[256];

@@ -228,9 +228,9 @@ setup(void **state)
 	f->q.conf = f->c;
 	f->q.aliases = aliases_load(f->c->aliases, geteuid(), &d);
 	f->q.dctx.conf = f->c;
-	f->q.dctx.launcher_fd = -1;
-	f->q.dctx.session_uid = geteuid();
-	f->q.dctx.aliases_owner = geteuid();
+	f->q.dctx.ps.launcher_fd = -1;
+	f->q.dctx.ps.session_uid = geteuid();
+	f->q.dctx.ps.aliases_owner = geteuid();
 	if (f->q.aliases == NULL)
 		return -1;
 	*state = f;

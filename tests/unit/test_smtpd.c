@@ -158,9 +158,9 @@ start(struct fixture *f, const char *ip)
 		memset(&env, 0, sizeof(env));
 		env.conf = f->c;
 		env.aliases = f->a;
-		env.trusted_uid = geteuid();
-		env.launcher_fd = -1;
-		env.session_uid = geteuid();
+		env.ps.aliases_owner = geteuid();
+		env.ps.launcher_fd = -1;
+		env.ps.session_uid = geteuid();
 		env.in_fd = env.out_fd = sv[0];
 		env.client_family = AF_INET;
 		inet_pton(AF_INET, ip, env.client_ip);

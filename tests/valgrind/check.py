@@ -17,7 +17,7 @@ from pathlib import Path
 
 # Where a process opens the descriptors it keeps until it exits (function names
 # as valgrind prints them in the stack of the open).
-LIFELONG = ("log_open (", "launcher_privsep (", "launcher_serve (", "child_exec (")
+LIFELONG = ("log_open (", "privsep_start (", "launcher_serve (", "child_exec (")
 
 
 def check(path):
