@@ -3,10 +3,12 @@ private instance on a loopback port): what undersmtpd accepts arrives in
 Postfix's mailbox exactly once, envelope and bytes intact."""
 import pytest
 
+from conftest import needs_root
 from postfix_instance import Postfix, available
 from test_spool import queue_ids, relay_conf
 
 
+@needs_root     # a private Postfix instance: its files owned by postfix, its own postdrop
 @pytest.mark.skipif(not available(), reason="postfix is not installed")
 def test_relay_through_real_postfix(gw):
     pf = Postfix(gw.base / "postfix").start()

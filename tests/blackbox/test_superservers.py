@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import Client, UNDERSMTPD, tool
+from conftest import Client, UNDERSMTPD, needs_root, tool
 
 
 def free_port():
@@ -49,6 +49,7 @@ def converse(gw, port):
     return r
 
 
+@needs_root     # xinetd starts the service as user root
 @pytest.mark.skipif(tool("xinetd") is None, reason="xinetd not installed")
 def test_real_xinetd(gw):
     """xinetd runs one undersmtpd per connection, as root (the launcher then runs
