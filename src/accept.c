@@ -112,14 +112,14 @@ run_program(const struct delivery_ctx *dctx, const struct envelope *tx,
 	    relaysize);
 }
 
-static void
-log_program(const struct envelope *tx, const struct smtp_reply *rep, const char *relay,
-    int64_t started)
+void
+accept_log(const struct envelope *tx, const struct smtp_reply *rep, const char *relay,
+    int64_t started, int program_only)
 {
 	int64_t ms = now_ms() - started;
 
 	for (size_t i = 0; i < tx->nrcpts; i++)
-		if (tx->rcpts[i].pipe)
+		if (!program_only || tx->rcpts[i].pipe)
 			log_info("%s: to=<%s>, relay=%s, delay=%lld.%02lld, status=%s (%d %s %s)",
 			    tx->id, tx->rcpts[i].text, relay, (long long)(ms / 1000),
 			    (long long)(ms % 1000 / 10), accept_outcome(rep->code), rep->code,
@@ -163,7 +163,7 @@ accept_message(const struct delivery_ctx *dctx, struct envelope *tx,
 	 */
 	if (tx->pipe_route != NULL) {
 		run_program(dctx, tx, cl, rep, relay, sizeof(relay));
-		log_program(tx, rep, relay, started);
+		accept_log(tx, rep, relay, started, 1);
 		if (rep->code / 100 == 4 && delivery_pipe_conf(dctx->conf,
 		    tx->pipe_route)->policy == POLICY_SYNC_THEN_QUEUE) {
 			/* SPEC 7.1: a temporary failure is spooled and retried. */

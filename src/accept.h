@@ -69,6 +69,12 @@ void accept_run(const struct delivery_ctx *dctx, const struct route_result *rout
     int msgfd, int loop_checked, struct smtp_reply *rep, char *relay,
     size_t relaysize);
 
+/*
+ * accept_log - one line per recipient of tx (those of its program run
+ * alone, with program_only) for the reply rep, through relay.
+ */
+void accept_log(const struct envelope *tx, const struct smtp_reply *rep, const char *relay,
+    int64_t started, int program_only);
 /* accept_outcome - the log's word for a reply: "sent", "deferred" or "bounced". */
 const char *accept_outcome(int code);
 

@@ -355,19 +355,6 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 	reply(s, 250, "2.1.5", "Recipient <%s> ok", shown);
 }
 
-/* log_refusal - a message refused after its data: each recipient's outcome. */
-static void
-log_refusal(const struct session *s, const struct smtp_reply *rep, int64_t started)
-{
-	int64_t ms = now_ms() - started;
-
-	for (size_t i = 0; i < s->tx.nrcpts; i++)
-		log_info("%s: to=<%s>, relay=none, delay=%lld.%02lld, status=%s (%d %s %s)",
-		    s->tx.id, s->tx.rcpts[i].text, (long long)(ms / 1000),
-		    (long long)(ms % 1000 / 10), accept_outcome(rep->code), rep->code,
-		    rep->status, rep->text);
-}
-
 /* data_verdict - the reply for a message read to its end, before delivery. */
 static int
 data_verdict(struct session *s, const struct data_result *res, struct smtp_reply *rep)
@@ -502,7 +489,7 @@ cmd_data(struct session *s, const char *arg, size_t len)
 
 		s->env->spooled += accept_message(&dctx, &s->tx, &cl, res.size, started, &rep);
 	} else {
-		log_refusal(s, &rep, started);
+		accept_log(&s->tx, &rep, "none", started, 0);
 	}
 	if (rep.code == 250)
 		reply(s, 250, rep.status, "Ok: %s, id %s", rep.text, s->tx.id);

@@ -44,22 +44,9 @@ static char *
 read_file(const char *name)
 {
 	char path[256];
-	FILE *fp;
-	char *text;
-	long len;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fp = fopen(path, "r");
-	if (fp == NULL)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	len = ftell(fp);
-	rewind(fp);
-	text = calloc(1, (size_t)len + 1);
-	if (fread(text, 1, (size_t)len, fp) != (size_t)len)
-		text[0] = '\0';
-	fclose(fp);
-	return text;
+	return file_text(path);
 }
 
 static struct conf *
@@ -132,15 +119,13 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char cmd[128];
 
 	(void)state;
 	unsetenv("LD_PRELOAD");         /* were test_environment to stop half-way */
 	unsetenv("IFS");
 	aliases_free(aliases);
 	conf_free(conf);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return remove_tree(dir);
 }
 
 static void

@@ -92,16 +92,6 @@ add_rcpt(struct envelope *e, const char *text, int pipe)
 }
 
 static size_t
-count_lines(const char *text)
-{
-	size_t n = 0;
-
-	for (; *text; text++)
-		n += *text == '\n';
-	return n;
-}
-
-static size_t
 count_files(const char *dir, const char *sub)
 {
 	char cmd[256], out[32];

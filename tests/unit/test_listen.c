@@ -76,16 +76,13 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
 	if (f->daemon > 0) {
 		/* A test that failed half-way: the daemon and its sessions, all of them. */
 		kill(-f->daemon, SIGKILL);
 		waitpid(f->daemon, NULL, 0);
 	}
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", f->dir);
+	remove_tree(f->dir);
 	free(f);
 	return 0;
 }

@@ -77,16 +77,6 @@ slurp(const char *path)
 	return text;
 }
 
-static size_t
-count_lines(const char *text)
-{
-	size_t n = 0;
-
-	for (; *text; text++)
-		n += *text == '\n';
-	return n;
-}
-
 static void
 test_file_lines(void **state)
 {

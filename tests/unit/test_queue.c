@@ -313,26 +313,6 @@ rcpt(const struct spool_env *e, const char *addr)
 	return NULL;
 }
 
-/* file_text - a whole file (malloc'd), "" when missing. */
-static char *
-file_text(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	char *text;
-	long len;
-
-	if (fp == NULL)
-		return strdup("");
-	fseek(fp, 0, SEEK_END);
-	len = ftell(fp);
-	rewind(fp);
-	text = calloc(1, (size_t)len + 1);
-	if (fread(text, 1, (size_t)len, fp) != (size_t)len)
-		len = 0;
-	fclose(fp);
-	return text;
-}
-
 static int
 count(const char *hay, const char *needle)
 {

@@ -48,11 +48,9 @@ setup_dir(void **state)
 static int
 teardown_dir(void **state)
 {
-	char cmd[128];
 
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return remove_tree(tmpdir);
 }
 
 static struct conf *load(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

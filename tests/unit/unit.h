@@ -39,4 +39,48 @@ collect(void *ctx, const char *file, int line, const char *msg)
 	snprintf(c->text + len, sizeof(c->text) - len, "%d: %s\n", line, msg);
 }
 
+/* remove_tree - rm -rf dir, a test's own temporary directory; 0, or -1 (said). */
+static inline int
+remove_tree(const char *dir)
+{
+	char cmd[4200];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) == 0)
+		return 0;
+	fprintf(stderr, "could not remove %s\n", dir);
+	return -1;
+}
+
+/* file_text - a whole file, NUL-terminated (malloc'd), or NULL when missing. */
+static inline char *
+file_text(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	char *text;
+	long len;
+
+	if (fp == NULL)
+		return NULL;
+	fseek(fp, 0, SEEK_END);
+	len = ftell(fp);
+	rewind(fp);
+	text = calloc(1, (size_t)(len > 0 ? len : 0) + 1);
+	if (len > 0 && fread(text, 1, (size_t)len, fp) != (size_t)len)
+		text[0] = '\0';
+	fclose(fp);
+	return text;
+}
+
+/* count_lines - the LFs in text. */
+static inline size_t
+count_lines(const char *text)
+{
+	size_t n = 0;
+
+	for (; *text; text++)
+		n += *text == '\n';
+	return n;
+}
+
 #endif
