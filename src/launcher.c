@@ -501,6 +501,21 @@ max_running(const struct launcher *l)
 	return m > 0 ? (size_t)m : CONF_PIPE_MAX_CONCURRENCY;
 }
 
+/*
+ * input_pending - a request or the end of the socket is waiting to be read.
+ * A child's exit closes its end before its SIGCHLD: when we learn that the
+ * served child is done, its EOF may be here unread, and serving on in a
+ * detached copy of ourselves would only keep whatever we hold (a daemon's
+ * listening sockets, in a process nobody waits for) open a little longer.
+ */
+static int
+input_pending(int fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+	return poll(&pfd, 1, 0) > 0;
+}
+
 /* reap - collect finished children without waiting. */
 static void
 reap(struct launcher *l)
@@ -751,7 +766,8 @@ launcher_serve(int fd, const struct conf *c, const char *aliases_override,
 		 * in a process of our own, and let whoever waits for this one
 		 * (sendmail's caller: RT, cron) have its exit status now.
 		 */
-		if (l.main_done && l.main_child > 0 && l.running == 0 && l.nwaiting == 0) {
+		if (l.main_done && l.main_child > 0 && l.running == 0 && l.nwaiting == 0 &&
+		    !input_pending(fd)) {
 			pid_t pid = fork();
 
 			if (pid > 0) {

@@ -896,10 +896,10 @@ daemon_main(struct conf *c, const struct daemon_opts *o)
 		return 64;
 	}
 	d.dctx.conf = c;
-	rc = privsep_start(c, o->aliases_file, &d.dctx.ps, &status, why, sizeof(why));
+	rc = privsep_start(c, o->aliases_file, d.listeners, d.nlisteners, &d.dctx.ps, &status,
+	    why, sizeof(why));
 	if (rc == 1) {
-		/* We were the launcher; the daemon is done. */
-		close_listeners(&d);
+		/* We were the launcher (it closed the listeners); the daemon is done. */
 		conf_free(c);
 		return status;
 	}

@@ -475,7 +475,7 @@ run_inetd(const struct options *o)
 	if (c->log_file && log_open("undersmtpd", LOG_TO_FILE, c->log_file, o->verbose) < 0)
 		log_fall_back_to_syslog(o->verbose);
 	dctx.conf = c;
-	rc = privsep_start(c, o->aliases_file, &dctx.ps, &status, why, sizeof(why));
+	rc = privsep_start(c, o->aliases_file, NULL, 0, &dctx.ps, &status, why, sizeof(why));
 	if (rc != 0) {
 		/* 1: we were the launcher and the session is over; -1: no session. */
 		if (rc < 0) {
@@ -510,7 +510,7 @@ run_flush(const struct conf *c, const char *aliases_override)
 	int status = 0, rc;
 
 	dctx.conf = c;
-	rc = privsep_start(c, aliases_override, &dctx.ps, &status, why, sizeof(why));
+	rc = privsep_start(c, aliases_override, NULL, 0, &dctx.ps, &status, why, sizeof(why));
 
 	if (rc == 1)
 		return status;

@@ -57,8 +57,8 @@ spool_account(const struct conf *c, struct passwd *pw, char *buf, size_t bufsize
 }
 
 int
-privsep_start(const struct conf *c, const char *aliases_override, struct privsep *ps,
-    int *status, char *why, size_t whysize)
+privsep_start(const struct conf *c, const char *aliases_override, const int *child_fds,
+    size_t nchild_fds, struct privsep *ps, int *status, char *why, size_t whysize)
 {
 	struct passwd pw;
 	char pwbuf[4096];
@@ -89,6 +89,8 @@ privsep_start(const struct conf *c, const char *aliases_override, struct privsep
 	}
 	if (pid > 0) {
 		close(sv[1]);
+		for (size_t i = 0; i < nchild_fds; i++)
+			close(child_fds[i]);
 		*status = launcher_become(sv[0], c, aliases_override, pid, pw.pw_uid);
 		return 1;
 	}

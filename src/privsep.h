@@ -35,9 +35,12 @@ struct privsep {
  * launcher until the child is done, then returns 1 with the child's exit
  * status.  As anyone else: 0, everything runs as ourselves.  Either way the
  * spool is prepared.  -1 with why on failure.  aliases_override: -a FILE.
+ * child_fds: descriptors that are the child's alone (a daemon's listening
+ * sockets); the launcher closes its copies at once, so root holds nothing it
+ * does not serve and a stopped daemon's port is free when it has exited.
  */
-int privsep_start(const struct conf *c, const char *aliases_override, struct privsep *ps,
-    int *status, char *why, size_t whysize);
+int privsep_start(const struct conf *c, const char *aliases_override, const int *child_fds,
+    size_t nchild_fds, struct privsep *ps, int *status, char *why, size_t whysize);
 /*
  * privsep_become_spool_user - for commands with no program to run (the queue
  * listing, operator commands): root drops to `user` for good, anyone else

@@ -700,7 +700,7 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 	if (!may_run_spool(c->user))
 		return via_maildrop(o, c, &sender, gecos);
 	dctx.conf = c;
-	rc = privsep_start(c, NULL, &dctx.ps, &status, why, sizeof(why));
+	rc = privsep_start(c, NULL, NULL, 0, &dctx.ps, &status, why, sizeof(why));
 	if (rc == 1)
 		return status;
 	if (rc < 0) {

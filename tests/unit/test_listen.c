@@ -7,7 +7,8 @@
  * answered with 421 4.7.0 and a slot freed when a session ends
  * (TESTCATALOGUE T102); addresses in relay_networks not counted per address;
  * SIGTERM tells open sessions 421 4.3.2 and ends the daemon with 0 (T14);
- * an address already in use refused at start (75) without serving.
+ * an address already in use refused at start (75) without serving; as
+ * root, the launcher holds no listening socket.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -291,6 +292,66 @@ test_sigterm_ends_sessions(void **state)
 	assert_int_equal(stop_daemon(f), 0);
 }
 
+/* listening_inode - the socket inode listening on 127.0.0.1:port, 0 if none. */
+static unsigned long
+listening_inode(int port)
+{
+	FILE *fp = fopen("/proc/net/tcp", "r");
+	char row[512];
+	unsigned long found = 0;
+
+	assert_non_null(fp);
+	while (fgets(row, sizeof(row), fp) != NULL) {
+		unsigned int lport, state;
+		unsigned long inode;
+
+		/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+		if (sscanf(row, " %*d: %*x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu",
+		    &lport, &state, &inode) == 3 && (int)lport == port && state == 0x0A)
+			found = inode;
+	}
+	fclose(fp);
+	return found;
+}
+
+/*
+ * As root the process we started is the launcher, which stays root and
+ * serves only the daemon's requests: it must not hold the listening socket
+ * (a root process nobody talks to would keep the port after the daemon).
+ */
+static void
+test_launcher_holds_no_listener(void **state)
+{
+	struct fixture *f = *state;
+	char buf[256], path[64], link[128], want[64];
+	unsigned long inode;
+	int fd, held = 0;
+
+	if (geteuid() != 0) {
+		printf("SKIP: needs root (the launcher exists only when started as root)\n");
+		return;
+	}
+	start_daemon(f, 10, 10, "127.0.0.0/8");
+	fd = session(f, buf, sizeof(buf));
+	assert_int_equal(strncmp(buf, "220 ", 4), 0);
+	inode = listening_inode(f->port);
+	assert_true(inode != 0);
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	for (int i = 0; i < 1024; i++) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/%ld/fd/%d", (long)f->daemon, i);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n < 0)
+			continue;
+		link[n] = '\0';
+		held |= strcmp(link, want) == 0;
+	}
+	assert_false(held);
+	quit(fd);
+	assert_int_equal(stop_daemon(f), 0);
+}
+
 /* An address in use: refused at start with 75, nothing served. */
 static void
 test_address_in_use_refused(void **state)
@@ -321,6 +382,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_relay_networks_not_counted_per_address, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_sigterm_ends_sessions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_launcher_holds_no_listener, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_address_in_use_refused, setup, teardown),
 	};
 
