@@ -5,9 +5,22 @@
  * Process tree when started as root:
  *
  *   undersmtpd -d (root)            binds, then only starts pipe programs
- *    `- daemon master (user)        poll loop, accepts, forks
- *        |- session (user)          one per connection: smtpd_session()
+ *    `- daemon master (user)        poll loop, accepts, hands connections out
+ *        |- session process (user)  one connection at a time: smtpd_session()
  *        `- queue run (user)        one at a time: queue_run_until_idle()
+ *
+ * Session processes are reused, as Postfix reuses its smtpd(8): the master
+ * accepts, counts the client against the limits, and passes the socket to an
+ * idle session process over that process's control socket (SCM_RIGHTS), or
+ * forks a new one when none is idle.  A session process serves at most
+ * SESSION_MAX_USE connections and says so ('x') before it leaves; it says
+ * 'd' when a connection is done and it is ready for the next.  Only the
+ * master retires an idle process (by closing its control socket: idle for
+ * SESSION_MAX_IDLE, or started with a configuration SIGHUP replaced), so a
+ * connection is never handed to a process on its way out.  Every session
+ * still runs the inetd session code on fds 0 and 1, from a clean struct
+ * session; what it keeps between connections is the configuration, the
+ * aliases table and the launcher's socket.
  */
 #define _GNU_SOURCE   /* accept4(2), pipe2(2) */
 #include "listen.h"
@@ -39,10 +52,17 @@
 #define MAX_LISTENERS 16
 #define SHUTDOWN_GRACE_MS 35000   /* SPEC 6: a message may finish within 30 s */
 #define ACCEPT_PAUSE_MS 1000      /* after accept fails for want of resources */
+#define SESSION_MAX_USE 100       /* connections per session process (Postfix's max_use) */
+#define SESSION_MAX_IDLE 100      /* seconds an idle session process is kept (max_idle) */
 #define TOO_MANY_FROM_ADDRESS "421 4.7.0 Too many connections from your address\r\n"
 
 struct session_slot {
-	pid_t pid;
+	pid_t pid;              /* the session process; 0: a free slot */
+	int ctl_fd;             /* the master's end of its control socket; -1: it
+	                           takes no more connections (retired or leaving) */
+	int busy;               /* serving a connection: counted against the limits */
+	unsigned generation;    /* the configuration it was started with */
+	time_t idle_since;
 	int family;             /* AF_UNSPEC: not counted per address (yet) */
 	unsigned char ip[16];
 	int report_fd;          /* PROXY listener: the master's end of the socket
@@ -70,6 +90,7 @@ struct daemon {
 	int sigpipe[2];
 	struct session_slot *slots;
 	size_t nslots;
+	unsigned generation;          /* counts SIGHUP reloads */
 	pid_t runner;
 	time_t next_run;
 	struct timespec queue_seen;
@@ -256,7 +277,7 @@ count_from(const struct daemon *d, int family, const unsigned char ip[16])
 
 	/* IPv6 clients by their prefix (client_ipv6_prefix_length): one host has many. */
 	for (size_t i = 0; i < d->nslots; i++)
-		if (d->slots[i].pid > 0 && d->slots[i].family == family &&
+		if (d->slots[i].busy && d->slots[i].family == family &&
 		    conf_same_client(d->conf, family, d->slots[i].ip, ip))
 			n++;
 	return n;
@@ -283,7 +304,7 @@ active_sessions(const struct daemon *d)
 	size_t n = 0;
 
 	for (size_t i = 0; i < d->nslots; i++)
-		n += d->slots[i].pid > 0;
+		n += d->slots[i].busy;
 	return n;
 }
 
@@ -307,9 +328,14 @@ become_child(struct daemon *d, void (*on_term)(int))
 
 	for (size_t i = 0; i < d->nlisteners; i++)
 		close(d->listeners[i]);
-	for (size_t i = 0; i < d->nslots; i++)
+	for (size_t i = 0; i < d->nslots; i++) {
+		/* Other sessions' reports and control sockets, and the master's own
+		 * end of ours: a session must see EOF when the master lets it go. */
 		if (d->slots[i].report_fd >= 0)
-			close(d->slots[i].report_fd);   /* other sessions' reports */
+			close(d->slots[i].report_fd);
+		if (d->slots[i].ctl_fd >= 0)
+			close(d->slots[i].ctl_fd);
+	}
 	close(d->sigpipe[0]);
 	close(d->sigpipe[1]);
 	signal_fd = -1;
@@ -413,42 +439,46 @@ proxy_peer_allowed(const struct conf *c, int fd)
 	return 0;
 }
 
-/* run_session - in the child: exactly the inetd session code on this socket. */
-static void __attribute__((noreturn))
-run_session(struct daemon *d, int fd, int proxied, int report_fd)
+/*
+ * serve_connection - in a session process: exactly the inetd session code on
+ * this socket, on fds 0 and 1.  Takes fd and report_fd (closed on return).
+ */
+static void
+serve_connection(struct daemon *d, int fd, int proxied, int report_fd)
 {
 	struct proxy_info pinfo;
-
 	struct smtpd_env env;
 	int fl;
 
-	become_child(d, on_session_sigterm);
 	memset(&pinfo, 0, sizeof(pinfo));
 	if (proxied && !proxy_peer_allowed(d->conf, fd)) {
 		/* Anyone else could claim any client address, a relay network's too. */
-		_exit(0);
+		goto done;
 	}
 	if (proxied && read_proxy_header(fd, d->conf->timeout, &pinfo) < 0) {
 		/* A marked listener speaks only to HAProxy: no header, no session. */
 		log_warnx("connection on a PROXY listener without a valid PROXY header: "
 		    "closed");
-		_exit(0);
+		goto done;
 	}
 	if (report_fd >= 0) {
 		/* A LOCAL header (HAProxy's health check) names no client. */
 		if (!pinfo.local && !client_may_stay(report_fd, &pinfo)) {
 			refuse(fd, TOO_MANY_FROM_ADDRESS);
-			_exit(0);
+			goto done;
 		}
 		close(report_fd);
+		report_fd = -1;
 	}
 	fl = fcntl(fd, F_GETFL);
 	if (fl >= 0)
 		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-	if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0)
-		_exit(71);
-	if (fd > 1)
-		close(fd);
+	if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0) {
+		log_warn("session: dup2 the client's socket");
+		goto done;
+	}
+	close(fd);
+	fd = -1;
 	smtpd_env_init(&env, d->conf, d->aliases, &d->dctx.ps, &session_terminate);
 	{
 		struct sockaddr_storage ss;
@@ -478,7 +508,126 @@ run_session(struct daemon *d, int fd, int proxied, int report_fd)
 			    sizeof(env.client_text));
 	}
 	smtpd_session(&env);
-	_exit(0);
+	/* The session may have re-read a changed aliases file (and freed ours). */
+	d->aliases = env.aliases;
+done:
+	if (fd >= 0)
+		close(fd);
+	if (report_fd >= 0)
+		close(report_fd);
+}
+
+/*
+ * receive_connection - wait on the control socket for the next connection:
+ * 1 with *fd (and *report_fd behind HAProxy), 0 when the master let us go
+ * (EOF) or SIGTERM came.  Anything malformed is closed and ignored.
+ */
+static int
+receive_connection(int ctl, int *fd, int *proxied, int *report_fd)
+{
+	for (;;) {
+		char flag = 0;
+		union {
+			struct cmsghdr hdr;
+			char buf[CMSG_SPACE(2 * sizeof(int))];
+		} cbuf;
+		struct iovec iov = {&flag, 1};
+		struct msghdr msg;
+		struct cmsghdr *cm;
+		int fds[2] = {-1, -1};
+		size_t nfds = 0;
+		ssize_t n;
+
+		if (session_terminate)
+			return 0;
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = cbuf.buf;
+		msg.msg_controllen = sizeof(cbuf.buf);
+		n = recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return 0;
+		for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm))
+			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+				size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+				for (size_t i = 0; i < k && nfds < 2; i++)
+					memcpy(&fds[nfds++], CMSG_DATA(cm) + i * sizeof(int),
+					    sizeof(int));
+			}
+		if ((msg.msg_flags & MSG_CTRUNC) == 0 && ((flag == 'c' && nfds == 1) ||
+		    (flag == 'p' && nfds == 2))) {
+			*fd = fds[0];
+			*proxied = flag == 'p';
+			*report_fd = fds[1];
+			return 1;
+		}
+		log_warnx("session process: a malformed hand-over from the master: ignored");
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+	}
+}
+
+/*
+ * session_process - a forked session process: serve the connections the
+ * master hands over, one at a time, until SESSION_MAX_USE, SIGTERM or the
+ * master closing our control socket.  Between connections fds 0 and 1 are
+ * /dev/null, so nothing of the last client stays open here.
+ */
+static void __attribute__((noreturn))
+session_process(struct daemon *d, int ctl)
+{
+	int null;
+
+	become_child(d, on_session_sigterm);
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0) {
+		log_warn("session process: open /dev/null");
+		_exit(71);
+	}
+	for (int uses = 1;; uses++) {
+		int fd, proxied, report_fd;
+		char said;
+
+		if (!receive_connection(ctl, &fd, &proxied, &report_fd))
+			_exit(0);
+		serve_connection(d, fd, proxied, report_fd);
+		/*
+		 * Tell the master before the client sees its socket close: a client
+		 * that reconnects once it has seen EOF finds us idle, not a process
+		 * still counted against its limits.
+		 */
+		said = uses >= SESSION_MAX_USE || session_terminate ? 'x' : 'd';
+		if (send(ctl, &said, 1, MSG_NOSIGNAL) != 1 || said == 'x')
+			_exit(0);
+		if (dup2(null, 0) < 0 || dup2(null, 1) < 0)
+			_exit(71);
+	}
+}
+
+/* free_slot - its process is gone: nothing of it is counted or kept. */
+static void
+free_slot(struct session_slot *s)
+{
+	if (s->ctl_fd >= 0)
+		close(s->ctl_fd);
+	if (s->report_fd >= 0)
+		close(s->report_fd);
+	memset(s, 0, sizeof(*s));
+	s->ctl_fd = -1;
+	s->report_fd = -1;
+}
+
+/* retire - the master lets an idle session process go: it sees EOF and exits. */
+static void
+retire(struct session_slot *s)
+{
+	if (s->ctl_fd >= 0)
+		close(s->ctl_fd);
+	s->ctl_fd = -1;
 }
 
 static void
@@ -493,15 +642,183 @@ reap(struct daemon *d)
 			continue;
 		}
 		for (size_t i = 0; i < d->nslots; i++)
-			if (d->slots[i].pid == pid) {
-				d->slots[i].pid = 0;
-				if (d->slots[i].report_fd >= 0)
-					close(d->slots[i].report_fd);
-				d->slots[i].report_fd = -1;
-			}
+			if (d->slots[i].pid == pid)
+				free_slot(&d->slots[i]);
 		if (WIFSIGNALED(status))
 			log_warnx("session process %ld killed by signal %d", (long)pid,
 			    WTERMSIG(status));
+	}
+}
+
+/*
+ * start_session_process - fork one more, idle; its slot index, or -1.
+ * busy[]: descriptors of the connection being handed out (its socket, its
+ * report pair), which the new process must not keep a copy of: it gets the
+ * connection over its control socket like any other, and a stray copy would
+ * keep the client's connection open after the session closed it.
+ */
+static ssize_t
+start_session_process(struct daemon *d, const int busy[3])
+{
+	int sv[2];
+	size_t slot;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		log_warn("socketpair for a session process");
+		return -1;
+	}
+	for (slot = 0; slot < d->nslots && d->slots[slot].pid > 0; slot++)
+		;
+	if (slot == d->nslots) {
+		d->slots = xreallocarray(d->slots, d->nslots + 1, sizeof(*d->slots));
+		d->slots[slot].pid = 0;
+		d->slots[slot].ctl_fd = -1;
+		d->slots[slot].report_fd = -1;
+		free_slot(&d->slots[slot]);
+		d->nslots++;
+	}
+	pid = fork();
+	if (pid < 0) {
+		log_warn("fork a session process");
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		for (int i = 0; i < 3; i++)
+			if (busy[i] >= 0)
+				close(busy[i]);
+		session_process(d, sv[1]);
+	}
+	close(sv[1]);
+	if (set_nonblock_cloexec(sv[0]) < 0)
+		log_warn("session process %ld: control socket flags", (long)pid);
+	d->slots[slot].pid = pid;
+	d->slots[slot].ctl_fd = sv[0];
+	d->slots[slot].generation = d->generation;
+	d->slots[slot].idle_since = time(NULL);
+	return (ssize_t)slot;
+}
+
+/* send_connection - fd (and report_fd behind HAProxy) to a session process. */
+static int
+send_connection(int ctl, int fd, int report_fd)
+{
+	char flag = report_fd >= 0 ? 'p' : 'c';
+	int fds[2] = {fd, report_fd};
+	size_t nfds = report_fd >= 0 ? 2 : 1;
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} cbuf;
+	struct iovec iov = {&flag, 1};
+	struct msghdr msg;
+	struct cmsghdr *cm;
+
+	memset(&cbuf, 0, sizeof(cbuf));
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cbuf.buf;
+	msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+	return sendmsg(ctl, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) == 1 ? 0 : -1;
+}
+
+/*
+ * hand_over - give the connection to an idle session process, or to a new
+ * one.  An idle process that cannot take it (it died since) is let go and
+ * the next one tried.  0 with *slot, or -1 (logged).
+ */
+static int
+hand_over(struct daemon *d, int fd, const int report[2], size_t *slot)
+{
+	const int busy[3] = {fd, report[0], report[1]};
+	int report_fd = report[1];
+
+	for (size_t i = 0; i < d->nslots; i++) {
+		struct session_slot *s = &d->slots[i];
+
+		if (s->pid <= 0 || s->busy || s->ctl_fd < 0)
+			continue;
+		if (send_connection(s->ctl_fd, fd, report_fd) == 0) {
+			*slot = i;
+			return 0;
+		}
+		log_warn("session process %ld: hand over a connection", (long)s->pid);
+		retire(s);
+	}
+	for (int tries = 0; tries < 2; tries++) {
+		ssize_t i = start_session_process(d, busy);
+
+		if (i < 0)
+			return -1;
+		if (send_connection(d->slots[i].ctl_fd, fd, report_fd) == 0) {
+			*slot = (size_t)i;
+			return 0;
+		}
+		log_warn("session process %ld: hand over a connection", (long)d->slots[i].pid);
+		retire(&d->slots[i]);
+	}
+	return -1;
+}
+
+/*
+ * session_said - a session process's control socket is readable: 'd' (the
+ * connection is done, ready for another), 'x' (done, and leaving), or EOF.
+ */
+static void
+session_said(struct daemon *d, struct session_slot *s)
+{
+	char said;
+	ssize_t n = recv(s->ctl_fd, &said, 1, MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n == 1 && (said == 'd' || said == 'x')) {
+		s->busy = 0;
+		s->family = AF_UNSPEC;
+		memset(s->ip, 0, sizeof(s->ip));
+		if (s->report_fd >= 0)
+			close(s->report_fd);
+		s->report_fd = -1;
+		s->idle_since = time(NULL);
+		/* Started before a SIGHUP: its configuration is the old one. */
+		if (said == 'x' || s->generation != d->generation)
+			retire(s);
+		return;
+	}
+	/* EOF or nonsense: it is going (reap frees the slot). */
+	retire(s);
+}
+
+/* collect_done - read every 'd' already sent (the limits are near). */
+static void
+collect_done(struct daemon *d)
+{
+	for (size_t i = 0; i < d->nslots; i++)
+		if (d->slots[i].pid > 0 && d->slots[i].busy && d->slots[i].ctl_fd >= 0)
+			session_said(d, &d->slots[i]);
+}
+
+/* retire_idle - let go of session processes idle for SESSION_MAX_IDLE. */
+static void
+retire_idle(struct daemon *d)
+{
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < d->nslots; i++) {
+		struct session_slot *s = &d->slots[i];
+
+		if (s->pid > 0 && !s->busy && s->ctl_fd >= 0 &&
+		    (now - s->idle_since >= SESSION_MAX_IDLE || s->generation != d->generation))
+			retire(s);
 	}
 }
 
@@ -516,7 +833,6 @@ accept_on(struct daemon *d, int lfd, int proxied)
 		unsigned char ip[16];
 		char text[64];
 		int report[2];
-		pid_t pid;
 		size_t slot;
 
 		if (fd < 0) {
@@ -540,11 +856,15 @@ accept_on(struct daemon *d, int lfd, int proxied)
 		}
 		ip_to_text(family, ip, text, sizeof(text));
 		/*
-		 * Sessions that ended since the last look still hold their slots
-		 * until reaped: a busy client reconnecting at once must not see
+		 * Sessions that ended since the last look still count until their
+		 * 'd' is read: a busy client reconnecting at once must not see
 		 * "too many connections" for them (make bench at 50 sessions did).
 		 */
 		reap(d);
+		if (active_sessions(d) >= (size_t)d->conf->max_connections ||
+		    (!proxied && count_from(d, family, ip) >=
+		    (size_t)d->conf->max_connections_per_ip))
+			collect_done(d);
 		if (active_sessions(d) >= (size_t)d->conf->max_connections) {
 			log_warnx("connect from [%s]: too many connections (%ld)", text,
 			    d->conf->max_connections);
@@ -567,30 +887,17 @@ accept_on(struct daemon *d, int lfd, int proxied)
 			refuse(fd, "421 4.3.0 Local error; try again later\r\n");
 			continue;
 		}
-		for (slot = 0; slot < d->nslots && d->slots[slot].pid > 0; slot++)
-			;
-		if (slot == d->nslots) {
-			d->slots = xreallocarray(d->slots, d->nslots + 1, sizeof(*d->slots));
-			d->slots[slot].report_fd = -1;
-			d->nslots++;
-		}
-		pid = fork();
-		if (pid < 0) {
-			log_warn("fork a session for [%s]", text);
+		if (hand_over(d, fd, report, &slot) < 0) {
 			refuse(fd, "421 4.3.0 Local error; try again later\r\n");
+			close(fd);
 			if (proxied) {
 				close(report[0]);
 				close(report[1]);
 			}
 			continue;
 		}
-		if (pid == 0) {
-			if (proxied)
-				close(report[0]);
-			run_session(d, fd, proxied, report[1]);
-		}
 		close(fd);
-		d->slots[slot].pid = pid;
+		d->slots[slot].busy = 1;
 		d->slots[slot].family = proxied ? AF_UNSPEC : family;
 		memcpy(d->slots[slot].ip, ip, 16);
 		if (proxied) {
@@ -690,6 +997,9 @@ reload(struct daemon *d)
 	d->conf = c;
 	d->dctx.conf = c;
 	d->aliases = a;
+	/* Session processes started before now go once their connection is done. */
+	d->generation++;
+	retire_idle(d);
 	log_info("SIGHUP: configuration %s and aliases %s reloaded",
 	    c->file ? c->file : "(defaults)", c->aliases);
 }
@@ -767,9 +1077,12 @@ serve(struct daemon *d)
 		size_t n = 0;
 		int rc;
 
-		/* The self-pipe, the listeners, then sessions yet to name their client. */
-		if (1 + d->nlisteners + d->nslots > npfd) {
-			npfd = 1 + d->nlisteners + d->nslots;
+		/*
+		 * The self-pipe, the listeners, then the session processes' control
+		 * sockets and the reports of sessions yet to name their client.
+		 */
+		if (1 + d->nlisteners + 2 * d->nslots > npfd) {
+			npfd = 1 + d->nlisteners + 2 * d->nslots;
 			pfd = xreallocarray(pfd, npfd, sizeof(*pfd));
 			pfd_slot = xreallocarray(pfd_slot, npfd, sizeof(*pfd_slot));
 		}
@@ -779,12 +1092,18 @@ serve(struct daemon *d)
 			pfd[n].fd = d->listeners[i];
 			pfd[n++].events = POLLIN;
 		}
-		for (size_t i = 0; i < d->nslots; i++)
+		for (size_t i = 0; i < d->nslots; i++) {
+			if (d->slots[i].pid > 0 && d->slots[i].ctl_fd >= 0) {
+				pfd_slot[n] = i;
+				pfd[n].fd = d->slots[i].ctl_fd;
+				pfd[n++].events = POLLIN;
+			}
 			if (d->slots[i].pid > 0 && d->slots[i].report_fd >= 0) {
 				pfd_slot[n] = i;
 				pfd[n].fd = d->slots[i].report_fd;
 				pfd[n++].events = POLLIN;
 			}
+		}
 		rc = poll(pfd, n, 1000);
 		if (rc < 0 && errno != EINTR) {
 			log_warn("poll");
@@ -804,14 +1123,25 @@ serve(struct daemon *d)
 		reap(d);
 		if (stop)
 			break;
-		/* Reports first: accept_on may move the slots (realloc). */
-		for (size_t i = 1 + d->nlisteners; rc > 0 && i < n; i++)
-			if ((pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) &&
-			    d->slots[pfd_slot[i]].report_fd == pfd[i].fd)
-				answer_report(d, &d->slots[pfd_slot[i]]);
+		/*
+		 * Sessions first, so that a process just done takes the next
+		 * connection; accept_on may move the slots (realloc).  A slot's fd
+		 * is matched again: an earlier entry may have closed it.
+		 */
+		for (size_t i = 1 + d->nlisteners; rc > 0 && i < n; i++) {
+			struct session_slot *s = &d->slots[pfd_slot[i]];
+
+			if ((pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0)
+				continue;
+			if (s->ctl_fd == pfd[i].fd)
+				session_said(d, s);
+			else if (s->report_fd == pfd[i].fd)
+				answer_report(d, s);
+		}
 		for (size_t i = 1; rc > 0 && i < 1 + d->nlisteners; i++)
 			if (pfd[i].revents & POLLIN)
 				accept_on(d, pfd[i].fd, d->proxied[i - 1]);
+		retire_idle(d);
 		maybe_run_queue(d, 0);
 	}
 	free(pfd);

@@ -1,6 +1,7 @@
 """The standalone daemon (undersmtpd -d; TESTCATALOGUE J): many clients at once,
 connection limits, SIGHUP, SIGTERM, kill -9, socket activation, no leaks."""
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -77,6 +78,24 @@ def children(pid):
         return [int(x) for x in f.read().split()]
 
 
+def idle_session_process(pid):
+    """A session process between connections: fds 0 and 1 on /dev/null."""
+    try:
+        return all(os.readlink(f"/proc/{pid}/fd/{n}") == "/dev/null" for n in (0, 1))
+    except OSError:
+        return False
+
+
+def retire_session_processes(d, timeout=30):
+    """SIGHUP lets every idle session process go (they were started with the
+    configuration just replaced); wait until the master has no child left."""
+    os.kill(d.master(), signal.SIGHUP)
+    end = time.time() + timeout
+    while children(d.master()) and time.time() < end:
+        time.sleep(0.05)
+    assert children(d.master()) == []
+
+
 def test_concurrent_clients_exactly_once(gw):
     """T101/J: 20 concurrent clients x 30 messages (25 sessions each, the last
     one carrying 6 messages), twice, half to a program and half to the
@@ -117,12 +136,18 @@ def test_concurrent_clients_exactly_once(gw):
             errors.append((k, repr(e)))
 
     def settle(expect):
-        """The round's mail delivered, every session and queue run gone."""
+        """The round's mail delivered, every session done (its process idle),
+        no queue run; then the idle session processes let go, so that what the
+        master holds is compared with nothing of theirs in it."""
         msgs = sink.wait_messages(expect, timeout=90)
         end = time.time() + 30
-        while (queue_ids(gw) or children(d.master())) and time.time() < end:
+        while (queue_ids(gw) or not all(idle_session_process(p)
+                                        for p in children(d.master()))) \
+                and time.time() < end:
             time.sleep(0.1)
-        assert queue_ids(gw) == [] and children(d.master()) == []
+        assert queue_ids(gw) == []
+        assert all(idle_session_process(p) for p in children(d.master()))
+        retire_session_processes(d)
         return msgs
 
     prints = []
@@ -184,6 +209,60 @@ def test_connection_limits(gw):
         a.sock.close()
     finally:
         d.stop()
+
+
+def session_pids(gw):
+    """The pid that served each connection so far, in order, from the log."""
+    return [int(m) for m in re.findall(r"undersmtpd\[(\d+)\]: connect from", gw.log_text())]
+
+
+def test_session_processes_reused_with_nothing_carried_over(gw):
+    """T78/J: the daemon's session processes serve one connection after another
+    (as Postfix's smtpd does): the next connection to the same process finds no
+    transaction, no HELO, and the aliases the last one re-read; a process
+    serves at most 100 connections; a client's socket is closed when its
+    session ends, whatever the process does next."""
+    port = free_port()
+    daemon_conf(gw, port)
+    gw.write_aliases('a: "|@REC@ --exit 0"\n')
+    d = Daemon(gw, port)
+    try:
+        c = connect(port)
+        c.greet()
+        c.cmd("MAIL FROM:<s@remote.test>")
+        assert c.cmd("RCPT TO:<a@example.com>").code == 250
+        ended = gw.log_count("disconnect from")
+        c.sock.close()                          # gone mid-transaction
+        assert gw.wait_log_more("disconnect from", ended)
+        c = connect(port)
+        assert c.reply().code == 220
+        assert c.cmd("MAIL FROM:<s@remote.test>").code == 503   # no HELO carried over
+        c.cmd("HELO client.test")
+        assert c.cmd("RCPT TO:<a@example.com>").code == 503     # no MAIL either
+        c.cmd("QUIT")
+        assert c.read_eof() == b""              # closed when the session ended
+        pids = session_pids(gw)
+        assert len(pids) == 3 and pids[0] == pids[1] == pids[2], pids
+        # The aliases file changes: the process re-reads it, and keeps the new
+        # table for its next connection.
+        gw.write_aliases('a: "|@REC@ --exit 0"\nb: "|@REC@ --exit 0"\n')
+        for _ in range(2):
+            c = connect(port)
+            c.greet()
+            assert c.mail(rcpts=["b@example.com"]).code == 250
+            c.cmd("QUIT")
+            assert c.read_eof() == b""          # then the process is idle again
+        assert len(set(session_pids(gw))) == 1
+        for _ in range(100):
+            c = connect(port)
+            assert c.reply().code == 220
+            c.cmd("QUIT")
+            assert c.read_eof() == b""
+        pids = session_pids(gw)
+        assert max(pids.count(p) for p in set(pids)) == 100, pids
+        assert len(set(pids)) == 2
+    finally:
+        assert d.stop() == 0
 
 
 def test_sighup_reload_good_and_broken(gw):
@@ -317,6 +396,7 @@ def test_no_leaks_after_many_sessions(gw):
     d = Daemon(gw, port)
     try:
         master = d.master()
+        retire_session_processes(d)       # the one that served the start-up probe
         before = len(os.listdir(f"/proc/{master}/fd"))
         for i in range(1000):
             c = connect(port)
@@ -332,6 +412,7 @@ def test_no_leaks_after_many_sessions(gw):
             c.cmd("QUIT")
             c.sock.close()
         time.sleep(1.5)
+        retire_session_processes(d)
         after = len(os.listdir(f"/proc/{master}/fd"))
         assert after == before
         out = subprocess.run(["ps", "-eo", "stat,ppid,args"], capture_output=True,
