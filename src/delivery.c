@@ -378,7 +378,7 @@ delivery_run(const struct delivery_ctx *ctx, const struct delivery_job *job,
 	const struct alias_cmd *cmd = &d->target->cmd;
 	const struct pipe_conf *pc = delivery_pipe_conf(ctx->conf, job->route);
 	const struct conf *c = ctx->conf;
-	char how[160], tmpdir[4096];
+	char how[160];
 	struct pipe_result res;
 	int64_t until = now_ms() + pc->timeout * 1000;
 	int stdin_fd, all = -2, mine = -2;
@@ -394,15 +394,12 @@ delivery_run(const struct delivery_ctx *ctx, const struct delivery_job *job,
 			smtp_reply_append(out, " ", job->recipients[i]);
 			return;
 		}
-	if (spool_path(c, "tmp", NULL, NULL, tmpdir, sizeof(tmpdir)) < 0)
-		stdin_fd = -1;
-	else
-		stdin_fd = pipe_make_input(tmpdir, job->v.queue_id, job->msgfd,
-		    job->v.sender, job->recipients, job->nrecipients);
+	stdin_fd = pipe_make_input(job->msgfd, job->v.sender, job->recipients,
+	    job->nrecipients);
 	if (stdin_fd < 0) {
 		int full = errno == ENOSPC || errno == EDQUOT;
 
-		log_warn("%s: write the program's input in %s", job->v.queue_id, tmpdir);
+		log_warn("%s: write the program's input", job->v.queue_id);
 		smtp_set_reply(out, full ? 452 : 451, full ? "4.3.1" : "4.3.0",
 		    "Local error: cannot write the program's input");
 		return;

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -33,20 +34,20 @@
 #define ADDR_LINE_MAX (ADDR_PATH_MAX + 32)
 
 int
-pipe_make_input(const char *dir, const char *id, int msgfd, const char *sender,
-    const char *const *recipients, size_t nrecipients)
+pipe_make_input(int msgfd, const char *sender, const char *const *recipients,
+    size_t nrecipients)
 {
-	char path[4096], line[ADDR_LINE_MAX];
+	char line[ADDR_LINE_MAX];
 	char buf[65536];
 	off_t off = 0;
-	int fd, ro = -1, saved;
+	int fd, saved;
 	ssize_t n;
 
-	if (str_fmt(path, sizeof(path), "%s/%s.in", dir, id) < 0) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/*
+	 * In memory, not a second file in the spool: nothing to create, write
+	 * back or unlink on the disk, and the page cache held the file anyway.
+	 */
+	fd = memfd_create("undersmtpd-input", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -1;
 	snprintf(line, sizeof(line), "Return-Path: <%s>\n", sender);
@@ -64,17 +65,14 @@ pipe_make_input(const char *dir, const char *id, int msgfd, const char *sender,
 			goto fail;
 		off += n;
 	}
-	/* Read-only for the program: it cannot change what others will read. */
-	ro = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (ro < 0)
+	/* Sealed: the program (or anyone) cannot change what others will read. */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK |
+	    F_SEAL_SEAL) < 0 || lseek(fd, 0, SEEK_SET) < 0)
 		goto fail;
-	close(fd);
-	unlink(path);
-	return ro;
+	return fd;
 fail:
 	saved = errno;
 	close(fd);
-	unlink(path);
 	errno = saved;
 	return -1;
 }

@@ -54,11 +54,11 @@ struct pipe_result {
 /*
  * pipe_make_input - the program's standard input (SPEC 7): Return-Path:,
  * one Delivered-To: per recipient, then the message of msgfd (read from
- * offset 0).  Written to a file in dir, reopened read-only and unlinked.
- * Returns the read-only fd, or -1 with errno.
+ * offset 0), in a memfd sealed against any change and positioned at its
+ * start.  Returns its fd, or -1 with errno.
  */
-int pipe_make_input(const char *dir, const char *id, int msgfd, const char *sender,
-    const char *const *recipients, size_t nrecipients);
+int pipe_make_input(int msgfd, const char *sender, const char *const *recipients,
+    size_t nrecipients);
 /* pipe_run - always fills res; returns 0 (the outcome says what happened). */
 int pipe_run(const struct pipe_request *req, struct pipe_result *res);
 /*

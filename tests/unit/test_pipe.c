@@ -1,4 +1,5 @@
 /* test_pipe.c - pipe.c: running programs and the exit-status table. */
+#define _GNU_SOURCE   /* F_GET_SEALS */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,6 +32,42 @@ sh(const char *script, long timeout, struct pipe_result *res)
 	pipe_run(&req, res);
 	close(fd);
 	free(copy);
+}
+
+/*
+ * SPEC 7: the program's input is Return-Path:, one Delivered-To: per
+ * recipient, then the message; read from its start, and no one can change
+ * it (a program writing to its stdin must not alter what others read).
+ */
+static void
+test_make_input(void **state)
+{
+	const char *const rcpts[] = {"a@example.com", "b@example.com"};
+	const char *msg = "Subject: hi\n\nbody\n";
+	char got[256];
+	FILE *fp = tmpfile();
+	ssize_t n;
+	int fd;
+
+	(void)state;
+	assert_non_null(fp);
+	assert_int_equal(fputs(msg, fp) >= 0, 1);
+	fflush(fp);
+	lseek(fileno(fp), 0, SEEK_END);     /* read from offset 0 whatever the offset */
+	fd = pipe_make_input(fileno(fp), "s@remote.test", rcpts, 2);
+	assert_true(fd >= 0);
+	n = read(fd, got, sizeof(got) - 1);
+	assert_true(n > 0);
+	got[n] = '\0';
+	assert_string_equal(got, "Return-Path: <s@remote.test>\nDelivered-To: a@example.com\n"
+	    "Delivered-To: b@example.com\nSubject: hi\n\nbody\n");
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(write(fd, "X", 1), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(ftruncate(fd, 0), -1);
+	assert_int_equal(fcntl(fd, F_GET_SEALS) & F_SEAL_SEAL, F_SEAL_SEAL);
+	close(fd);
+	fclose(fp);
 }
 
 static void
@@ -205,6 +242,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_make_input),
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_output_codes),
 		cmocka_unit_test(test_run_outcomes),
