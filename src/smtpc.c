@@ -473,18 +473,23 @@ smtpc_open(struct smtpc *sc, struct smtpc_reply *err)
 static int
 send_body(struct smtpc *sc, int msgfd)
 {
-	char in[16384], out[40000];
+	char in[16384], out[40000];   /* a block at most doubles, and the dot */
 	off_t off = 0;
+	size_t o = 0;
 	int bol = 1;
 	ssize_t n;
 
+	/* The last block and the final dot go out in one write. */
 	while ((n = pread(msgfd, in, sizeof(in), off)) != 0) {
-		size_t o = 0;
-
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -1;
+		}
+		if (o > sizeof(out) - 2 * sizeof(in) - 5) {
+			if (netio_write_all(&sc->io, out, o, deadline_for(sc, ST_BLOCK)) < 0)
+				return -1;
+			o = 0;
 		}
 		off += n;
 		for (ssize_t i = 0; i < n; i++) {
@@ -501,11 +506,59 @@ send_body(struct smtpc *sc, int msgfd)
 			out[o++] = c == '\r' ? ' ' : c;
 			bol = 0;
 		}
-		if (netio_write_all(&sc->io, out, o, deadline_for(sc, ST_BLOCK)) < 0)
-			return -1;
 	}
-	return netio_write_all(&sc->io, bol ? ".\r\n" : "\r\n.\r\n", bol ? 3 : 5,
-	    deadline_for(sc, ST_BLOCK));
+	memcpy(out + o, bol ? ".\r\n" : "\r\n.\r\n", bol ? 3 : 5);
+	o += bol ? 3 : 5;
+	return netio_write_all(&sc->io, out, o, deadline_for(sc, ST_BLOCK));
+}
+
+/*
+ * A group of pipelined commands (RFC 2920), written at once: one write and
+ * one round trip where a command at a time would take one each.
+ */
+struct cmd_group {
+	char buf[8192];
+	size_t len;
+};
+
+static int
+group_add(struct smtpc *sc, struct cmd_group *g, enum stage st, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int
+group_add(struct smtpc *sc, struct cmd_group *g, enum stage st, const char *fmt, ...)
+{
+	char line[1100];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) - 2) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	line[n++] = '\r';
+	line[n++] = '\n';
+	if (g->len + (size_t)n > sizeof(g->buf)) {
+		/* Many recipients: what is queued goes now, the rest follows. */
+		if (netio_write_all(&sc->io, g->buf, g->len, deadline_for(sc, st)) < 0)
+			return -1;
+		g->len = 0;
+	}
+	memcpy(g->buf + g->len, line, (size_t)n);
+	g->len += (size_t)n;
+	return 0;
+}
+
+static int
+group_flush(struct smtpc *sc, struct cmd_group *g, enum stage st)
+{
+	int rc = g->len > 0 ? netio_write_all(&sc->io, g->buf, g->len, deadline_for(sc, st)) : 0;
+
+	g->len = 0;
+	return rc;
 }
 
 static void
@@ -515,16 +568,46 @@ all_replies(struct smtpc_reply *rcpt, size_t n, const struct smtpc_reply *r)
 		rcpt[i] = *r;
 }
 
+/*
+ * end_refused_data - a server that answered DATA with 354 though it should
+ * not have (MAIL or every RCPT refused): end it with a lone dot, sending no
+ * message content, and take the reply to it.  0, or -1 when lost.
+ */
+static int
+end_refused_data(struct smtpc *sc)
+{
+	struct smtpc_reply r;
+
+	if (netio_write_all(&sc->io, ".\r\n", 3, deadline_for(sc, ST_BLOCK)) < 0 ||
+	    read_reply(sc, ST_FINAL, &r, NULL) < 0)
+		return -1;
+	return r.code == 421 ? -1 : 0;
+}
+
+/* reset - RSET after a transaction that sent nothing; -1 when the line is gone. */
+static int
+reset(struct smtpc *sc)
+{
+	struct smtpc_reply r;
+
+	if (send_line(sc, ST_MAIL, "RSET") < 0 || read_reply(sc, ST_MAIL, &r, NULL) < 0)
+		sc->open = 0;
+	return sc->open ? 0 : -1;
+}
+
 int
 smtpc_send(struct smtpc *sc, const struct spool_env *env, int msgfd,
     const size_t *idx, size_t n, struct smtpc_reply *rcpt)
 {
-	struct smtpc_reply r;
+	struct smtpc_reply r, data;
+	struct cmd_group g;
 	const char *sender = env->sender;
 	size_t accepted = 0;
 	char size_param[40] = "";
 
 	memset(&r, 0, sizeof(r));
+	memset(&data, 0, sizeof(data));
+	g.len = 0;
 	if (env->smtputf8 && !sc->smtputf8) {
 		synth(&r, 550, "550 5.6.7 %s does not support SMTPUTF8", sc->name);
 		all_replies(rcpt, n, &r);
@@ -542,16 +625,24 @@ smtpc_send(struct smtpc *sc, const struct spool_env *env, int msgfd,
 	if (sc->has_size)
 		snprintf(size_param, sizeof(size_param), " SIZE=%llu",
 		    (unsigned long long)env->size);
-	if (send_line(sc, ST_MAIL, "MAIL FROM:<%s>%s%s%s", sender, size_param,
+	if (group_add(sc, &g, ST_MAIL, "MAIL FROM:<%s>%s%s%s", sender, size_param,
 	    env->body8bit && sc->eightbitmime ? " BODY=8BITMIME" : "",
 	    env->smtputf8 ? " SMTPUTF8" : "") < 0)
 		goto lost;
-	/* PIPELINING (RFC 2920): MAIL and every RCPT go out before any reply. */
+	/*
+	 * PIPELINING (RFC 2920): MAIL, every RCPT and DATA go out as one group
+	 * before any reply (DATA may end a group); the replies come in order.
+	 */
 	if (sc->pipelining) {
 		for (size_t i = 0; i < n; i++)
-			if (send_line(sc, ST_RCPT, "RCPT TO:<%s>", env->rcpts[idx[i]].addr) < 0)
+			if (group_add(sc, &g, ST_RCPT, "RCPT TO:<%s>",
+			    env->rcpts[idx[i]].addr) < 0)
 				goto lost;
+		if (group_add(sc, &g, ST_DATA, "DATA") < 0)
+			goto lost;
 	}
+	if (group_flush(sc, &g, ST_MAIL) < 0)
+		goto lost;
 	/*
 	 * RFC 5321 3.8: a 421, at any stage, says the server is closing the
 	 * connection; it is the reply of every recipient still open, not the
@@ -561,9 +652,7 @@ smtpc_send(struct smtpc *sc, const struct spool_env *env, int msgfd,
 		goto broken;
 	if (!sc->pipelining && r.code / 100 != 2) {
 		all_replies(rcpt, n, &r);
-		if (send_line(sc, ST_MAIL, "RSET") < 0 || read_reply(sc, ST_MAIL, &r, NULL) < 0)
-			sc->open = 0;
-		return sc->open ? 0 : -1;
+		return reset(sc);
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (!sc->pipelining &&
@@ -578,19 +667,33 @@ smtpc_send(struct smtpc *sc, const struct spool_env *env, int msgfd,
 		else if (rcpt[i].code / 100 == 2)
 			accepted++;
 	}
-	if (accepted == 0 || r.code / 100 != 2) {
-		if (send_line(sc, ST_MAIL, "RSET") < 0 || read_reply(sc, ST_MAIL, &r, NULL) < 0)
-			sc->open = 0;
-		return sc->open ? 0 : -1;
+	if (sc->pipelining) {
+		if (read_reply(sc, ST_DATA, &data, NULL) < 0 || data.code == 421) {
+			r = data;
+			goto broken;
+		}
+		if (accepted == 0 || r.code / 100 != 2) {
+			/* Nothing of the message is sent; the session is made clean. */
+			if (data.code == 354 && end_refused_data(sc) < 0) {
+				sc->open = 0;
+				return -1;
+			}
+			return reset(sc);
+		}
+	} else {
+		if (accepted == 0 || r.code / 100 != 2)
+			return reset(sc);
+		if (send_line(sc, ST_DATA, "DATA") < 0)
+			goto lost;
+		if (read_reply(sc, ST_DATA, &data, NULL) < 0 || data.code == 421) {
+			r = data;
+			goto broken;
+		}
 	}
-	if (send_line(sc, ST_DATA, "DATA") < 0)
-		goto lost;
-	if (read_reply(sc, ST_DATA, &r, NULL) < 0 || r.code == 421)
-		goto broken;
-	if (r.code != 354) {
+	if (data.code != 354) {
 		for (size_t i = 0; i < n; i++)
 			if (rcpt[i].code / 100 == 2)
-				rcpt[i] = r;
+				rcpt[i] = data;
 		return 0;
 	}
 	if (send_body(sc, msgfd) < 0)

@@ -265,12 +265,25 @@ test_per_recipient_one_by_one(void **state)
 		assert_string_equal(rep[i].text, "452 4.3.1 full");
 	assert_null(strstr(sent, "RCPT"));
 	free(sent);
-	/* The same pipelined: the RCPT replies do not count. */
+	/*
+	 * The same pipelined (MAIL, the RCPTs and DATA in one group, RFC 2920):
+	 * the RCPT replies do not count, no message content is sent, RSET.
+	 */
 	assert_int_equal(send_script(1, "550 5.7.1 sender refused\r\n250 a\r\n250 b\r\n"
-	    "250 c\r\n250 reset\r\n", three, 3, rep, &sent), 0);
+	    "250 c\r\n503 5.5.1 no sender\r\n250 reset\r\n", three, 3, rep, &sent), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(rep[i].code, 550);
-	assert_null(strstr(sent, "DATA"));
+	assert_non_null(strstr(sent, "RCPT TO:<never@remote.test>\r\nDATA\r\nRSET\r\n"));
+	assert_null(strstr(sent, "hello"));
+	free(sent);
+	/* Every RCPT refused, and a server that says 354 all the same: a lone dot. */
+	assert_int_equal(send_script(1, "250 ok\r\n550 5.1.1 a\r\n550 5.1.1 b\r\n"
+	    "550 5.1.1 c\r\n354 go\r\n554 5.5.1 no valid recipients\r\n250 reset\r\n",
+	    three, 3, rep, &sent), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(rep[i].code, 550);
+	assert_non_null(strstr(sent, "DATA\r\n.\r\nRSET\r\n"));
+	assert_null(strstr(sent, "hello"));
 	free(sent);
 	/* DATA refused, and a failure after the dot: accepted ones get that reply. */
 	assert_int_equal(send_script(1, "250 a\r\n250 b\r\n550 5.1.1 c\r\n250 d\r\n"
@@ -387,7 +400,7 @@ test_malformed_replies(void **state)
 	free(sent);
 	/* Control characters in a reply never reach the spool's last-reply text. */
 	assert_int_equal(send_script(1, "250 ok\r\n550 5.1.1 bad\001\033[2Jx\r\n"
-	    "250 reset\r\n", one, 1, rep, &sent), 0);
+	    "554 5.5.1 no valid recipients\r\n250 reset\r\n", one, 1, rep, &sent), 0);
 	assert_int_equal(rep[0].code, 550);
 	for (const char *p = rep[0].text; *p; p++)
 		assert_true((unsigned char)*p >= 32 && *p != 127);
