@@ -6,12 +6,17 @@
  * each NUL-terminated, nothing after them; two fds ride along as
  * SCM_RIGHTS: the program's standard input, and the caller's end of a
  * private socketpair on which the answer (a struct pipe_result) comes back.
- * Requests from many sessions may arrive at once; each runs in a worker of
- * its own, forked by the launcher, which parses it, routes the recipient
- * with the launcher's own tables and runs the program (pipe_run).  The
- * launcher's loop itself reads nothing of a request but its size and fds.
- * At most pipe.max_concurrency programs run at once; as many requests more
- * wait their turn, and beyond that a request is answered busy (451).
+ * Requests from many sessions may arrive at once.  For each, the launcher
+ * checks the request's bounds and values (launcher_parse), routes the
+ * recipient with its own tables, builds the command from its own
+ * configuration (nothing of the request but the values of struct
+ * delivery_values reaches the program, and those only in its environment)
+ * and starts the program with pipe_start (vfork: no worker process, no copy
+ * of our page tables).  One poll loop watches every running program (its
+ * output pipe, a pidfd for its end, its timeout) and sends each result on
+ * the request's own answer socket.  At most pipe.max_concurrency programs
+ * run at once; as many requests more wait their turn, and beyond that a
+ * request is answered busy (451).
  *
  * privsep_start() (privsep.c) makes the launcher (SPEC 11): started as root, the
  * process forks; the child drops to `user` and goes on as the session,
@@ -355,7 +360,7 @@ tables_refresh(struct launcher_tables *t, int force)
 /*
  * send_answer - the result on the requester's answer socket, never waiting:
  * a requester that does not read its answers must not stop the launcher or
- * hold a worker.  The socket was checked to be a SEQPACKET socket (receive).
+ * its loop.  The socket was checked to be a SEQPACKET socket (receive).
  */
 static void
 send_answer(int replyfd, const struct pipe_result *res)
@@ -379,27 +384,30 @@ refuse(struct pipe_result *res, const char *why)
 }
 
 /*
- * serve_one - in a worker: parse the request, route its recipient with the
- * launcher's own tables, build the command and run it.
+ * start_one - parse the request, route its recipient with the launcher's own
+ * tables, build the command and start the program on pc.  0: running; -1:
+ * not started, pc->res says why (refused, or could not start).
  */
-static void
-serve_one(int replyfd, char *buf, size_t len, int msgfd, const struct launcher_tables *t)
+static int
+start_one(char *buf, size_t len, int msgfd, const struct launcher_tables *t,
+    struct pipe_child *pc)
 {
 	struct delivery_values v;
-	struct pipe_result res;
 	struct route_result *r = NULL;
 	struct delivery_command cmd;
 	struct addr ad;
 	char why[512];
+	int rc = -1;
 
-	memset(&res, 0, sizeof(res));
+	memset(pc, 0, sizeof(*pc));
+	pc->out = pc->pidfd = -1;
 	if (launcher_parse(buf, len, &v, why, sizeof(why)) < 0) {
-		refuse(&res, why);
-		goto reply;
+		refuse(&pc->res, why);
+		return -1;
 	}
 	if (t->aliases == NULL) {
-		refuse(&res, "the aliases are unavailable");
-		goto reply;
+		refuse(&pc->res, "the aliases are unavailable");
+		return -1;
 	}
 	r = xmalloc(sizeof(*r));
 	addr_parse_plain(v.recipient, &ad);
@@ -407,19 +415,17 @@ serve_one(int replyfd, char *buf, size_t len, int msgfd, const struct launcher_t
 	if (r->code != 250 || route_pipe(r) == NULL) {
 		snprintf(why, sizeof(why), "<%s> is not a pipe alias of %s (%d %s %s)",
 		    v.recipient, t->conf->aliases, r->code, r->status, r->text);
-		refuse(&res, why);
-		goto reply;
+		refuse(&pc->res, why);
+	} else if (delivery_build(t->conf, r, &v, 1, t->spool_uid, &cmd, why,
+	    sizeof(why)) < 0) {
+		refuse(&pc->res, why);
+	} else {
+		cmd.req.stdin_fd = msgfd;
+		rc = pipe_start(&cmd.req, pc);
+		delivery_command_free(&cmd);
 	}
-	if (delivery_build(t->conf, r, &v, 1, t->spool_uid, &cmd, why, sizeof(why)) < 0) {
-		refuse(&res, why);
-		goto reply;
-	}
-	cmd.req.stdin_fd = msgfd;
-	pipe_run(&cmd.req, &res);
-	delivery_command_free(&cmd);
-reply:
 	free(r);
-	send_answer(replyfd, &res);
+	return rc;
 }
 
 /*
@@ -451,11 +457,18 @@ take_fds(struct msghdr *msg, int fds[2])
 	}
 }
 
-/* A request read but not yet given a worker. */
+/* A request read but not yet started (pipe.max_concurrency programs run). */
 struct pending {
 	char buf[LAUNCHER_MSG_MAX];
 	size_t len;
 	int fds[2];
+};
+
+/* A program started for a request, watched until its result is sent. */
+struct program {
+	struct pipe_child pc;
+	int replyfd;               /* -1: a free place */
+	int due;                   /* an fd is ready or its wake time came */
 };
 
 struct launcher {
@@ -463,8 +476,8 @@ struct launcher {
 	struct launcher_tables tables;
 	pid_t main_child;
 	int main_status, main_done;
-	pid_t *workers;                /* alive; 0 for a free place */
-	size_t running, nworkers;      /* how many alive; places in workers */
+	struct program *programs;      /* running; replyfd -1 for a free place */
+	size_t running, nprograms;     /* how many run; places in programs */
 	struct pending *waiting;       /* FIFO of at most max_running() requests */
 	size_t nwaiting, capacity;
 };
@@ -523,7 +536,12 @@ reap(struct launcher *l)
 	pid_t pid;
 	int status;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+	/*
+	 * The served child only: each program is reaped by its own
+	 * pipe_child_step, which needs its exit status.
+	 */
+	while (l->main_child > 0 && !l->main_done &&
+	    (pid = waitpid(l->main_child, &status, WNOHANG)) > 0) {
 		if (pid == l->main_child) {
 			sigset_t block, old;
 
@@ -537,33 +555,47 @@ reap(struct launcher *l)
 			sigprocmask(SIG_BLOCK, &block, &old);
 			served_child = 0;
 			sigprocmask(SIG_SETMASK, &old, NULL);
-			continue;
 		}
-		/* Only our own workers count (not children inherited across exec). */
-		for (size_t i = 0; i < l->nworkers; i++)
-			if (l->workers[i] == pid) {
-				l->workers[i] = 0;
-				l->running--;
-				break;
-			}
 	}
 }
 
-/* worker_started - remember pid as a worker (room is made as needed). */
+/* program_started - watch pc until its result goes to replyfd (room made as needed). */
 static void
-worker_started(struct launcher *l, pid_t pid)
+program_started(struct launcher *l, const struct pipe_child *pc, int replyfd)
 {
 	size_t i;
 
-	for (i = 0; i < l->nworkers && l->workers[i] != 0; i++)
+	for (i = 0; i < l->nprograms && l->programs[i].replyfd >= 0; i++)
 		;
-	if (i == l->nworkers) {
-		l->workers = xreallocarray(l->workers, l->nworkers + 16, sizeof(*l->workers));
-		memset(l->workers + l->nworkers, 0, 16 * sizeof(*l->workers));
-		l->nworkers += 16;
+	if (i == l->nprograms) {
+		l->programs = xreallocarray(l->programs, l->nprograms + 16, sizeof(*l->programs));
+		for (size_t k = l->nprograms; k < l->nprograms + 16; k++)
+			l->programs[k].replyfd = -1;
+		l->nprograms += 16;
 	}
-	l->workers[i] = pid;
+	l->programs[i].pc = *pc;
+	l->programs[i].replyfd = replyfd;
+	l->programs[i].due = 0;
 	l->running++;
+}
+
+/* step_programs - the news of each program due; finished ones get their result sent. */
+static void
+step_programs(struct launcher *l)
+{
+	for (size_t i = 0; i < l->nprograms; i++) {
+		struct program *p = &l->programs[i];
+
+		if (p->replyfd < 0 || !p->due)
+			continue;
+		p->due = 0;
+		if (!pipe_child_step(&p->pc, now_ms()))
+			continue;
+		send_answer(p->replyfd, &p->pc.res);
+		close(p->replyfd);
+		p->replyfd = -1;
+		l->running--;
+	}
 }
 
 static void
@@ -590,40 +622,26 @@ answer_socket(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
 }
 
-/* dispatch - a worker for one request; the fds are closed here either way. */
+/*
+ * dispatch - start the program of one request; fds[0] (the message) is
+ * closed here, fds[1] (the answer socket) once the result is sent.
+ */
 static void
 dispatch(struct launcher *l, char *buf, size_t len, int fds[2])
 {
-	pid_t pid;
+	struct pipe_child pc;
 
 	tables_refresh(&l->tables, 0);
-	pid = fork();
-	if (pid == 0) {
-		struct sigaction sa;
-
-		/*
-		 * A worker sees its program to the end (pipe_run kills it at its
-		 * timeout): a hangup or ^C to the process group must not orphan it.
-		 */
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = SIG_IGN;
-		sigaction(SIGHUP, &sa, NULL);
-		sigaction(SIGINT, &sa, NULL);
-		sa.sa_handler = SIG_DFL;
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGCHLD, &sa, NULL);
-		close(l->fd);
-		serve_one(fds[1], buf, len, fds[0], &l->tables);
-		_exit(0);
-	}
-	if (pid < 0) {
-		log_warn("launcher: fork a worker");
-		answer(fds[1], PIPE_START_FAILED, errno);
+	if (start_one(buf, len, fds[0], &l->tables, &pc) == 0) {
+		program_started(l, &pc, fds[1]);
 	} else {
-		worker_started(l, pid);
+		if (pc.res.outcome == PIPE_START_FAILED)
+			log_warnx("launcher: could not start a program: %s",
+			    strerror(pc.res.err));
+		send_answer(fds[1], &pc.res);
+		close(fds[1]);
 	}
 	close(fds[0]);
-	close(fds[1]);
 }
 
 /*
@@ -713,7 +731,7 @@ receive(struct launcher *l, char *buf, short revents)
 	return 0;
 }
 
-/* run_waiting - give workers to waiting requests, oldest first, as room allows. */
+/* run_waiting - start waiting requests, oldest first, as room allows. */
 static void
 run_waiting(struct launcher *l)
 {
@@ -736,6 +754,8 @@ launcher_serve(int fd, const struct conf *c, const char *aliases_override,
 {
 	struct launcher l;
 	char *buf = xmalloc(LAUNCHER_MSG_MAX);
+	struct pollfd *pfd = NULL;
+	size_t npfd = 0, *owner = NULL;
 	int eof = 0, detached = 0;
 
 	memset(&l, 0, sizeof(l));
@@ -753,12 +773,14 @@ launcher_serve(int fd, const struct conf *c, const char *aliases_override,
 		sigaction(SIGCHLD, &sa, NULL);
 	}
 	for (;;) {
-		struct pollfd pfd = {.fd = eof ? -1 : fd, .events = POLLIN};
+		int64_t now, wake;
+		size_t n = 0;
 		int rc;
 
 		reap(&l);
 		run_waiting(&l);
-		if (eof && l.nwaiting == 0)
+		/* Requests are done when their results are sent, not before. */
+		if (eof && l.nwaiting == 0 && l.running == 0)
 			break;
 		/*
 		 * The session or sendmail we served is done, but a background
@@ -782,19 +804,51 @@ launcher_serve(int fd, const struct conf *c, const char *aliases_override,
 				l.main_child = -1;        /* then serve it here */
 			}
 		}
-		/* Requests waiting for a worker: look again soon. */
-		rc = poll(&pfd, 1, l.nwaiting > 0 ? 20 : 1000);
+		/* The requests' socket, then each running program's output and end. */
+		if (1 + 2 * l.nprograms > npfd) {
+			npfd = 1 + 2 * l.nprograms;
+			pfd = xreallocarray(pfd, npfd, sizeof(*pfd));
+			owner = xreallocarray(owner, npfd, sizeof(*owner));
+		}
+		pfd[n].fd = eof ? -1 : fd;
+		pfd[n++].events = POLLIN;
+		now = now_ms();
+		wake = now + 1000;
+		for (size_t i = 0; i < l.nprograms; i++) {
+			size_t k;
+
+			if (l.programs[i].replyfd < 0)
+				continue;
+			k = pipe_child_fds(&l.programs[i].pc, pfd + n);
+			for (size_t j = 0; j < k; j++)
+				owner[n + j] = i;
+			n += k;
+			if (pipe_child_wake(&l.programs[i].pc) < wake)
+				wake = pipe_child_wake(&l.programs[i].pc);
+		}
+		rc = poll(pfd, n, wake <= now ? 0 : (int)(wake - now));
 		if (reload_requested) {
 			reload_requested = 0;
 			tables_refresh(&l.tables, 1);
 		}
-		if (rc > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)) &&
-		    receive(&l, buf, pfd.revents) < 0)
+		/* Programs first: a finished one makes room for a new request. */
+		now = now_ms();
+		for (size_t i = 0; i < l.nprograms; i++)
+			l.programs[i].due = l.programs[i].replyfd >= 0 &&
+			    pipe_child_wake(&l.programs[i].pc) <= now;
+		for (size_t j = 1; rc > 0 && j < n; j++)
+			if (pfd[j].revents != 0)
+				l.programs[owner[j]].due = 1;
+		step_programs(&l);
+		if (rc > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    receive(&l, buf, pfd[0].revents) < 0)
 			eof = 1;
 	}
 	free(buf);
+	free(pfd);
+	free(owner);
 	free(l.waiting);
-	free(l.workers);
+	free(l.programs);
 	for (; !detached;) {
 		int status;
 		pid_t pid = waitpid(-1, &status, 0);

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/pidfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -203,10 +204,10 @@ keep_output(struct pipe_result *res, const char *p, size_t n, int *done)
 }
 
 static int
-reap(pid_t pid, int *status, int block)
+reap(pid_t pid, int *status)
 {
 	for (;;) {
-		pid_t r = waitpid(pid, status, block ? 0 : WNOHANG);
+		pid_t r = waitpid(pid, status, WNOHANG);
 
 		if (r == pid)
 			return 1;
@@ -217,61 +218,66 @@ reap(pid_t pid, int *status, int block)
 	}
 }
 
-/* kill_group - SIGTERM the process group, SIGKILL it after the grace. */
 static void
-kill_group(pid_t pid, int *status)
+close_fd(int *fd)
 {
-	int64_t until;
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
 
-	kill(-pid, SIGTERM);
-	until = now_ms() + PIPE_GRACE_MS;
-	while (now_ms() < until) {
-		if (reap(pid, status, 0) != 0)
-			break;
-		sleep_ms(20);
-	}
-	kill(-pid, SIGKILL);
-	if (reap(pid, status, 0) == 0)
-		reap(pid, status, 1);
+/* pc is done: nothing of it stays open. */
+static int
+finished(struct pipe_child *pc)
+{
+	close_fd(&pc->out);
+	close_fd(&pc->pidfd);
+	return 1;
 }
 
 int
-pipe_run(const struct pipe_request *req, struct pipe_result *res)
+pipe_start(const struct pipe_request *req, struct pipe_child *pc)
 {
-	int out[2], errp[2], status = 0, exited = 0, done_line = 0;
-	int64_t deadline = now_ms() + req->timeout * 1000, stop_reading = 0;
-	pid_t pid;
+	int out[2], errp[2], child_errno = 0;
+	sigset_t all, old;
 	ssize_t n;
-	int child_errno = 0;
+	pid_t pid;
 
-	memset(res, 0, sizeof(*res));
+	memset(pc, 0, sizeof(*pc));
+	pc->out = pc->pidfd = -1;
 	if (pipe2(out, O_CLOEXEC) < 0) {
-		res->outcome = PIPE_START_FAILED;
-		res->err = errno;
-		return 0;
+		pc->res.outcome = PIPE_START_FAILED;
+		pc->res.err = errno;
+		return -1;
 	}
 	if (pipe2(errp, O_CLOEXEC) < 0) {
-		res->outcome = PIPE_START_FAILED;
-		res->err = errno;
+		pc->res.outcome = PIPE_START_FAILED;
+		pc->res.err = errno;
 		close(out[0]);
 		close(out[1]);
-		return 0;
+		return -1;
 	}
-	pid = fork();
+	/*
+	 * vfork: no copy of our page tables, no copy-on-write faults; we wait
+	 * until the child has called execve or died.  It shares our memory
+	 * until then, so no handler of ours may run in it: every signal is
+	 * blocked across the call, and the child resets them all before it
+	 * unblocks any (child_exec).
+	 */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid = vfork();
+	if (pid == 0)
+		child_exec(req, out[1], errp[1]);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0) {
-		res->outcome = PIPE_START_FAILED;
-		res->err = errno;
+		pc->res.outcome = PIPE_START_FAILED;
+		pc->res.err = errno;
 		close(out[0]);
 		close(out[1]);
 		close(errp[0]);
 		close(errp[1]);
-		return 0;
-	}
-	if (pid == 0) {
-		log_last_words(-1, NULL);     /* the session's client is not ours */
-		close(out[0]);
-		close(errp[0]);
-		child_exec(req, out[1], errp[1]);
+		return -1;
 	}
 	close(out[1]);
 	close(errp[1]);
@@ -280,81 +286,171 @@ pipe_run(const struct pipe_request *req, struct pipe_result *res)
 		n = read(errp[0], &child_errno, sizeof(child_errno));
 	while (n < 0 && errno == EINTR);
 	close(errp[0]);
+	pc->pid = pid;
 	if (n == (ssize_t)sizeof(child_errno)) {
+		int status;
+
 		close(out[0]);
-		reap(pid, &status, 1);
-		res->outcome = PIPE_START_FAILED;
-		res->err = child_errno;
-		return 0;
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		pc->res.outcome = PIPE_START_FAILED;
+		pc->res.err = child_errno;
+		return -1;
 	}
-	for (;;) {
-		struct pollfd pfd = {.fd = out[0], .events = POLLIN};
-		int64_t now = now_ms();
-		char buf[4096];
-		int rc;
+	pc->out = out[0];
+	if (fcntl(pc->out, F_SETFL, O_NONBLOCK) < 0)
+		log_warn("pipe: output of %s: O_NONBLOCK", req->argv[0]);
+	/*
+	 * Readable when the program has exited, so its end is seen at once
+	 * (Linux 5.3); without it, pipe_child_wake asks for a look every 20 ms.
+	 */
+	pc->pidfd = pidfd_open(pid, 0);
+	pc->deadline = now_ms() + req->timeout * 1000;
+	return 0;
+}
 
-		if (now >= deadline) {
-			close(out[0]);
-			kill_group(pid, &status);
-			res->outcome = PIPE_TIMEDOUT;
-			return 0;
-		}
-		if (stop_reading && now >= stop_reading)
-			break;   /* a descendant holds the pipe open: stop waiting for it */
-		rc = poll(&pfd, 1, exited ? 50 : 100);
-		if (rc > 0) {
-			n = read(out[0], buf, sizeof(buf));
-			if (n > 0) {
-				keep_output(res, buf, (size_t)n, &done_line);
-				continue;
-			}
-			if (n == 0 || (errno != EINTR && errno != EAGAIN))
-				break;
-		}
-		if (!exited) {
-			int r = reap(pid, &status, 0);
+size_t
+pipe_child_fds(const struct pipe_child *pc, struct pollfd pfd[2])
+{
+	size_t n = 0;
 
-			if (r < 0) {
-				res->outcome = PIPE_STATUS_LOST;
-				res->err = errno;
-				close(out[0]);
-				kill(-pid, SIGKILL);
-				return 0;
-			}
-			if (r == 1) {
-				exited = 1;
-				stop_reading = now_ms() + PIPE_GRACE_MS / 2;
-			}
-		}
+	if (pc->out >= 0) {
+		pfd[n].fd = pc->out;
+		pfd[n++].events = POLLIN;
 	}
-	close(out[0]);
-	/* Output closed: the program is exiting; wait for it within the deadline. */
-	for (long pause = 1; !exited; pause = pause < 50 ? pause * 2 : 50) {
-		int r = reap(pid, &status, 0);
+	if (pc->pidfd >= 0 && !pc->exited) {
+		pfd[n].fd = pc->pidfd;
+		pfd[n++].events = POLLIN;
+	}
+	return n;
+}
+
+int64_t
+pipe_child_wake(const struct pipe_child *pc)
+{
+	int64_t wake = pc->killing ? pc->kill_at : pc->deadline;
+
+	if (pc->exited && !pc->killing && pc->stop_reading < wake)
+		wake = pc->stop_reading;
+	if (pc->killing == 2 || (!pc->exited && pc->pidfd < 0)) {
+		int64_t soon = now_ms() + 20;    /* no pidfd, or KILL sent: look again */
+
+		if (soon < wake)
+			wake = soon;
+	}
+	return wake;
+}
+
+/* read_output - what the program wrote since the last look (never blocks). */
+static void
+read_output(struct pipe_child *pc)
+{
+	char buf[4096];
+
+	while (pc->out >= 0) {
+		ssize_t n = read(pc->out, buf, sizeof(buf));
+
+		if (n > 0) {
+			keep_output(&pc->res, buf, (size_t)n, &pc->done_line);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		close_fd(&pc->out);         /* EOF: every writer is gone */
+	}
+}
+
+int
+pipe_child_step(struct pipe_child *pc, int64_t now)
+{
+	read_output(pc);
+	if (!pc->exited) {
+		int r = reap(pc->pid, &pc->status);
 
 		if (r < 0) {
 			/* Never guess: without a status nothing counts as delivered. */
-			res->outcome = PIPE_STATUS_LOST;
-			res->err = errno;
-			kill(-pid, SIGKILL);
-			return 0;
+			pc->res.outcome = PIPE_STATUS_LOST;
+			pc->res.err = errno;
+			kill(-pc->pid, SIGKILL);
+			return finished(pc);
 		}
-		if (r != 0)
-			break;
-		if (now_ms() >= deadline) {
-			kill_group(pid, &status);
-			res->outcome = PIPE_TIMEDOUT;
-			return 0;
+		if (r == 1) {
+			pc->exited = 1;
+			pc->stop_reading = now + PIPE_GRACE_MS / 2;
 		}
-		sleep_ms(pause);
 	}
-	if (WIFSIGNALED(status)) {
-		res->outcome = PIPE_SIGNALED;
-		res->status = WTERMSIG(status);
-	} else {
-		res->outcome = PIPE_EXITED;
-		res->status = WEXITSTATUS(status);
+	if (pc->killing) {
+		/* The timeout struck: the group had TERM, then KILL after the grace. */
+		if (pc->exited) {
+			pc->res.outcome = PIPE_TIMEDOUT;
+			return finished(pc);
+		}
+		if (pc->killing == 1 && now >= pc->kill_at) {
+			kill(-pc->pid, SIGKILL);
+			pc->killing = 2;
+		}
+		return 0;
 	}
+	if (now >= pc->deadline) {
+		close_fd(&pc->out);
+		kill(-pc->pid, SIGTERM);
+		if (pc->exited) {
+			/* Only a descendant held on: the group goes at once. */
+			kill(-pc->pid, SIGKILL);
+			pc->res.outcome = PIPE_TIMEDOUT;
+			return finished(pc);
+		}
+		pc->killing = 1;
+		pc->kill_at = now + PIPE_GRACE_MS;
+		return 0;
+	}
+	/* Exited, and its output closed (or a descendant holds it too long). */
+	if (pc->exited && (pc->out < 0 || now >= pc->stop_reading)) {
+		if (WIFSIGNALED(pc->status)) {
+			pc->res.outcome = PIPE_SIGNALED;
+			pc->res.status = WTERMSIG(pc->status);
+		} else {
+			pc->res.outcome = PIPE_EXITED;
+			pc->res.status = WEXITSTATUS(pc->status);
+		}
+		return finished(pc);
+	}
+	return 0;
+}
+
+void
+pipe_child_abandon(struct pipe_child *pc)
+{
+	if (!pc->exited && pc->pid > 0) {
+		int status;
+
+		kill(-pc->pid, SIGKILL);
+		while (waitpid(pc->pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+	finished(pc);
+}
+
+int
+pipe_run(const struct pipe_request *req, struct pipe_result *res)
+{
+	struct pipe_child pc;
+
+	if (pipe_start(req, &pc) == 0)
+		for (;;) {
+			struct pollfd pfd[2];
+			size_t n = pipe_child_fds(&pc, pfd);
+			int64_t left = pipe_child_wake(&pc) - now_ms();
+
+			if (poll(pfd, n, left < 0 ? 0 : left > 1000 ? 1000 : (int)left) < 0 &&
+			    errno != EINTR)
+				sleep_ms(20);
+			if (pipe_child_step(&pc, now_ms()))
+				break;
+		}
+	*res = pc.res;
 	return 0;
 }
 
@@ -416,6 +512,7 @@ dsn_from_output(const char *out, char dsn[8])
 	}
 	return 1;
 }
+
 
 void
 pipe_reply(const struct pipe_result *res, const int *tempfail, size_t ntempfail,

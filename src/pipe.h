@@ -2,8 +2,8 @@
  * pipe.h - run one program for a pipe alias, and turn its outcome into an
  * SMTP reply (SPEC section 7).
  *
- * pipe_run() forks the program in its own session and process group, as
- * another user when asked, with only fds 0-2 (stdin a read-only file holding
+ * pipe_run() starts the program (vfork) in its own session and process group, as
+ * another user when asked, with only fds 0-2 (stdin a sealed file holding
  * the finished message; stdout and stderr one pipe we read, bounded), default
  * signals and exactly the environment it is given.  It waits no longer than
  * the timeout, then kills the whole process group.  pipe_reply() holds the
@@ -12,6 +12,8 @@
 #ifndef PIPE_H
 #define PIPE_H
 
+#include <poll.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "reply.h"
@@ -61,6 +63,34 @@ int pipe_make_input(int msgfd, const char *sender, const char *const *recipients
     size_t nrecipients);
 /* pipe_run - always fills res; returns 0 (the outcome says what happened). */
 int pipe_run(const struct pipe_request *req, struct pipe_result *res);
+
+/*
+ * The same, without blocking, for a caller that watches many programs in
+ * one poll loop (the launcher): pipe_start, then, whenever one of the fds of
+ * pipe_child_fds is ready or the time pipe_child_wake names has come,
+ * pipe_child_step, until it returns 1 with res final.  pipe_run is exactly
+ * this loop for one program.
+ */
+struct pipe_child {
+	pid_t pid;
+	int out;                      /* its stdout and stderr; -1 once closed */
+	int pidfd;                    /* readable once it has exited; -1: none */
+	int exited, status, done_line;
+	int killing;                  /* 1: TERM sent at the timeout; 2: KILL too */
+	int64_t deadline, stop_reading, kill_at;    /* now_ms() times */
+	struct pipe_result res;
+};
+
+/* pipe_start - 0: running; -1: not started, pc->res says why (nothing to watch). */
+int pipe_start(const struct pipe_request *req, struct pipe_child *pc);
+/* pipe_child_fds - the fds to poll for reading (at most 2); how many. */
+size_t pipe_child_fds(const struct pipe_child *pc, struct pollfd pfd[2]);
+/* pipe_child_wake - when to call pipe_child_step even if no fd is ready. */
+int64_t pipe_child_wake(const struct pipe_child *pc);
+/* pipe_child_step - read, reap, enforce the timeout; 1 when done (res final). */
+int pipe_child_step(struct pipe_child *pc, int64_t now);
+/* pipe_child_abandon - kill its process group, reap it, close what is open. */
+void pipe_child_abandon(struct pipe_child *pc);
 /*
  * pipe_reply - the SMTP reply for a result.  tempfail: extra exit statuses
  * that mean "try again" (pipe.tempfail); via_shell: 126/127 mean the shell

@@ -429,6 +429,81 @@ answered_within(int replyfd, int ms)
 	return result(replyfd);
 }
 
+/* request - send a well-formed request to rcpt; the answer socket to read. */
+static int
+request(struct fixture *f, const char *rcpt)
+{
+	struct delivery_values v = {rcpt, "alice@remote.example", "192.0.2.1",
+	    "client.example", "4F2A9C01B3D7", "00ff"};
+	char buf[LAUNCHER_MSG_MAX];
+	size_t len = launcher_format(&v, buf, sizeof(buf));
+
+	assert_true(len > 0);
+	return send_raw(f, buf, len);
+}
+
+/* children_of - the pids whose parent is pid, from /proc. */
+static size_t
+children_of(pid_t pid, pid_t *out, size_t max)
+{
+	char path[96], text[512];
+	size_t n = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children", (long)pid, (long)pid);
+	fp = fopen(path, "r");
+	assert_non_null(fp);
+	if (fgets(text, sizeof(text), fp) != NULL)
+		for (char *p = strtok(text, " \n"); p && n < max; p = strtok(NULL, " \n"))
+			out[n++] = (pid_t)atol(p);
+	fclose(fp);
+	return n;
+}
+
+/*
+ * The launcher starts each program itself, with no process in between, and
+ * watches them all in one loop: a quick program's answer comes while a slow
+ * one still runs, each on its own socket.
+ */
+static void
+test_programs_run_side_by_side(void **state)
+{
+	struct fixture *f = root_fixture(state);
+	int slow = request(f, "slow@example.com"), quick;
+	struct pipe_result res;
+	pid_t kids[8];
+	char exe[96], target[64];
+	ssize_t n;
+
+	/* The slow program's parent is the launcher: no worker in between. */
+	for (int i = 0; i < 200 && children_of(f->launcher, kids, 8) == 0; i++)
+		usleep(10000);
+	assert_int_equal(children_of(f->launcher, kids, 8), 1);
+	for (int i = 0; i < 200; i++) {
+		snprintf(exe, sizeof(exe), "/proc/%ld/exe", (long)kids[0]);
+		n = readlink(exe, target, sizeof(target) - 1);
+		assert_true(n > 0);
+		target[n] = '\0';
+		if (strstr(target, "sleep") != NULL)
+			break;
+		usleep(10000);          /* between vfork and execve */
+	}
+	assert_non_null(strstr(target, "sleep"));
+	quick = request(f, "who@example.com");
+	res = answered_within(quick, 1500);
+	assert_int_equal(res.outcome, PIPE_EXITED);
+	assert_int_equal(res.status, 0);
+	assert_non_null(strchr(res.output, ':'));
+	{
+		struct pollfd p = {.fd = slow, .events = POLLIN};
+
+		assert_int_equal(poll(&p, 1, 0), 0);   /* the slow one still runs */
+	}
+	res = answered_within(slow, 10000);
+	assert_int_equal(res.outcome, PIPE_EXITED);
+	assert_int_equal(res.status, 0);
+}
+
 /* TESTCATALOGUE T108 */
 static void
 test_requester_cannot_stop_the_launcher(void **state)
@@ -576,6 +651,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_aliases_of_another_owner_name_no_program,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stray_descriptors_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_programs_run_side_by_side, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrency_cap_waits_then_busy,
 		    setup_one_at_a_time, teardown),
 		cmocka_unit_test_setup_teardown(test_requester_cannot_stop_the_launcher, setup,
