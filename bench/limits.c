@@ -2,9 +2,11 @@
  * limits.c - what this machine allows at best, measured in the same run as
  * the benchmark so the table shows how close undersmtpd and Postfix come:
  *
- *   limits fork N PROGRAM ARG     N times: pipe, fork, exec PROGRAM ARG, write
- *                                 4 KB to its stdin, wait - a pipe delivery
- *                                 with nothing else
+ *   limits fork N PROGRAM ARG [PROCS]
+ *                                 N times in all, over PROCS processes (1):
+ *                                 pipe, fork, exec PROGRAM ARG, write 4 KB to
+ *                                 its stdin, wait - a pipe delivery with
+ *                                 nothing else
  *   limits fsync N DIR WRITERS    N times in all, over WRITERS processes:
  *                                 create, write 4 KB, fsync, rename, fsync
  *                                 the directory - one durable spool file
@@ -92,11 +94,30 @@ main(int argc, char **argv)
 	long n;
 
 	memset(block, 'x', sizeof(block));
-	if (argc == 5 && strcmp(argv[1], "fork") == 0) {
+	if ((argc == 5 || argc == 6) && strcmp(argv[1], "fork") == 0) {
+		int procs = argc == 6 ? atoi(argv[5]) : 1;
+
 		n = atol(argv[2]);
+		if (procs < 1)
+			die("PROCS");
 		t0 = now();
-		for (long i = 0; i < n; i++)
-			one_fork(argv[3], argv[4]);
+		for (int w = 0; w < procs; w++) {
+			pid_t pid = fork();
+
+			if (pid < 0)
+				die("fork");
+			if (pid == 0) {
+				for (long k = w; k < n; k += procs)
+					one_fork(argv[3], argv[4]);
+				_exit(0);
+			}
+		}
+		for (int w = 0; w < procs; w++) {
+			int status;
+
+			if (wait(&status) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+				die("a forker failed");
+		}
 	} else if (argc == 5 && strcmp(argv[1], "fsync") == 0) {
 		int writers = atoi(argv[4]);
 
@@ -124,7 +145,8 @@ main(int argc, char **argv)
 				die("a writer failed");
 		}
 	} else {
-		fprintf(stderr, "usage: limits fork N PROGRAM ARG | limits fsync N DIR WRITERS\n");
+		fprintf(stderr, "usage: limits fork N PROGRAM ARG [PROCS] | "
+		    "limits fsync N DIR WRITERS\n");
 		return 64;
 	}
 	printf("%.1f\n", (double)n / (now() - t0));

@@ -560,6 +560,7 @@ static cfg_opt_t top_opts[] = {
 	CFG_INT("max_recipients", 100, 0),
 	CFG_INT("max_connections", 100, 0),
 	CFG_INT("max_connections_per_ip", 10, 0),
+	CFG_INT("session_max_use", 100, 0),
 	CFG_STR("timeout", "5m", 0),
 	CFG_INT("min_data_rate", 500, 0),
 	CFG_INT("max_errors", 20, 0),
@@ -601,6 +602,7 @@ static const struct {
 	{"max_recipients", validate_positive},
 	{"max_connections", validate_positive},
 	{"max_connections_per_ip", validate_positive},
+	{"session_max_use", validate_positive},
 	{"timeout", validate_duration},
 	{"min_data_rate", validate_nonnegative},
 	{"max_errors", validate_positive},
@@ -846,6 +848,7 @@ conf_build(cfg_t *cfg)
 	c->max_recipients = cfg_getint(cfg, "max_recipients");
 	c->max_connections = cfg_getint(cfg, "max_connections");
 	c->max_connections_per_ip = cfg_getint(cfg, "max_connections_per_ip");
+	c->session_max_use = cfg_getint(cfg, "session_max_use");
 	c->timeout = duration_of(cfg, "timeout", 300);
 	c->min_data_rate = cfg_getint(cfg, "min_data_rate");
 	c->max_errors = cfg_getint(cfg, "max_errors");

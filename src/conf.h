@@ -93,6 +93,7 @@ struct conf {
 	long max_recipients;
 	long max_connections;
 	long max_connections_per_ip;
+	long session_max_use;     /* connections per daemon session process */
 	long timeout;             /* seconds, per command */
 	long min_data_rate;       /* bytes/s averaged over DATA, 0: none */
 	long max_errors;          /* then 421 */

@@ -11,8 +11,9 @@
  * recipient with its own tables, builds the command from its own
  * configuration (nothing of the request but the values of struct
  * delivery_values reaches the program, and those only in its environment)
- * and starts the program with pipe_start (vfork: no worker process, no copy
- * of our page tables).  One poll loop watches every running program (its
+ * and starts the program with pipe_start (no worker process in between, and
+ * no wait for the child: a program stopped before its execve stops nothing
+ * here).  One poll loop watches every running program (its start, its
  * output pipe, a pidfd for its end, its timeout) and sends each result on
  * the request's own answer socket.  At most pipe.max_concurrency programs
  * run at once; as many requests more wait their turn, and beyond that a
@@ -622,6 +623,16 @@ answer_socket(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
 }
 
+/* sealed_input - fd is a regular file sealed against writing, growing and shrinking. */
+static int
+sealed_input(int fd)
+{
+	const int need = F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK;
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	return seals >= 0 && (seals & need) == need;
+}
+
 /*
  * dispatch - start the program of one request; fds[0] (the message) is
  * closed here, fds[1] (the answer socket) once the result is sent.
@@ -632,7 +643,17 @@ dispatch(struct launcher *l, char *buf, size_t len, int fds[2])
 	struct pipe_child pc;
 
 	tables_refresh(&l->tables, 0);
-	if (start_one(buf, len, fds[0], &l->tables, &pc) == 0) {
+	if (!sealed_input(fds[0])) {
+		/*
+		 * Our sessions hand over the sealed memfd of pipe_make_input: a
+		 * program is never given anything else (another socket of ours,
+		 * a file the requester may still change).
+		 */
+		memset(&pc, 0, sizeof(pc));
+		refuse(&pc.res, "the program's input is not a sealed file");
+		send_answer(fds[1], &pc.res);
+		close(fds[1]);
+	} else if (start_one(buf, len, fds[0], &l->tables, &pc) == 0) {
 		program_started(l, &pc, fds[1]);
 	} else {
 		if (pc.res.outcome == PIPE_START_FAILED)
@@ -805,8 +826,8 @@ launcher_serve(int fd, const struct conf *c, const char *aliases_override,
 			}
 		}
 		/* The requests' socket, then each running program's output and end. */
-		if (1 + 2 * l.nprograms > npfd) {
-			npfd = 1 + 2 * l.nprograms;
+		if (1 + 3 * l.nprograms > npfd) {
+			npfd = 1 + 3 * l.nprograms;
 			pfd = xreallocarray(pfd, npfd, sizeof(*pfd));
 			owner = xreallocarray(owner, npfd, sizeof(*owner));
 		}

@@ -13,7 +13,7 @@
  * accepts, counts the client against the limits, and passes the socket to an
  * idle session process over that process's control socket (SCM_RIGHTS), or
  * forks a new one when none is idle.  A session process serves at most
- * SESSION_MAX_USE connections and says so ('x') before it leaves; it says
+ * session_max_use connections and says so ('x') before it leaves; it says
  * 'd' when a connection is done and it is ready for the next.  Only the
  * master retires an idle process (by closing its control socket: idle for
  * SESSION_MAX_IDLE, or started with a configuration SIGHUP replaced), so a
@@ -52,7 +52,6 @@
 #define MAX_LISTENERS 16
 #define SHUTDOWN_GRACE_MS 35000   /* SPEC 6: a message may finish within 30 s */
 #define ACCEPT_PAUSE_MS 1000      /* after accept fails for want of resources */
-#define SESSION_MAX_USE 100       /* connections per session process (Postfix's max_use) */
 #define SESSION_MAX_IDLE 100      /* seconds an idle session process is kept (max_idle) */
 #define TOO_MANY_FROM_ADDRESS "421 4.7.0 Too many connections from your address\r\n"
 
@@ -518,12 +517,13 @@ done:
 }
 
 /*
- * receive_connection - wait on the control socket for the next connection:
- * 1 with *fd (and *report_fd behind HAProxy), 0 when the master let us go
- * (EOF) or SIGTERM came.  Anything malformed is closed and ignored.
+ * receive_one - the next connection on the control socket: 1 with *fd (and
+ * *report_fd behind HAProxy), 0 when the master let us go (EOF), when SIGTERM
+ * came (waiting), or when none is there (dontwait).  Anything malformed is
+ * closed and ignored.
  */
 static int
-receive_connection(int ctl, int *fd, int *proxied, int *report_fd)
+receive_one(int ctl, int *fd, int *proxied, int *report_fd, int dontwait)
 {
 	for (;;) {
 		char flag = 0;
@@ -538,14 +538,14 @@ receive_connection(int ctl, int *fd, int *proxied, int *report_fd)
 		size_t nfds = 0;
 		ssize_t n;
 
-		if (session_terminate)
+		if (session_terminate && !dontwait)
 			return 0;
 		memset(&msg, 0, sizeof(msg));
 		msg.msg_iov = &iov;
 		msg.msg_iovlen = 1;
 		msg.msg_control = cbuf.buf;
 		msg.msg_controllen = sizeof(cbuf.buf);
-		n = recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC);
+		n = recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC | (dontwait ? MSG_DONTWAIT : 0));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -571,9 +571,44 @@ receive_connection(int ctl, int *fd, int *proxied, int *report_fd)
 	}
 }
 
+static int
+receive_connection(int ctl, int *fd, int *proxied, int *report_fd)
+{
+	return receive_one(ctl, fd, proxied, report_fd, 0);
+}
+
+/* receive_queued - a connection already waiting on ctl, without waiting. */
+static int
+receive_queued(int ctl, int *fd, int *proxied, int *report_fd)
+{
+	return receive_one(ctl, fd, proxied, report_fd, 1);
+}
+
+/*
+ * turn_away_queued - leaving on SIGTERM: a connection the master handed us
+ * just before is told so (421 4.3.2), as an idle session would be.
+ */
+static void
+turn_away_queued(struct daemon *d, int ctl)
+{
+	char text[300];
+	int fd, proxied, report_fd;
+
+	if (!session_terminate)
+		return;
+	snprintf(text, sizeof(text), "421 4.3.2 %s Service shutting down; closing "
+	    "connection\r\n", d->conf->hostname);
+	while (receive_queued(ctl, &fd, &proxied, &report_fd)) {
+		refuse(fd, text);
+		close(fd);
+		if (report_fd >= 0)
+			close(report_fd);
+	}
+}
+
 /*
  * session_process - a forked session process: serve the connections the
- * master hands over, one at a time, until SESSION_MAX_USE, SIGTERM or the
+ * master hands over, one at a time, until session_max_use, SIGTERM or the
  * master closing our control socket.  Between connections fds 0 and 1 are
  * /dev/null, so nothing of the last client stays open here.
  */
@@ -584,23 +619,26 @@ session_process(struct daemon *d, int ctl)
 
 	become_child(d, on_session_sigterm);
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null < 0) {
-		log_warn("session process: open /dev/null");
+	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0) {
+		/* Not the master's standard input and output: /dev/null until a client. */
+		log_warn("session process: /dev/null as fds 0 and 1");
 		_exit(71);
 	}
 	for (int uses = 1;; uses++) {
 		int fd, proxied, report_fd;
 		char said;
 
-		if (!receive_connection(ctl, &fd, &proxied, &report_fd))
+		if (!receive_connection(ctl, &fd, &proxied, &report_fd)) {
+			turn_away_queued(d, ctl);
 			_exit(0);
+		}
 		serve_connection(d, fd, proxied, report_fd);
 		/*
 		 * Tell the master before the client sees its socket close: a client
 		 * that reconnects once it has seen EOF finds us idle, not a process
 		 * still counted against its limits.
 		 */
-		said = uses >= SESSION_MAX_USE || session_terminate ? 'x' : 'd';
+		said = uses >= d->conf->session_max_use || session_terminate ? 'x' : 'd';
 		if (send(ctl, &said, 1, MSG_NOSIGNAL) != 1 || said == 'x')
 			_exit(0);
 		if (dup2(null, 0) < 0 || dup2(null, 1) < 0)

@@ -232,19 +232,19 @@ finished(struct pipe_child *pc)
 {
 	close_fd(&pc->out);
 	close_fd(&pc->pidfd);
+	close_fd(&pc->errp);
 	return 1;
 }
 
 int
 pipe_start(const struct pipe_request *req, struct pipe_child *pc)
 {
-	int out[2], errp[2], child_errno = 0;
+	int out[2], errp[2];
 	sigset_t all, old;
-	ssize_t n;
 	pid_t pid;
 
 	memset(pc, 0, sizeof(*pc));
-	pc->out = pc->pidfd = -1;
+	pc->out = pc->pidfd = pc->errp = -1;
 	if (pipe2(out, O_CLOEXEC) < 0) {
 		pc->res.outcome = PIPE_START_FAILED;
 		pc->res.err = errno;
@@ -258,15 +258,21 @@ pipe_start(const struct pipe_request *req, struct pipe_child *pc)
 		return -1;
 	}
 	/*
-	 * vfork: no copy of our page tables, no copy-on-write faults; we wait
-	 * until the child has called execve or died.  It shares our memory
-	 * until then, so no handler of ours may run in it: every signal is
-	 * blocked across the call, and the child resets them all before it
-	 * unblocks any (child_exec).
+	 * The child shares our memory until execve when vforked, so no handler
+	 * of ours may run in it: every signal is blocked across the call, and
+	 * the child resets them all before it unblocks any (child_exec).
+	 *
+	 * vfork (no copy of our page tables, no copy-on-write faults) only when
+	 * the program runs as ourselves.  Switching to another user, the child
+	 * spends its last moments before execve as that user, and any process
+	 * of that user could stop it there: a vforked parent would wait for it
+	 * for ever, and a root launcher that waits serves nobody.  So the root
+	 * launcher forks, and nothing here waits for the child: whether execve
+	 * worked comes through errp like the rest, in pipe_child_step.
 	 */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
-	pid = vfork();
+	pid = req->change_user ? fork() : vfork();
 	if (pid == 0)
 		child_exec(req, out[1], errp[1]);
 	sigprocmask(SIG_SETMASK, &old, NULL);
@@ -281,25 +287,11 @@ pipe_start(const struct pipe_request *req, struct pipe_child *pc)
 	}
 	close(out[1]);
 	close(errp[1]);
-	/* EOF here means execve succeeded (the write end was close-on-exec). */
-	do
-		n = read(errp[0], &child_errno, sizeof(child_errno));
-	while (n < 0 && errno == EINTR);
-	close(errp[0]);
 	pc->pid = pid;
-	if (n == (ssize_t)sizeof(child_errno)) {
-		int status;
-
-		close(out[0]);
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		pc->res.outcome = PIPE_START_FAILED;
-		pc->res.err = child_errno;
-		return -1;
-	}
 	pc->out = out[0];
-	if (fcntl(pc->out, F_SETFL, O_NONBLOCK) < 0)
-		log_warn("pipe: output of %s: O_NONBLOCK", req->argv[0]);
+	pc->errp = errp[0];
+	if (fcntl(pc->out, F_SETFL, O_NONBLOCK) < 0 || fcntl(pc->errp, F_SETFL, O_NONBLOCK) < 0)
+		log_warn("pipe: %s: O_NONBLOCK", req->argv[0]);
 	/*
 	 * Readable when the program has exited, so its end is seen at once
 	 * (Linux 5.3); without it, pipe_child_wake asks for a look every 20 ms.
@@ -310,10 +302,14 @@ pipe_start(const struct pipe_request *req, struct pipe_child *pc)
 }
 
 size_t
-pipe_child_fds(const struct pipe_child *pc, struct pollfd pfd[2])
+pipe_child_fds(const struct pipe_child *pc, struct pollfd pfd[3])
 {
 	size_t n = 0;
 
+	if (pc->errp >= 0) {
+		pfd[n].fd = pc->errp;
+		pfd[n++].events = POLLIN;
+	}
 	if (pc->out >= 0) {
 		pfd[n].fd = pc->out;
 		pfd[n++].events = POLLIN;
@@ -328,17 +324,44 @@ pipe_child_fds(const struct pipe_child *pc, struct pollfd pfd[2])
 int64_t
 pipe_child_wake(const struct pipe_child *pc)
 {
-	int64_t wake = pc->killing ? pc->kill_at : pc->deadline;
+	int64_t soon = now_ms() + 20, wake;
 
+	/* KILL sent: nothing is left to wait for but its end (pidfd, or a look). */
+	if (pc->killing == 2 || pc->start_failed)
+		return soon;
+	wake = pc->killing == 1 ? pc->kill_at : pc->deadline;
 	if (pc->exited && !pc->killing && pc->stop_reading < wake)
 		wake = pc->stop_reading;
-	if (pc->killing == 2 || (!pc->exited && pc->pidfd < 0)) {
-		int64_t soon = now_ms() + 20;    /* no pidfd, or KILL sent: look again */
-
-		if (soon < wake)
-			wake = soon;
-	}
+	if (!pc->exited && pc->pidfd < 0 && soon < wake)
+		wake = soon;                /* no pidfd: look every 20 ms */
 	return wake;
+}
+
+/*
+ * check_started - errp: EOF once execve succeeded (close-on-exec), or the
+ * errno of what failed before it.  A failed start is killed (it may be
+ * stopped, not yet gone) and reaped like any end.
+ */
+static void
+check_started(struct pipe_child *pc)
+{
+	int child_errno = 0;
+	ssize_t n;
+
+	if (pc->errp < 0)
+		return;
+	do
+		n = read(pc->errp, &child_errno, sizeof(child_errno));
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	close_fd(&pc->errp);
+	if (n == (ssize_t)sizeof(child_errno)) {
+		pc->start_failed = 1;
+		pc->res.err = child_errno;
+		close_fd(&pc->out);
+		kill(pc->pid, SIGKILL);
+	}
 }
 
 /* read_output - what the program wrote since the last look (never blocks). */
@@ -347,7 +370,8 @@ read_output(struct pipe_child *pc)
 {
 	char buf[4096];
 
-	while (pc->out >= 0) {
+	/* At most 64 KB a look: a program that writes for ever shares the loop. */
+	for (int reads = 0; pc->out >= 0 && reads < 16; reads++) {
 		ssize_t n = read(pc->out, buf, sizeof(buf));
 
 		if (n > 0) {
@@ -365,6 +389,7 @@ read_output(struct pipe_child *pc)
 int
 pipe_child_step(struct pipe_child *pc, int64_t now)
 {
+	check_started(pc);
 	read_output(pc);
 	if (!pc->exited) {
 		int r = reap(pc->pid, &pc->status);
@@ -381,9 +406,20 @@ pipe_child_step(struct pipe_child *pc, int64_t now)
 			pc->stop_reading = now + PIPE_GRACE_MS / 2;
 		}
 	}
+	if (pc->start_failed) {
+		if (!pc->exited)
+			return 0;           /* killed: its end is near */
+		pc->res.outcome = PIPE_START_FAILED;
+		return finished(pc);
+	}
 	if (pc->killing) {
-		/* The timeout struck: the group had TERM, then KILL after the grace. */
+		/*
+		 * The timeout struck: the group had TERM, and KILL after the grace,
+		 * or now that the leader is gone, whichever comes first: what it
+		 * left behind in its group goes too (T-pipe: no survivors).
+		 */
 		if (pc->exited) {
+			kill(-pc->pid, SIGKILL);
 			pc->res.outcome = PIPE_TIMEDOUT;
 			return finished(pc);
 		}
@@ -440,7 +476,7 @@ pipe_run(const struct pipe_request *req, struct pipe_result *res)
 
 	if (pipe_start(req, &pc) == 0)
 		for (;;) {
-			struct pollfd pfd[2];
+			struct pollfd pfd[3];
 			size_t n = pipe_child_fds(&pc, pfd);
 			int64_t left = pipe_child_wake(&pc) - now_ms();
 

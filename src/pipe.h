@@ -2,7 +2,7 @@
  * pipe.h - run one program for a pipe alias, and turn its outcome into an
  * SMTP reply (SPEC section 7).
  *
- * pipe_run() starts the program (vfork) in its own session and process group, as
+ * pipe_run() starts the program in its own session and process group, as
  * another user when asked, with only fds 0-2 (stdin a sealed file holding
  * the finished message; stdout and stderr one pipe we read, bounded), default
  * signals and exactly the environment it is given.  It waits no longer than
@@ -73,18 +73,24 @@ int pipe_run(const struct pipe_request *req, struct pipe_result *res);
  */
 struct pipe_child {
 	pid_t pid;
+	int errp;                     /* execve's news: EOF, or the errno; -1 after */
 	int out;                      /* its stdout and stderr; -1 once closed */
 	int pidfd;                    /* readable once it has exited; -1: none */
 	int exited, status, done_line;
+	int start_failed;             /* errp brought an errno: killed, to be reaped */
 	int killing;                  /* 1: TERM sent at the timeout; 2: KILL too */
 	int64_t deadline, stop_reading, kill_at;    /* now_ms() times */
 	struct pipe_result res;
 };
 
-/* pipe_start - 0: running; -1: not started, pc->res says why (nothing to watch). */
+/*
+ * pipe_start - 0: started (whether execve worked, pipe_child_step tells: a
+ * failure ends as PIPE_START_FAILED); -1: not started, pc->res says why
+ * (nothing to watch).  Never waits for the child.
+ */
 int pipe_start(const struct pipe_request *req, struct pipe_child *pc);
-/* pipe_child_fds - the fds to poll for reading (at most 2); how many. */
-size_t pipe_child_fds(const struct pipe_child *pc, struct pollfd pfd[2]);
+/* pipe_child_fds - the fds to poll for reading (at most 3); how many. */
+size_t pipe_child_fds(const struct pipe_child *pc, struct pollfd pfd[3]);
 /* pipe_child_wake - when to call pipe_child_step even if no fd is ready. */
 int64_t pipe_child_wake(const struct pipe_child *pc);
 /* pipe_child_step - read, reap, enforce the timeout; 1 when done (res final). */

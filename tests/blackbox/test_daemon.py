@@ -86,6 +86,20 @@ def idle_session_process(pid):
         return False
 
 
+def describe(pid):
+    """What a process is doing, for a failure message: its state and fds 0-2."""
+    out = [str(pid)]
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            out.append(f.read().rsplit(")", 1)[1].split()[0])
+        out += [os.readlink(f"/proc/{pid}/fd/{n}") for n in (0, 1, 2)]
+        with open(f"/proc/{pid}/wchan") as f:
+            out.append(f.read())
+    except OSError as e:
+        out.append(repr(e))
+    return " ".join(out)
+
+
 def retire_session_processes(d, timeout=30):
     """SIGHUP lets every idle session process go (they were started with the
     configuration just replaced); wait until the master has no child left."""
@@ -146,7 +160,8 @@ def test_concurrent_clients_exactly_once(gw):
                 and time.time() < end:
             time.sleep(0.1)
         assert queue_ids(gw) == []
-        assert all(idle_session_process(p) for p in children(d.master()))
+        busy = [describe(p) for p in children(d.master()) if not idle_session_process(p)]
+        assert busy == []
         retire_session_processes(d)
         return msgs
 
@@ -261,6 +276,24 @@ def test_session_processes_reused_with_nothing_carried_over(gw):
         pids = session_pids(gw)
         assert max(pids.count(p) for p in set(pids)) == 100, pids
         assert len(set(pids)) == 2
+    finally:
+        assert d.stop() == 0
+
+
+def test_session_max_use_one_gives_each_connection_its_process(gw):
+    """session_max_use = 1: no reuse at all (each connection a fresh process),
+    for sites that want one connection's process never to see another's."""
+    port = free_port()
+    daemon_conf(gw, port, "session_max_use = 1\n")
+    d = Daemon(gw, port)
+    try:
+        for _ in range(5):
+            c = connect(port)
+            assert c.reply().code == 220
+            c.cmd("QUIT")
+            assert c.read_eof() == b""
+        pids = session_pids(gw)
+        assert len(pids) == 6 and len(set(pids)) == 6, pids
     finally:
         assert d.stop() == 0
 

@@ -6,6 +6,7 @@
  * launcher switches users); skipped otherwise.  TESTCATALOGUE T79 (the
  * program's uid, gid and groups), T108, T109, T116.
  */
+#define _GNU_SOURCE   /* memfd_create, F_ADD_SEALS */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include <pwd.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -141,21 +143,69 @@ teardown(void **state)
 
 static void send_plain(int sock, const void *buf, size_t len, const int *fds, int nfds);
 
+static void assert_refused(struct pipe_result res, const char *why);
+static struct pipe_result answered_within(int replyfd, int ms);
+static void assert_ran_as(struct fixture *f, const char *rcpt, const char *user);
+
+/* sealed_input - the program's input as sessions make it: a sealed memfd. */
+static int
+sealed_input(void)
+{
+	int fd = memfd_create("test-input", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "Subject: t\n\nbody\n", 18), 18);
+	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK |
+	    F_SEAL_SEAL), 0);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	return fd;
+}
+
 /* send_raw - len bytes as a request with a fresh stdin and an answer socket. */
 static int
 send_raw(struct fixture *f, const void *buf, size_t len)
 {
-	FILE *in = tmpfile();
+	int in = sealed_input();
 	int reply[2], fds[2];
 
-	assert_non_null(in);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, reply), 0);
-	fds[0] = fileno(in);
+	fds[0] = in;
 	fds[1] = reply[1];
 	send_plain(f->sock, buf, len, fds, 2);
 	close(reply[1]);
-	fclose(in);
+	close(in);
 	return reply[0];
+}
+
+/*
+ * TESTCATALOGUE T108: the program's input must be the sealed file a session
+ * makes; anything else (a file the requester can still change, one of its
+ * sockets) is refused and nothing runs.
+ */
+static void
+test_input_must_be_sealed(void **state)
+{
+	struct fixture *f = root_fixture(state);
+	struct delivery_values v = {"who@example.com", "", "192.0.2.1", "h", "ID1", ""};
+	char buf[LAUNCHER_MSG_MAX];
+	size_t len = launcher_format(&v, buf, sizeof(buf));
+	FILE *plain = tmpfile();
+	int reply[2], fds[2], other[2];
+
+	assert_non_null(plain);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, other), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, reply), 0);
+		fds[0] = i == 0 ? fileno(plain) : other[0];
+		fds[1] = reply[1];
+		send_plain(f->sock, buf, len, fds, 2);
+		close(reply[1]);
+		assert_refused(answered_within(reply[0], 10000), "not a sealed file");
+	}
+	fclose(plain);
+	close(other[0]);
+	close(other[1]);
+	assert_ran_as(f, "who@example.com", "nobody");       /* the sealed one runs */
 }
 
 static struct pipe_result
@@ -513,14 +563,13 @@ test_requester_cannot_stop_the_launcher(void **state)
 	char buf[LAUNCHER_MSG_MAX];
 	size_t len;
 	int reply[2], pipefd[2], fds[2];
-	FILE *in = tmpfile();
+	int in = sealed_input();
 
-	assert_non_null(in);
 	len = launcher_format(&v, buf, sizeof(buf));
 	/* A message of length 0, with and without descriptors: not the end. */
 	send_plain(f->sock, "", 0, NULL, 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, reply), 0);
-	fds[0] = fileno(in);
+	fds[0] = in;
 	fds[1] = reply[1];
 	send_plain(f->sock, "", 0, fds, 2);
 	assert_refused(answered_within(reply[0], 10000), NULL);
@@ -564,7 +613,7 @@ test_requester_cannot_stop_the_launcher(void **state)
 	close(pipefd[0]);
 	close(pipefd[1]);
 	close(reply[0]);
-	fclose(in);
+	close(in);
 }
 
 /* TESTCATALOGUE T109 */
@@ -652,6 +701,7 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stray_descriptors_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_programs_run_side_by_side, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_input_must_be_sealed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrency_cap_waits_then_busy,
 		    setup_one_at_a_time, teardown),
 		cmocka_unit_test_setup_teardown(test_requester_cannot_stop_the_launcher, setup,

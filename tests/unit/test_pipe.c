@@ -198,6 +198,16 @@ test_timeout_kills_group(void **state)
 	assert_true(t1.tv_sec - t0.tv_sec < 5);
 	sleep(3);
 	assert_int_not_equal(access(marker, F_OK), 0);
+	/*
+	 * The leader ends at the TERM of the timeout, a descendant ignores TERM:
+	 * the group still gets its KILL (it would write the marker after 3 s).
+	 */
+	snprintf(script, sizeof(script), "(trap '' TERM; sleep 3; touch %s) & "
+	    "trap 'exit 0' TERM; sleep 30", marker);
+	sh(script, 1, &res);
+	assert_int_equal(res.outcome, PIPE_TIMEDOUT);
+	sleep(3);
+	assert_int_not_equal(access(marker, F_OK), 0);
 }
 
 static void
