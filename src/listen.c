@@ -91,6 +91,7 @@ struct daemon {
 	size_t nslots;
 	unsigned generation;          /* counts SIGHUP reloads */
 	pid_t runner;
+	int queue_kicked;             /* a session spooled mail since the run began */
 	time_t next_run;
 	struct timespec queue_seen;
 };
@@ -441,13 +442,14 @@ proxy_peer_allowed(const struct conf *c, int fd)
 /*
  * serve_connection - in a session process: exactly the inetd session code on
  * this socket, on fds 0 and 1.  Takes fd and report_fd (closed on return).
+ * Returns how many messages it spooled.
  */
-static void
+static int
 serve_connection(struct daemon *d, int fd, int proxied, int report_fd)
 {
 	struct proxy_info pinfo;
 	struct smtpd_env env;
-	int fl;
+	int fl, spooled = 0;
 
 	memset(&pinfo, 0, sizeof(pinfo));
 	if (proxied && !proxy_peer_allowed(d->conf, fd)) {
@@ -509,11 +511,13 @@ serve_connection(struct daemon *d, int fd, int proxied, int report_fd)
 	smtpd_session(&env);
 	/* The session may have re-read a changed aliases file (and freed ours). */
 	d->aliases = env.aliases;
+	spooled = env.spooled;
 done:
 	if (fd >= 0)
 		close(fd);
 	if (report_fd >= 0)
 		close(report_fd);
+	return spooled;
 }
 
 /*
@@ -632,7 +636,15 @@ session_process(struct daemon *d, int ctl)
 			turn_away_queued(d, ctl);
 			_exit(0);
 		}
-		serve_connection(d, fd, proxied, report_fd);
+		/*
+		 * 's': mail was spooled, for the queue to run now.  The queue
+		 * directory's time alone could hide it: two changes within one
+		 * tick of the file system's clock leave it the same, and the
+		 * message would wait for run_interval.
+		 */
+		if (serve_connection(d, fd, proxied, report_fd) > 0 &&
+		    send(ctl, "s", 1, MSG_NOSIGNAL) != 1)
+			_exit(0);
 		/*
 		 * Tell the master before the client sees its socket close: a client
 		 * that reconnects once it has seen EOF finds us idle, not a process
@@ -808,15 +820,18 @@ hand_over(struct daemon *d, int fd, const int report[2], size_t *slot)
 }
 
 /*
- * session_said - a session process's control socket is readable: 'd' (the
- * connection is done, ready for another), 'x' (done, and leaving), or EOF.
+ * session_said - a session process's control socket is readable: 's' (it
+ * spooled mail), 'd' (the connection is done, ready for another), 'x' (done,
+ * and leaving), or EOF.
  */
 static void
 session_said(struct daemon *d, struct session_slot *s)
 {
 	char said;
-	ssize_t n = recv(s->ctl_fd, &said, 1, MSG_DONTWAIT);
+	ssize_t n;
 
+	while ((n = recv(s->ctl_fd, &said, 1, MSG_DONTWAIT)) == 1 && said == 's')
+		d->queue_kicked = 1;
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n == 1 && (said == 'd' || said == 'x')) {
@@ -981,8 +996,11 @@ maybe_run_queue(struct daemon *d, int now_please)
 	int changed = m.tv_sec != d->queue_seen.tv_sec || m.tv_nsec != d->queue_seen.tv_nsec;
 	pid_t pid;
 
-	if (d->runner > 0 || (!now_please && !changed && time(NULL) < d->next_run))
+	/* A kick that comes while a run goes on starts another when it ends. */
+	if (d->runner > 0 || (!now_please && !d->queue_kicked && !changed &&
+	    time(NULL) < d->next_run))
 		return;
+	d->queue_kicked = 0;
 	d->queue_seen = m;
 	d->next_run = time(NULL) + d->conf->queue.run_interval;
 	pid = fork();

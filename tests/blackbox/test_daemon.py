@@ -280,6 +280,47 @@ def test_session_processes_reused_with_nothing_carried_over(gw):
         assert d.stop() == 0
 
 
+def test_spooled_mail_goes_out_at_once(gw):
+    """T101/J: mail the daemon spooled is forwarded at once, one message after
+    another, with run_interval at an hour: the session process tells the
+    master (not only the queue directory's time, which two changes within one
+    tick of the file system's clock leave the same: make bench saw messages
+    wait the whole run_interval)."""
+    sink = Sink().start()
+    port = free_port()
+    daemon_conf(gw, port, f'smarthost "s" {{ host = "127.0.0.1" port = {sink.port} '
+                          f'tls = none }}\nqueue {{ run_interval = 1h }}\n')
+    d = Daemon(gw, port)
+    # The worst case for the directory's time, made the rule: whatever happens
+    # in queue/, its time is set back at once to the same instant.
+    stop = threading.Event()
+    queue = gw.spool / "queue"
+
+    def freeze():
+        while not stop.is_set():
+            try:
+                os.utime(queue, (946684800, 946684800))
+            except OSError:
+                pass
+            time.sleep(0.0005)
+    frozen = threading.Thread(target=freeze)
+    frozen.start()
+    try:
+        time.sleep(0.2)
+        for n in range(40):
+            c = connect(port)
+            c.greet()
+            assert c.mail(rcpts=[f"m{n}@remote.example"]).code == 250
+            c.cmd("QUIT")
+            assert c.read_eof() == b""
+            assert len(sink.wait_messages(n + 1, timeout=10)) == n + 1, n
+    finally:
+        stop.set()
+        frozen.join()
+        assert d.stop() == 0
+        sink.stop()
+
+
 def test_session_max_use_one_gives_each_connection_its_process(gw):
     """session_max_use = 1: no reuse at all (each connection a fresh process),
     for sites that want one connection's process never to see another's."""
