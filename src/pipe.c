@@ -236,6 +236,20 @@ finished(struct pipe_child *pc)
 	return 1;
 }
 
+/*
+ * next_look - when nothing but a look can tell of its end (no pidfd, or
+ * KILL sent), the step after this one comes within 20 ms.  An absolute
+ * time, so that a caller that steps only what is due sees it come.
+ */
+static int
+next_look(struct pipe_child *pc, int64_t now)
+{
+	int looking = !pc->exited && (pc->pidfd < 0 || pc->killing == 2 || pc->start_failed);
+
+	pc->look_at = looking ? now + 20 : 0;
+	return 0;
+}
+
 int
 pipe_start(const struct pipe_request *req, struct pipe_child *pc)
 {
@@ -298,6 +312,7 @@ pipe_start(const struct pipe_request *req, struct pipe_child *pc)
 	 */
 	pc->pidfd = pidfd_open(pid, 0);
 	pc->deadline = now_ms() + req->timeout * 1000;
+	next_look(pc, now_ms());
 	return 0;
 }
 
@@ -324,16 +339,12 @@ pipe_child_fds(const struct pipe_child *pc, struct pollfd pfd[3])
 int64_t
 pipe_child_wake(const struct pipe_child *pc)
 {
-	int64_t soon = now_ms() + 20, wake;
+	int64_t wake = pc->killing == 1 ? pc->kill_at : pc->deadline;
 
-	/* KILL sent: nothing is left to wait for but its end (pidfd, or a look). */
-	if (pc->killing == 2 || pc->start_failed)
-		return soon;
-	wake = pc->killing == 1 ? pc->kill_at : pc->deadline;
 	if (pc->exited && !pc->killing && pc->stop_reading < wake)
 		wake = pc->stop_reading;
-	if (!pc->exited && pc->pidfd < 0 && soon < wake)
-		wake = soon;                /* no pidfd: look every 20 ms */
+	if (pc->look_at > 0 && pc->look_at < wake)
+		wake = pc->look_at;
 	return wake;
 }
 
@@ -408,7 +419,7 @@ pipe_child_step(struct pipe_child *pc, int64_t now)
 	}
 	if (pc->start_failed) {
 		if (!pc->exited)
-			return 0;           /* killed: its end is near */
+			return next_look(pc, now);           /* killed: its end is near */
 		pc->res.outcome = PIPE_START_FAILED;
 		return finished(pc);
 	}
@@ -427,7 +438,7 @@ pipe_child_step(struct pipe_child *pc, int64_t now)
 			kill(-pc->pid, SIGKILL);
 			pc->killing = 2;
 		}
-		return 0;
+		return next_look(pc, now);
 	}
 	if (now >= pc->deadline) {
 		close_fd(&pc->out);
@@ -440,7 +451,7 @@ pipe_child_step(struct pipe_child *pc, int64_t now)
 		}
 		pc->killing = 1;
 		pc->kill_at = now + PIPE_GRACE_MS;
-		return 0;
+		return next_look(pc, now);
 	}
 	/* Exited, and its output closed (or a descendant holds it too long). */
 	if (pc->exited && (pc->out < 0 || now >= pc->stop_reading)) {
@@ -453,7 +464,7 @@ pipe_child_step(struct pipe_child *pc, int64_t now)
 		}
 		return finished(pc);
 	}
-	return 0;
+	return next_look(pc, now);
 }
 
 void
@@ -548,7 +559,6 @@ dsn_from_output(const char *out, char dsn[8])
 	}
 	return 1;
 }
-
 
 void
 pipe_reply(const struct pipe_result *res, const int *tempfail, size_t ntempfail,

@@ -80,6 +80,7 @@ struct pipe_child {
 	int start_failed;             /* errp brought an errno: killed, to be reaped */
 	int killing;                  /* 1: TERM sent at the timeout; 2: KILL too */
 	int64_t deadline, stop_reading, kill_at;    /* now_ms() times */
+	int64_t look_at;              /* a look due without news (no pidfd); 0: none */
 	struct pipe_result res;
 };
 
