@@ -775,8 +775,9 @@ launcher_serve(int fd, const struct conf *c, const char *aliases_override,
 {
 	struct launcher l;
 	char *buf = xmalloc(LAUNCHER_MSG_MAX);
-	struct pollfd *pfd = NULL;
-	size_t npfd = 0, *owner = NULL;
+	size_t npfd = 1 + 3 * 16;      /* grows with the programs running */
+	struct pollfd *pfd = xreallocarray(NULL, npfd, sizeof(*pfd));
+	size_t *owner = xreallocarray(NULL, npfd, sizeof(*owner));
 	int eof = 0, detached = 0;
 
 	memset(&l, 0, sizeof(l));
