@@ -36,7 +36,11 @@ class Daemon:
         raise RuntimeError("daemon did not listen")
 
     def master(self):
-        """The daemon master: the launcher's child when started as root."""
+        """The daemon master: the launcher's first child when started as root;
+        otherwise the process we started (its children are session processes
+        and queue runs)."""
+        if os.geteuid() != 0:
+            return self.proc.pid
         try:
             with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
                 kids = [int(x) for x in f.read().split()]
