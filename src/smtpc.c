@@ -146,22 +146,38 @@ static int
 send_line(struct smtpc *sc, enum stage st, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static int
-send_line(struct smtpc *sc, enum stage st, const char *fmt, ...)
-{
-	char line[1100];
-	va_list ap;
-	int n;
+#define SMTPC_LINE_MAX 1100
 
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line) - 2) {
+static int format_line(char line[SMTPC_LINE_MAX], const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+/* format_line - one command line with its CRLF; its length, or -1 (EMSGSIZE). */
+static int
+format_line(char line[SMTPC_LINE_MAX], const char *fmt, va_list ap)
+{
+	int n = vsnprintf(line, SMTPC_LINE_MAX - 2, fmt, ap);
+
+	if (n < 0 || n >= SMTPC_LINE_MAX - 2) {
 		errno = EMSGSIZE;
 		return -1;
 	}
 	line[n++] = '\r';
 	line[n++] = '\n';
+	return n;
+}
+
+static int
+send_line(struct smtpc *sc, enum stage st, const char *fmt, ...)
+{
+	char line[SMTPC_LINE_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = format_line(line, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
 	return netio_write_all(&sc->io, line, (size_t)n, deadline_for(sc, st));
 }
 
@@ -528,19 +544,15 @@ group_add(struct smtpc *sc, struct cmd_group *g, enum stage st, const char *fmt,
 static int
 group_add(struct smtpc *sc, struct cmd_group *g, enum stage st, const char *fmt, ...)
 {
-	char line[1100];
+	char line[SMTPC_LINE_MAX];
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	n = format_line(line, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line) - 2) {
-		errno = EMSGSIZE;
+	if (n < 0)
 		return -1;
-	}
-	line[n++] = '\r';
-	line[n++] = '\n';
 	if (g->len + (size_t)n > sizeof(g->buf)) {
 		/* Many recipients: what is queued goes now, the rest follows. */
 		if (netio_write_all(&sc->io, g->buf, g->len, deadline_for(sc, st)) < 0)

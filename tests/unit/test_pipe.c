@@ -238,6 +238,18 @@ watch(struct pipe_child *pc)
 	}
 }
 
+/* watch_without_pidfd - watch, as on a kernel without pidfd_open. */
+static struct pipe_result
+watch_without_pidfd(struct pipe_child *pc)
+{
+	if (pc->pidfd >= 0) {
+		close(pc->pidfd);
+		pc->pidfd = -1;
+		pc->look_at = now_ms();
+	}
+	return watch(pc);
+}
+
 /*
  * Without a pidfd (an older kernel; valgrind), the end of a program that
  * closed its output early, or that could not start, is seen by the looks the
@@ -261,22 +273,12 @@ test_watch_without_pidfd(void **state)
 	req.stdin_fd = fd;
 	req.argv = argv1;
 	assert_int_equal(pipe_start(&req, &pc), 0);
-	if (pc.pidfd >= 0) {
-		close(pc.pidfd);
-		pc.pidfd = -1;
-		pc.look_at = now_ms();
-	}
-	res = watch(&pc);
+	res = watch_without_pidfd(&pc);
 	assert_int_equal(res.outcome, PIPE_EXITED);
 	assert_int_equal(res.status, 3);
 	req.argv = argv2;
 	assert_int_equal(pipe_start(&req, &pc), 0);
-	if (pc.pidfd >= 0) {
-		close(pc.pidfd);
-		pc.pidfd = -1;
-		pc.look_at = now_ms();
-	}
-	res = watch(&pc);
+	res = watch_without_pidfd(&pc);
 	assert_int_equal(res.outcome, PIPE_START_FAILED);
 	assert_int_equal(res.err, ENOENT);
 	close(fd);
