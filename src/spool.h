@@ -2,15 +2,16 @@
  * spool.h - the durable spool (SPEC section 8): plain files a person can read.
  *
  *   spool_dir/tmp/ID.msg     a message being received (flock()ed by its writer)
+ *   spool_dir/tmp/ID.env     its envelope, for the moment of the commit
  *   spool_dir/queue/ID.msg   a committed message: our Received: + the message
  *   spool_dir/queue/ID.env   its envelope (format below); present = committed
  *   spool_dir/bad/ID.*       damaged files moved aside, with ID.why
  *   spool_dir/maildrop/      optional (make install-sendmail): mode 1730, group
  *                            of the setgid helper; see maildrop.h
  *
- * Nothing is answered 250 before spool_commit() returned 0: message written
- * and fsync'd, envelope written and fsync'd, both linked into queue/, the
- * directory fsync'd.  A lock (flock on queue/ID.msg, never replaced) is the
+ * Nothing is answered 250 before spool_commit() returned 0: message and
+ * envelope written and fsync'd in tmp/, both linked into queue/ (envelope
+ * last), the directory fsync'd.  A lock (flock on queue/ID.msg, never replaced) is the
  * ownership of a message: a runner that cannot take it skips the message.
  */
 #ifndef SPOOL_H

@@ -516,8 +516,9 @@ def test_operator_waits_for_the_delivery(gw, sink):
 
 
 def test_fsync_rename_order_before_250(gw, sink):
-    """T57: traced acceptance: fsync(message) -> link into queue/ -> fsync(envelope)
-    -> rename/link envelope -> fsync(queue dir) -> only then the 250 is written."""
+    """T57: traced acceptance: fsync(message) and fsync(envelope), both still in
+    tmp/ -> link the message into queue/ -> link the envelope -> fsync(queue dir)
+    -> only then the 250 is written.  No name in queue/ before its data is durable."""
     if tool("strace") is None:
         pytest.skip("strace not installed")
     relay_conf(gw, sink.port, run_after_accept=False)
@@ -563,7 +564,8 @@ def test_fsync_rename_order_before_250(gw, sink):
         env_sync = max(i for i, (k, p) in enumerate(seq) if k == "fsync" and ".env" in p)
         env_link = max(i for i, (k, p) in enumerate(seq) if k == "link" and p.endswith(".env"))
         dir_sync = max(i for i, (k, p) in enumerate(seq) if k == "fsync" and p.endswith("/queue"))
-        assert msg_sync < msg_link < env_sync < env_link < dir_sync, seq
+        assert "/tmp/" in seq[msg_sync][1] and "/tmp/" in seq[env_sync][1], seq
+        assert max(msg_sync, env_sync) < msg_link < env_link < dir_sync, seq
         start = r + 1
 
 
@@ -763,7 +765,7 @@ def attached_session(gw, inject):
 
 def nth_close_of_envelope(gw):
     """Which of the session's closes (1-based, from the EHLO on) is that of the
-    envelope's file (*.env.new), in an undisturbed transaction: strace's when=
+    envelope's file (tmp/ID.env), in an undisturbed transaction: strace's when=
     for it (the same every time)."""
     c, tracer = attached_session(gw, None)
     assert c.mail(rcpts=["bob@remote.example"]).code == 250
@@ -773,9 +775,10 @@ def nth_close_of_envelope(gw):
     lines = [line for line in (gw.base / "trace").read_text().splitlines()
              if line.startswith("close(")]
     for i, line in enumerate(lines, 1):
-        if ".env.new>" in line.split(")")[0]:
+        fd = line.split(")")[0]
+        if "/tmp/" in fd and fd.endswith(".env>"):
             return i
-    raise AssertionError(f"no close of *.env.new traced: {lines}")
+    raise AssertionError(f"no close of tmp/*.env traced: {lines}")
 
 
 @pytest.mark.parametrize("case,code", [

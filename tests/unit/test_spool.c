@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "bounce.h"
 #include "spool.h"
@@ -132,6 +134,8 @@ test_commit_lock_remove_quarantine(void **state)
 	assert_int_equal(spool_commit(&c, fd, &a), 0);
 	close(fd);
 	assert_int_not_equal(access(path, F_OK), 0);          /* tmp file gone */
+	spool_path(&c, "tmp", a.id, ".env", why, sizeof(why));
+	assert_int_not_equal(access(why, F_OK), 0);           /* and its envelope */
 	assert_int_equal(spool_read(&c, a.id, &b, why, sizeof(why)), 0);
 	assert_int_equal(b.nrcpts, 2);
 	spool_env_free(&b);
@@ -140,6 +144,9 @@ test_commit_lock_remove_quarantine(void **state)
 	assert_int_equal(spool_commit(&c, fd, &a), -1);
 	assert_int_equal(errno, EEXIST);
 	close(fd);
+	assert_int_not_equal(access(path, F_OK), 0);          /* nothing left in tmp/ */
+	spool_path(&c, "tmp", a.id, ".env", why, sizeof(why));
+	assert_int_not_equal(access(why, F_OK), 0);
 	/* One lock holder at a time (T62). */
 	lock = spool_lock(&c, a.id);
 	assert_true(lock >= 0);
@@ -164,6 +171,82 @@ test_commit_lock_remove_quarantine(void **state)
 	assert_int_equal(access(path, F_OK), 0);
 	assert_int_equal(spool_read(&c, a.id, &b, why, sizeof(why)), -1);
 	spool_env_free(&a);
+	{
+		char cmd[4200];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
+/* make_file - an empty file at spool_dir/sub/name, age seconds old. */
+static void
+make_file(const struct conf *c, const char *sub, const char *name, time_t age)
+{
+	char path[4096];
+	struct timespec when[2];
+	int fd;
+
+	spool_path(c, sub, NULL, NULL, path, sizeof(path));
+	strncat(path, "/", sizeof(path) - strlen(path) - 1);
+	strncat(path, name, sizeof(path) - strlen(path) - 1);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	clock_gettime(CLOCK_REALTIME, &when[0]);
+	when[0].tv_sec -= age;
+	when[1] = when[0];
+	assert_int_equal(futimens(fd, when), 0);
+	close(fd);
+}
+
+static int
+exists(const struct conf *c, const char *sub, const char *name)
+{
+	char path[4096];
+
+	spool_path(c, sub, NULL, NULL, path, sizeof(path));
+	strncat(path, "/", sizeof(path) - strlen(path) - 1);
+	strncat(path, name, sizeof(path) - strlen(path) - 1);
+	return access(path, F_OK) == 0;
+}
+
+/*
+ * spool_clean: what a receiver or a commit killed half-way leaves goes after
+ * a minute; what may still be in use stays.
+ */
+static void
+test_clean(void **state)
+{
+	char dir[] = "/tmp/undersmtpd-spool-XXXXXX", why[256], path[4096];
+	struct conf c;
+	int held;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	memset(&c, 0, sizeof(c));
+	c.spool_dir = dir;
+	assert_int_equal(spool_prepare_top(&c, getuid(), getgid(), why, sizeof(why)), 0);
+	assert_int_equal(spool_prepare(&c, why, sizeof(why)), 0);
+	make_file(&c, "tmp", "AAAA.env", 120);       /* a commit that died */
+	make_file(&c, "tmp", "BBBB.env", 0);         /* a commit going on */
+	make_file(&c, "tmp", "CCCC.msg", 120);       /* a receiver that died */
+	make_file(&c, "tmp", "DDDD.msg", 120);       /* a slow receiver, alive */
+	make_file(&c, "queue", "EEEE.msg", 120);     /* never committed */
+	make_file(&c, "queue", "FFFF.msg", 120);     /* committed */
+	make_file(&c, "queue", "FFFF.env", 120);
+	spool_path(&c, "tmp", "DDDD", ".msg", path, sizeof(path));
+	held = open(path, O_RDONLY);
+	assert_true(held >= 0);
+	assert_int_equal(flock(held, LOCK_EX), 0);
+	spool_clean(&c);
+	assert_false(exists(&c, "tmp", "AAAA.env"));
+	assert_true(exists(&c, "tmp", "BBBB.env"));
+	assert_false(exists(&c, "tmp", "CCCC.msg"));
+	assert_true(exists(&c, "tmp", "DDDD.msg"));
+	assert_false(exists(&c, "queue", "EEEE.msg"));
+	assert_true(exists(&c, "queue", "FFFF.msg"));
+	assert_true(exists(&c, "queue", "FFFF.env"));
+	close(held);
 	{
 		char cmd[4200];
 
@@ -197,6 +280,7 @@ main(void)
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_damaged),
 		cmocka_unit_test(test_commit_lock_remove_quarantine),
+		cmocka_unit_test(test_clean),
 		cmocka_unit_test(test_bounce_status),
 	};
 
