@@ -240,6 +240,12 @@ validate_positive(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 static int
+validate_queue_concurrency(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_range(cfg, opt, 1, CONF_QUEUE_MAX_CONCURRENCY, "a number");
+}
+
+static int
 validate_nonnegative(cfg_t *cfg, cfg_opt_t *opt)
 {
 	return check_range(cfg, opt, 0, 1000000, "a number");
@@ -530,6 +536,7 @@ static cfg_opt_t queue_opts[] = {
 	CFG_STR("run_interval", "1m", 0),
 	CFG_STR("bad_lifetime", "30d", 0),
 	CFG_BOOL("run_after_accept", cfg_true, 0),
+	CFG_INT("concurrency", CONF_QUEUE_CONCURRENCY, 0),
 	CFG_END()
 };
 
@@ -638,6 +645,7 @@ static const struct {
 	{"queue|retry_max", validate_duration},
 	{"queue|lifetime", validate_duration},
 	{"queue|run_interval", validate_duration},
+	{"queue|concurrency", validate_queue_concurrency},
 	{"queue|bad_lifetime", validate_duration_or_off},
 	{"tls|cert_file", validate_absolute_path},
 	{"tls|key_file", validate_absolute_path},
@@ -909,6 +917,7 @@ conf_build(cfg_t *cfg)
 	c->queue.run_interval = duration_of(queue, "run_interval", 60);
 	c->queue.bad_lifetime = duration_of(queue, "bad_lifetime", 30 * 86400);
 	c->queue.run_after_accept = cfg_getbool(queue, "run_after_accept");
+	c->queue.concurrency = (int)cfg_getint(queue, "concurrency");
 	c->tls.cert_file = dup_or_null(cfg_getstr(tls, "cert_file"));
 	c->tls.key_file = dup_or_null(cfg_getstr(tls, "key_file"));
 	c->tls.auth_users_file = dup_or_null(cfg_getstr(tls, "auth_users_file"));

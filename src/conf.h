@@ -56,10 +56,19 @@ struct smarthost_conf {
 	long timeout;             /* seconds for every stage; 0: RFC 5321 4.5.3.2 */
 };
 
+/*
+ * A queue run forwards this many messages at a time, each worker with its
+ * own smarthost connection (Postfix's destination concurrency, much lower:
+ * one provider, and providers limit a client's connections).
+ */
+#define CONF_QUEUE_CONCURRENCY 4
+#define CONF_QUEUE_MAX_CONCURRENCY 32
+
 struct queue_conf {
 	long retry_min, retry_max, lifetime, run_interval;
 	long bad_lifetime;        /* seconds a file stays in bad/; 0: for ever */
 	int run_after_accept;
+	int concurrency;          /* messages a queue run forwards at a time */
 };
 
 struct tls_server_conf {

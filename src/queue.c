@@ -24,8 +24,13 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -328,14 +333,10 @@ run_one(struct queue_ctx *q, struct smtpc *sc, const char *id, int force,
 	close(lock);
 }
 
-void
-queue_run(struct queue_ctx *q, int force, struct queue_result *res)
+/* reload_aliases - a changed aliases file is read again before a pass. */
+static void
+reload_aliases(struct queue_ctx *q)
 {
-	char **ids = spool_ids(q->conf);
-	struct smtpc sc;
-
-	res->remaining = 0;     /* what the last pass leaves; the counts add up */
-	smtpc_init(&sc, q->conf);
 	if (q->aliases != NULL && aliases_changed(q->aliases)) {
 		struct diag d = {log_diag, NULL, 0};
 		struct aliases *fresh = aliases_load(q->conf->aliases,
@@ -346,10 +347,233 @@ queue_run(struct queue_ctx *q, int force, struct queue_result *res)
 			q->aliases = fresh;
 		}
 	}
+}
+
+/* pass_inline - one pass over ids in this process, on connection sc. */
+static void
+pass_inline(struct queue_ctx *q, struct smtpc *sc, char **ids, int force,
+    struct queue_result *res)
+{
+	res->remaining = 0;     /* what the last pass leaves; the counts add up */
+	reload_aliases(q);
 	for (size_t i = 0; ids[i] != NULL; i++)
-		run_one(q, &sc, ids[i], force, res);
+		run_one(q, sc, ids[i], force, res);
+}
+
+void
+queue_run(struct queue_ctx *q, int force, struct queue_result *res)
+{
+	char **ids = spool_ids(q->conf);
+	struct smtpc sc;
+
+	smtpc_init(&sc, q->conf);
+	pass_inline(q, &sc, ids, force, res);
 	smtpc_close(&sc);
 	spool_ids_free(ids);
+}
+
+/*
+ * Delivery workers (queue.concurrency > 1): the run's process scans the
+ * queue and hands each due id to whichever worker is free, over one
+ * SOCK_SEQPACKET pair (a record is read whole, by one reader); each worker
+ * answers with that message's counts on another.  A worker keeps its
+ * smarthost connection from one message to the next, for the whole run;
+ * the message locks keep any two processes off one message as before.
+ */
+struct job {
+	int force;
+	int pass;               /* a new pass: look at the aliases file again */
+	char id[SPOOL_ID_MAX];
+};
+
+struct workers {
+	int jobs, done;         /* ours; the workers hold the other ends */
+	int jobs_theirs, done_theirs;
+	pid_t pid[CONF_QUEUE_MAX_CONCURRENCY];
+	int n;
+};
+
+static void
+add_result(struct queue_result *to, const struct queue_result *r)
+{
+	to->delivered += r->delivered;
+	to->deferred += r->deferred;
+	to->failed += r->failed;
+	to->skipped += r->skipped;
+	to->damaged += r->damaged;
+	to->remaining += r->remaining;
+}
+
+/* worker_main - take jobs until the run closes its end; never returns. */
+static void
+worker_main(struct queue_ctx *q, int jobs, int done, pid_t run)
+{
+	struct smtpc sc;
+	int pass = -1;
+
+	/* The run's end is ours: a daemon stopping its runner stops us too. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != run)
+		_exit(0);
+	smtpc_init(&sc, q->conf);
+	for (;;) {
+		struct job j;
+		struct queue_result r;
+		ssize_t n = recv(jobs, &j, sizeof(j), 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof(j))
+			break;          /* 0: the run is over */
+		j.id[SPOOL_ID_MAX - 1] = '\0';
+		if (j.pass != pass) {
+			reload_aliases(q);
+			pass = j.pass;
+		}
+		memset(&r, 0, sizeof(r));
+		run_one(q, &sc, j.id, j.force, &r);
+		while (send(done, &r, sizeof(r), 0) < 0)
+			if (errno != EINTR) {
+				log_warn("queue worker: report to the run");
+				_exit(75);
+			}
+	}
+	smtpc_close(&sc);
+	_exit(0);
+}
+
+static int
+workers_open(struct workers *w)
+{
+	int jobs[2], done[2];
+
+	memset(w, 0, sizeof(*w));
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, jobs) < 0)
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, done) < 0) {
+		close(jobs[0]);
+		close(jobs[1]);
+		return -1;
+	}
+	w->jobs = jobs[0];
+	w->jobs_theirs = jobs[1];
+	w->done = done[0];
+	w->done_theirs = done[1];
+	return 0;
+}
+
+/* workers_grow - up to want workers; fewer when fork fails (logged). */
+static void
+workers_grow(struct queue_ctx *q, struct workers *w, int want)
+{
+	pid_t run = getpid();
+
+	while (w->n < want) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			log_warn("fork a queue worker");
+			return;
+		}
+		if (pid == 0) {
+			close(w->jobs);
+			close(w->done);
+			worker_main(q, w->jobs_theirs, w->done_theirs, run);
+		}
+		w->pid[w->n++] = pid;
+	}
+}
+
+/* workers_reap - forget workers that died; how many did. */
+static int
+workers_reap(struct workers *w)
+{
+	int died = 0;
+
+	for (int i = 0; i < w->n; i++) {
+		int status;
+		pid_t pid = waitpid(w->pid[i], &status, WNOHANG);
+
+		if (pid != w->pid[i])
+			continue;
+		log_warnx("queue worker %ld died (%s %d): the message it held waits "
+		    "for the next run", (long)pid, WIFSIGNALED(status) ? "signal" : "exit",
+		    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+		w->pid[i--] = w->pid[--w->n];
+		died++;
+	}
+	return died;
+}
+
+/* workers_close - the run is over: each worker finishes, closes, exits. */
+static void
+workers_close(struct workers *w)
+{
+	close(w->jobs);
+	close(w->done);
+	close(w->jobs_theirs);
+	close(w->done_theirs);
+	for (int i = 0; i < w->n; i++)
+		while (waitpid(w->pid[i], NULL, 0) < 0 && errno == EINTR)
+			;
+	w->n = 0;
+}
+
+/*
+ * pass_workers - one pass over ids, handed out to the workers; returns when
+ * each id has been answered for.  A worker that dies takes its message's
+ * answer with it: the pass counts it as remaining (the next run retries it).
+ */
+static void
+pass_workers(struct workers *w, char **ids, int force, int pass,
+    struct queue_result *res)
+{
+	size_t total = 0, sent = 0, answered = 0;
+
+	res->remaining = 0;
+	while (ids[total] != NULL)
+		total++;
+	while (answered < total) {
+		struct pollfd p[2] = {{.fd = w->done, .events = POLLIN},
+		    {.fd = w->jobs, .events = sent < total ? POLLOUT : 0}};
+		int rc = poll(p, 2, 1000);
+
+		if (rc < 0 && errno != EINTR) {
+			log_warn("queue run: poll");
+			break;
+		}
+		if (rc <= 0) {
+			int died = workers_reap(w);
+
+			/* Each held at most one message. */
+			answered += (size_t)died < sent - answered ? (size_t)died : sent - answered;
+			res->remaining += died;
+			if (w->n == 0) {
+				res->remaining += (int)(total - answered);
+				break;
+			}
+			continue;
+		}
+		while (sent < total && (p[1].revents & POLLOUT)) {
+			struct job j = {force, pass, {0}};
+
+			str_copy(j.id, sizeof(j.id), ids[sent]);
+			if (send(w->jobs, &j, sizeof(j), MSG_DONTWAIT) < 0) {
+				if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+					log_warn("queue run: hand %s to a worker", ids[sent]);
+				break;
+			}
+			sent++;
+		}
+		if (p[0].revents & (POLLIN | POLLHUP)) {
+			struct queue_result r;
+
+			while (answered < total &&
+			    recv(w->done, &r, sizeof(r), MSG_DONTWAIT) == (ssize_t)sizeof(r)) {
+				add_result(res, &r);
+				answered++;
+			}
+		}
+	}
 }
 
 struct timespec
@@ -378,7 +602,9 @@ queue_run_until_idle(struct queue_ctx *q, int force, struct queue_result *res)
 {
 	const struct conf *c = q->conf;
 	char path[4096];
-	int fd;
+	struct smtpc sc;
+	struct workers w;
+	int fd, use_workers;
 
 	if (str_fmt(path, sizeof(path), "%s/run.lock", c->spool_dir) < 0)
 		return -1;
@@ -391,20 +617,40 @@ queue_run_until_idle(struct queue_ctx *q, int force, struct queue_result *res)
 		close(fd);
 		return -1;
 	}
-	memset(res, 0, sizeof(*res));
+	memset(res, 0, sizeof(res[0]));
 	spool_clean(c);
+	use_workers = c->queue.concurrency > 1;
+	if (use_workers && workers_open(&w) < 0) {
+		log_warn("queue run: socketpair for workers; one message at a time");
+		use_workers = 0;
+	}
+	smtpc_init(&sc, c);     /* one connection for the run's passes, when inline */
 	/* Mail spooled while we ran would wait for the next run: look again. */
 	for (int pass = 0; pass < MAX_PASSES; pass++) {
 		struct timespec before = queue_mtime(c), after;
+		char **ids;
+		size_t n = 0;
 
 		/* SPEC 11: users' mail waiting in the maildrop joins the queue first. */
 		maildrop_pickup(c);
-		queue_run(q, force && pass == 0, res);
+		ids = spool_ids(c);
+		while (ids[n] != NULL)
+			n++;
+		if (use_workers && n > 0)
+			workers_grow(q, &w, n < (size_t)c->queue.concurrency ?
+			    (int)n : c->queue.concurrency);
+		if (use_workers && w.n > 0)
+			pass_workers(&w, ids, force && pass == 0, pass, res);
+		else
+			pass_inline(q, &sc, ids, force && pass == 0, res);
+		spool_ids_free(ids);
 		after = queue_mtime(c);
 		if (before.tv_sec == after.tv_sec && before.tv_nsec == after.tv_nsec)
 			break;
-		force = 0;
 	}
+	smtpc_close(&sc);
+	if (use_workers)
+		workers_close(&w);
 	close(fd);
 	return 0;
 }

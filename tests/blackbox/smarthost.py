@@ -60,9 +60,14 @@ class Handler:
 
     async def handle_DATA(self, server, session, envelope):
         if self.sink.hold_data is not None:
+            with self.sink.lock:
+                self.sink.held_now += 1
+                self.sink.held_most = max(self.sink.held_most, self.sink.held_now)
             self.sink.data_held.set()
             while not self.sink.hold_data.is_set():
                 await asyncio.sleep(0.01)
+            with self.sink.lock:
+                self.sink.held_now -= 1
         if self.sink.drop_after_dot:
             server.transport.close()
             return "250 never seen"
@@ -91,6 +96,8 @@ class Sink:
         self.rcpts_accepted = 0            # RCPTs answered 250, delivered or not
         self.hold_data = None              # a threading.Event: hold each final dot's
         self.data_held = threading.Event() # reply until it is set; data_held says one waits
+        self.held_now = 0                  # transactions waiting for their reply now
+        self.held_most = 0                 # and the most that ever waited at once
         self.port = port or free_port()
         kwargs = {"enable_SMTPUTF8": smtputf8}
         if tls_cert:

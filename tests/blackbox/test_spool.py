@@ -680,14 +680,49 @@ def test_size_limit_of_the_smarthost_bounces(gw):
 
 
 def test_one_connection_for_many_messages(gw, sink):
-    """SPEC 9: one connection is reused for many messages."""
+    """SPEC 9: one connection is reused for many messages (queue.concurrency 1:
+    one message at a time)."""
     relay_conf(gw, sink.port, run_after_accept=False)
+    gw.conf.write_text(gw.conf.read_text().replace(
+        "run_after_accept = false", "run_after_accept = false concurrency = 1"))
     for i in range(5):
         assert send(gw, [f"u{i}@remote.example"]).code == 250
     sink.connections_seen.clear()
     assert flush(gw).returncode == 0
     assert len(sink.wait_messages(5)) == 5
     assert len(sink.connections_seen) == 1
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_queue_concurrency(gw, sink, concurrency):
+    """queue.concurrency: a run forwards that many messages at a time, each
+    worker on its own connection, kept from one message to the next; every
+    message arrives once.  The smarthost holds each reply to the data until
+    as many transactions as allowed wait at once (and a moment more, in which
+    no further one may start)."""
+    relay_conf(gw, sink.port, run_after_accept=False)
+    gw.conf.write_text(gw.conf.read_text().replace(
+        "run_after_accept = false", f"run_after_accept = false concurrency = {concurrency}"))
+    for i in range(9):
+        assert send(gw, [f"u{i}@remote.example"]).code == 250
+    sink.connections_seen.clear()
+    sink.hold_data = threading.Event()
+    run = subprocess.Popen(gw.argv("-q"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        end = time.time() + 30
+        while sink.held_now < concurrency and time.time() < end:
+            time.sleep(0.02)
+        time.sleep(0.5)
+        assert sink.held_most == concurrency, (sink.held_most, concurrency)
+    finally:
+        sink.hold_data.set()
+    run.communicate(timeout=60)
+    note_exit("-q", run.returncode)
+    assert run.returncode == 0
+    rcpts = sorted(r for m in sink.wait_messages(9) for r in m.rcpts)
+    assert rcpts == sorted(f"u{i}@remote.example" for i in range(9))
+    assert len(sink.connections_seen) == concurrency
+    assert queue_ids(gw) == []
 
 
 def test_smtputf8_to_smarthost_without_it_bounces(gw, sink):
