@@ -1,24 +1,25 @@
 /*
  * smtpd.c - the SMTP server session: an explicit state machine driven by a
- * command table, one reply function, the DATA phase and program delivery.
+ * command table, one reply function, the envelope commands and the DATA
+ * phase, whose message goes to the accept step (accept.h).  STARTTLS and
+ * AUTH are smtpd_auth.c; what the two share is smtpd_session.h.
  *
  * Session vs transaction (STYLE habit 4): struct session lives as long as the
  * connection; struct envelope (envelope.h) is the transaction, reset by RSET
- * and after every reply to DATA.  Every reply goes through reply(), which adds
+ * and after every reply to DATA.  Every reply goes through smtpd_reply(), which adds
  * the enhanced status code (RFC 2034), writes CRLF, logs 4xx/5xx with the
  * command that caused them and counts errors toward max_errors.
  */
 #include "smtpd.h"
+#include "smtpd_session.h"
 #include "accept.h"
 #include "addr.h"
-#include "auth.h"
 #include "buf.h"
 #include "envelope.h"
 #include "log.h"
 #include "route.h"
 #include "smtpd_data.h"
 #include "smtpd_parse.h"
-#include "tls.h"
 #include "util.h"
 
 #include <errno.h>
@@ -34,39 +35,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HELO_MAX 255
-#define AUTH_FAILURE_DELAY_MS 2000   /* from the credentials check to a 535 */
-#define READ_TOO_LONG 1          /* read_command(): distinct from every IO_* */
-
-enum smtp_state {
-	STATE_GREETED,   /* 220 sent, no HELO/EHLO yet */
-	STATE_READY,     /* HELO/EHLO done, no transaction */
-	STATE_MAIL,      /* MAIL accepted */
-	STATE_RCPT,      /* at least one RCPT accepted */
-	STATE_QUIT,      /* closing */
-};
+#define READ_TOO_LONG 1          /* smtpd_read_command(): distinct from every IO_* */
 
 #define IN(s) (1u << (s))
 #define ANY_STATE (IN(STATE_GREETED) | IN(STATE_READY) | IN(STATE_MAIL) | IN(STATE_RCPT))
-
-struct session {
-	struct smtpd_env *env;
-	const struct conf *conf;
-	enum smtp_state state;
-	struct reader in;
-	struct writer out;
-	struct envelope tx;
-	char helo[HELO_MAX + 1];
-	int esmtp;
-	int relay_allowed;
-	long errors, junk, commands;
-	long msgs;
-	int64_t ends;                /* max_session_time: 0 for none */
-	int denied;                  /* not in client_networks: 554 until QUIT */
-	const char *verb;            /* command being answered, for the log */
-	void *tls;                   /* SSL * after STARTTLS */
-	char auth_user[256];         /* after a successful AUTH */
-};
 
 struct command {
 	const char *verb;
@@ -76,13 +48,11 @@ struct command {
 	void (*run)(struct session *s, const char *arg, size_t len);
 };
 
-static int read_command(struct session *s, char *line, size_t *len);
-static void flush(struct session *s);
 
 static const char *const state_names[] = {"GREETED", "READY", "MAIL", "RCPT", "QUIT"};
 
-static void
-enter_state(struct session *s, enum smtp_state next)
+void
+smtpd_enter_state(struct session *s, enum smtp_state next)
 {
 	if (s->state != next)
 		log_debug("session [%s]: %s -> %s", s->env->client_text,
@@ -91,8 +61,8 @@ enter_state(struct session *s, enum smtp_state next)
 }
 
 /* deadline - of the next wait: the idle timeout, within max_session_time. */
-static int64_t
-deadline(const struct session *s)
+int64_t
+smtpd_deadline(const struct session *s)
 {
 	int64_t d = now_ms() + (int64_t)s->conf->timeout * 1000;
 
@@ -103,11 +73,8 @@ deadline(const struct session *s)
  * reply - the one way out.  status NULL: no enhanced code (only the greeting
  * and HELO/EHLO, RFC 2034).  Lines of a multi-line reply are split at '\n'.
  */
-static void reply(struct session *s, int code, const char *status, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void
-reply(struct session *s, int code, const char *status, const char *fmt, ...)
+void
+smtpd_reply(struct session *s, int code, const char *status, const char *fmt, ...)
 {
 	char text[1024], line[1100];
 	va_list ap;
@@ -124,7 +91,7 @@ reply(struct session *s, int code, const char *status, const char *fmt, ...)
 		 * Postfix's smtpd_error_sleep_time: past soft_error_limit each
 		 * error costs the client time, not us (a second, by default).
 		 */
-		flush(s);
+		smtpd_flush(s);
 		sleep_ms(s->conf->error_sleep * 1000);
 	}
 	for (p = text; ; p = nl + 1) {
@@ -139,7 +106,7 @@ reply(struct session *s, int code, const char *status, const char *fmt, ...)
 		    status ? status : "", status ? " " : "", p);
 		if (n > 0)
 			writer_put(&s->out, line, (size_t)n < sizeof(line) ? (size_t)n
-			    : sizeof(line) - 1, deadline(s));
+			    : sizeof(line) - 1, smtpd_deadline(s));
 		if (!nl)
 			break;
 	}
@@ -150,18 +117,18 @@ reply(struct session *s, int code, const char *status, const char *fmt, ...)
 	}
 }
 
-static void
-flush(struct session *s)
+void
+smtpd_flush(struct session *s)
 {
-	writer_flush(&s->out, deadline(s));
+	writer_flush(&s->out, smtpd_deadline(s));
 }
 
-static void
-end_transaction(struct session *s)
+void
+smtpd_end_transaction(struct session *s)
 {
 	envelope_reset(&s->tx);
 	if (s->state == STATE_MAIL || s->state == STATE_RCPT)
-		enter_state(s, STATE_READY);
+		smtpd_enter_state(s, STATE_READY);
 }
 
 /* maybe_reload_aliases - a changed file is re-read; a broken one is kept out. */
@@ -186,45 +153,31 @@ maybe_reload_aliases(struct session *s)
 	s->env->aliases = fresh;
 }
 
-static int
-starttls_offered(const struct session *s)
-{
-	return s->conf->tls.cert_file != NULL && s->tls == NULL;
-}
-
-/* AUTH only over TLS (SPEC 6), and only once. */
-static int
-auth_offered(const struct session *s)
-{
-	return s->conf->tls.auth_users_file != NULL && s->tls != NULL &&
-	    s->auth_user[0] == '\0';
-}
-
 static void
 cmd_helo_common(struct session *s, const char *arg, size_t len, int esmtp)
 {
 	if (len == 0) {
-		reply(s, 501, "5.5.4", "Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+		smtpd_reply(s, 501, "5.5.4", "Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
 		return;
 	}
 	if (len > HELO_MAX) {
-		reply(s, 501, "5.5.4", "Host name too long");
+		smtpd_reply(s, 501, "5.5.4", "Host name too long");
 		return;
 	}
-	end_transaction(s);
+	smtpd_end_transaction(s);
 	memcpy(s->helo, arg, len);
 	s->helo[len] = '\0';
 	s->esmtp = esmtp;
-	enter_state(s, STATE_READY);
+	smtpd_enter_state(s, STATE_READY);
 	if (!esmtp) {
-		reply(s, 250, NULL, "%s", s->conf->hostname);
+		smtpd_reply(s, 250, NULL, "%s", s->conf->hostname);
 		return;
 	}
-	reply(s, 250, NULL, "%s Hello %s [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\n"
+	smtpd_reply(s, 250, NULL, "%s Hello %s [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\n"
 	    "ENHANCEDSTATUSCODES\nSMTPUTF8%s%s", s->conf->hostname, s->helo,
 	    s->env->client_text, (unsigned long long)s->conf->max_message_size,
-	    starttls_offered(s) ? "\nSTARTTLS" : "",
-	    auth_offered(s) ? "\nAUTH PLAIN LOGIN" : "");
+	    smtpd_starttls_offered(s) ? "\nSTARTTLS" : "",
+	    smtpd_auth_offered(s) ? "\nAUTH PLAIN LOGIN" : "");
 }
 
 static void
@@ -261,29 +214,29 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 	long long avail;
 
 	if (smtp_parse_mail(arg, len, &from, &p, &err) < 0) {
-		reply(s, err.code, err.status, "%s", err.text);
+		smtpd_reply(s, err.code, err.status, "%s", err.text);
 		return;
 	}
 	if (p.has_size && p.size > s->conf->max_message_size) {
-		reply(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
+		smtpd_reply(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
 		return;
 	}
 	avail = free_space(s);
 	if (avail < 0) {
-		reply(s, 451, "4.3.0", "Cannot check free space in the spool; try again later");
+		smtpd_reply(s, 451, "4.3.0", "Cannot check free space in the spool; try again later");
 		return;
 	}
 	if ((unsigned long long)avail < s->conf->min_free_space ||
 	    (p.has_size && (unsigned long long)avail - s->conf->min_free_space < p.size)) {
 		log_warnx("spool %s: %lld bytes free, below min_free_space", s->conf->spool_dir,
 		    avail);
-		reply(s, 452, "4.3.1", "Insufficient system storage");
+		smtpd_reply(s, 452, "4.3.1", "Insufficient system storage");
 		return;
 	}
 	envelope_reset(&s->tx);
 	if (envelope_new_id(&s->tx) < 0) {
 		log_warn("getrandom for a queue id");
-		reply(s, 451, "4.3.0", "Local error: cannot make a queue id");
+		smtpd_reply(s, 451, "4.3.0", "Local error: cannot make a queue id");
 		return;
 	}
 	maybe_reload_aliases(s);
@@ -291,8 +244,8 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 	s->tx.params = p;
 	addr_format(&from, s->tx.sender_text, sizeof(s->tx.sender_text));
 	log_info("%s: client=[%s], helo=%s", s->tx.id, s->env->client_text, s->helo);
-	enter_state(s, STATE_MAIL);
-	reply(s, 250, "2.1.0", "Sender <%s> ok", s->tx.sender_text);
+	smtpd_enter_state(s, STATE_MAIL);
+	smtpd_reply(s, 250, "2.1.0", "Sender <%s> ok", s->tx.sender_text);
 }
 
 static int
@@ -316,17 +269,17 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 	char shown[ADDR_PATH_MAX + 1];
 
 	if (smtp_parse_rcpt(arg, len, s->tx.params.smtputf8, &to, &err) < 0) {
-		reply(s, err.code, err.status, "%s", err.text);
+		smtpd_reply(s, err.code, err.status, "%s", err.text);
 		return;
 	}
 	addr_format(&to, shown, sizeof(shown));
 	if (s->tx.nrcpts >= (size_t)s->conf->max_recipients) {
 		/* RFC 5321 4.5.3.1.10: 452 keeps the earlier recipients. */
-		reply(s, 452, "4.5.3", "Too many recipients");
+		smtpd_reply(s, 452, "4.5.3", "Too many recipients");
 		return;
 	}
 	if (already_recipient(s, &to)) {
-		reply(s, 250, "2.1.5", "Recipient <%s> ok (duplicate)", shown);
+		smtpd_reply(s, 250, "2.1.5", "Recipient <%s> ok (duplicate)", shown);
 		return;
 	}
 	r = xmalloc(sizeof(*r));
@@ -334,7 +287,7 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 	if (r->code != 250) {
 		if (r->why[0] && strcmp(r->why, r->text) != 0)
 			log_info("%s: <%s>: %s", s->tx.id, shown, r->why);
-		reply(s, r->code, r->status, "<%s>: %s", shown, r->text);
+		smtpd_reply(s, r->code, r->status, "<%s>: %s", shown, r->text);
 		free(r);
 		return;
 	}
@@ -342,17 +295,17 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 	case ACCEPT_OK:
 		break;
 	case ACCEPT_OTHER_RUN:
-		reply(s, 452, "4.5.3", "<%s>: goes to another program; send it in a "
+		smtpd_reply(s, 452, "4.5.3", "<%s>: goes to another program; send it in a "
 		    "separate transaction", shown);
 		return;
 	case ACCEPT_RUN_FULL:
 		/* RFC 5321 4.5.3.1.10: 452 keeps the earlier ones; the rest come again. */
-		reply(s, 452, "4.5.3", "<%s>: too many recipients for one program run (%d)",
+		smtpd_reply(s, 452, "4.5.3", "<%s>: too many recipients for one program run (%d)",
 		    shown, DELIVERY_MAX_RCPTS);
 		return;
 	}
-	enter_state(s, STATE_RCPT);
-	reply(s, 250, "2.1.5", "Recipient <%s> ok", shown);
+	smtpd_enter_state(s, STATE_RCPT);
+	smtpd_reply(s, 250, "2.1.5", "Recipient <%s> ok", shown);
 }
 
 /* data_verdict - the reply for a message read to its end, before delivery. */
@@ -444,20 +397,20 @@ cmd_data(struct session *s, const char *arg, size_t len)
 	if (!s->auth_user[0] && !s->env->local_submission && reader_input_waiting(&s->in)) {
 		log_warnx("%s: improper command pipelining after DATA from [%s]: closed",
 		    s->tx.id, s->env->client_text);
-		reply(s, 554, "5.5.0", "Error: SMTP protocol synchronization");
-		end_transaction(s);
-		enter_state(s, STATE_QUIT);
+		smtpd_reply(s, 554, "5.5.0", "Error: SMTP protocol synchronization");
+		smtpd_end_transaction(s);
+		smtpd_enter_state(s, STATE_QUIT);
 		return;
 	}
 	if (envelope_open_message(&s->tx, s->conf, &cl) < 0) {
 		log_warn("%s: create message file in %s/tmp", s->tx.id, s->conf->spool_dir);
-		reply(s, errno == ENOSPC ? 452 : 451, errno == ENOSPC ? "4.3.1" : "4.3.0",
+		smtpd_reply(s, errno == ENOSPC ? 452 : 451, errno == ENOSPC ? "4.3.1" : "4.3.0",
 		    "Local error: cannot store the message");
-		end_transaction(s);
+		smtpd_end_transaction(s);
 		return;
 	}
-	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-	flush(s);
+	smtpd_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	smtpd_flush(s);
 	/* A message being received may finish after SIGTERM (SPEC 6). */
 	s->in.interrupt = NULL;
 	sink = envelope_sink(&s->tx);
@@ -468,16 +421,16 @@ cmd_data(struct session *s, const char *arg, size_t len)
 	case DATA_COMPLETE:
 		break;
 	case DATA_TIMEOUT:
-		reply(s, 421, "4.4.2", "%s Timeout during DATA; closing", s->conf->hostname);
+		smtpd_reply(s, 421, "4.4.2", "%s Timeout during DATA; closing", s->conf->hostname);
 		log_info("%s: timeout after DATA from [%s]", s->tx.id, s->env->client_text);
-		end_transaction(s);
-		enter_state(s, STATE_QUIT);
+		smtpd_end_transaction(s);
+		smtpd_enter_state(s, STATE_QUIT);
 		return;
 	default:
 		log_info("%s: lost connection after DATA from [%s]", s->tx.id,
 		    s->env->client_text);
-		end_transaction(s);
-		enter_state(s, STATE_QUIT);
+		smtpd_end_transaction(s);
+		smtpd_enter_state(s, STATE_QUIT);
 		return;
 	}
 	log_info("%s: from=<%s>, size=%llu, nrcpt=%zu", s->tx.id, s->tx.sender_text,
@@ -492,11 +445,11 @@ cmd_data(struct session *s, const char *arg, size_t len)
 		accept_log(&s->tx, &rep, "none", started, 0);
 	}
 	if (rep.code == 250)
-		reply(s, 250, rep.status, "Ok: %s, id %s", rep.text, s->tx.id);
+		smtpd_reply(s, 250, rep.status, "Ok: %s, id %s", rep.text, s->tx.id);
 	else
-		reply(s, rep.code, rep.status, "%s", rep.text);
+		smtpd_reply(s, rep.code, rep.status, "%s", rep.text);
 	s->msgs++;
-	end_transaction(s);
+	smtpd_end_transaction(s);
 }
 
 static void
@@ -504,8 +457,8 @@ cmd_rset(struct session *s, const char *arg, size_t len)
 {
 	(void)arg;
 	(void)len;
-	end_transaction(s);
-	reply(s, 250, "2.0.0", "Ok");
+	smtpd_end_transaction(s);
+	smtpd_reply(s, 250, "2.0.0", "Ok");
 }
 
 static void
@@ -513,7 +466,7 @@ cmd_noop(struct session *s, const char *arg, size_t len)
 {
 	(void)arg;
 	(void)len;
-	reply(s, 250, "2.0.0", "Ok");
+	smtpd_reply(s, 250, "2.0.0", "Ok");
 }
 
 static void
@@ -521,8 +474,8 @@ cmd_quit(struct session *s, const char *arg, size_t len)
 {
 	(void)arg;
 	(void)len;
-	reply(s, 221, "2.0.0", "%s closing connection", s->conf->hostname);
-	enter_state(s, STATE_QUIT);
+	smtpd_reply(s, 221, "2.0.0", "%s closing connection", s->conf->hostname);
+	smtpd_enter_state(s, STATE_QUIT);
 }
 
 static void
@@ -530,11 +483,11 @@ cmd_vrfy(struct session *s, const char *arg, size_t len)
 {
 	(void)arg;
 	if (len == 0) {
-		reply(s, 501, "5.5.4", "Syntax: VRFY address");
+		smtpd_reply(s, 501, "5.5.4", "Syntax: VRFY address");
 		return;
 	}
 	/* Never reveal aliases (TESTCATALOGUE 6.13). */
-	reply(s, 252, "2.1.5", "Cannot VRFY user, but will accept message and attempt delivery");
+	smtpd_reply(s, 252, "2.1.5", "Cannot VRFY user, but will accept message and attempt delivery");
 }
 
 static void
@@ -542,225 +495,7 @@ cmd_help(struct session *s, const char *arg, size_t len)
 {
 	(void)arg;
 	(void)len;
-	reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
-}
-
-void
-smtpd_tls_opts(const struct conf *c, struct tls_server_opts *o, char *keys, size_t size)
-{
-	int lo = 2, hi = 3;       /* TLSv1.2 TLSv1.3 */
-
-	if (c->tls.protocols != NULL)
-		conf_tls_protocols(c->tls.protocols, &lo, &hi);
-	o->cert_file = c->tls.cert_file;
-	o->key_file = c->tls.key_file;
-	o->ciphers = c->tls.ciphers;
-	o->min_version = lo;
-	o->max_version = hi;
-	/* The spool user's: every session process reads the same ticket keys. */
-	o->ticket_key_file = str_fmt(keys, size, "%s/tmp/tls-ticket.key", c->spool_dir) == 0
-	    ? keys : NULL;
-}
-
-/*
- * cmd_starttls - RFC 3207.  Whatever the client sent after STARTTLS in the
- * same segment is thrown away (TESTCATALOGUE T45), and the session starts
- * again from the greeting: HELO/EHLO, no transaction, no AUTH.
- */
-static void
-cmd_starttls(struct session *s, const char *arg, size_t len)
-{
-	char why[300];
-	void *ssl;
-
-	(void)arg;
-	if (!starttls_offered(s)) {
-		reply(s, s->tls ? 503 : 502, "5.5.1", s->tls ? "TLS already active"
-		    : "STARTTLS is not offered by this server");
-		return;
-	}
-	if (len > 0) {
-		reply(s, 501, "5.5.4", "Syntax: STARTTLS");
-		return;
-	}
-	reply(s, 220, "2.0.0", "Ready to start TLS");
-	flush(s);
-	reader_discard(&s->in);
-	{
-		int fl;
-
-		/* The handshake and TLS I/O poll with deadlines on non-blocking fds. */
-		if ((fl = fcntl(s->env->in_fd, F_GETFL)) >= 0)
-			fcntl(s->env->in_fd, F_SETFL, fl | O_NONBLOCK);
-		if ((fl = fcntl(s->env->out_fd, F_GETFL)) >= 0)
-			fcntl(s->env->out_fd, F_SETFL, fl | O_NONBLOCK);
-	}
-	{
-		struct tls_server_opts o;
-		char keys[4200];
-
-		smtpd_tls_opts(s->conf, &o, keys, sizeof(keys));
-		ssl = tls_server_accept(&o, s->env->in_fd, s->env->out_fd, deadline(s), why,
-		    sizeof(why));
-	}
-	if (ssl == NULL) {
-		log_warnx("STARTTLS from [%s]: %s", s->env->client_text, why);
-		enter_state(s, STATE_QUIT);
-		s->out.failed = 1;      /* nothing more can be said in the clear */
-		return;
-	}
-	log_last_words(-1, NULL);     /* clear text would break the TLS stream */
-	s->tls = ssl;
-	s->in.tls = ssl;
-	s->in.tls_wfd = s->env->out_fd;
-	s->out.tls = ssl;
-	s->out.tls_rfd = s->env->in_fd;
-	end_transaction(s);
-	s->helo[0] = '\0';
-	enter_state(s, STATE_GREETED);
-	log_info("STARTTLS from [%s]: %s", s->env->client_text, tls_version(ssl));
-}
-
-/* auth_read_response - one line of an AUTH exchange, base64-decoded. */
-static int
-auth_read_response(struct session *s, char *out, size_t outsize)
-{
-	char line[SMTP_LINE_MAX + 1];
-	size_t len = 0;
-	int rc;
-
-	rc = read_command(s, line, &len);
-	if (rc != 0)
-		return -1;
-	if (len == 1 && line[0] == '*') {
-		reply(s, 501, "5.7.0", "Authentication cancelled");
-		return -2;
-	}
-	rc = auth_b64decode(line, len, out, outsize);
-	if (rc < 0) {
-		reply(s, 501, "5.5.2", "Bad base64 in the AUTH response");
-		return -2;
-	}
-	return rc;
-}
-
-static void
-cmd_auth(struct session *s, const char *arg, size_t len)
-{
-	char mech[16], buf[600], user[256] = "", pass[256] = "", why[300];
-	int64_t began, left;
-	const char *p = arg, *resp;
-	size_t mlen = 0, resplen;
-	int n;
-
-	if (s->conf->tls.auth_users_file == NULL) {
-		reply(s, 502, "5.5.1", "AUTH is not offered by this server");
-		return;
-	}
-	if (s->tls == NULL) {
-		reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
-		return;
-	}
-	if (s->auth_user[0]) {
-		reply(s, 503, "5.5.1", "Already authenticated");
-		return;
-	}
-	if (auth_client_blocked(s->conf, s->env->client_family, s->env->client_ip)) {
-		/* max_auth_failures within auth_failure_window, across connections. */
-		log_warnx("AUTH from [%s]: refused: too many failures from this client",
-		    s->env->client_text);
-		reply(s, 421, "4.7.0", "%s Too many failed authentications from your address; "
-		    "try again later", s->conf->hostname);
-		enter_state(s, STATE_QUIT);
-		return;
-	}
-	while (mlen < len && p[mlen] != ' ' && mlen + 1 < sizeof(mech)) {
-		mech[mlen] = (char)((p[mlen] >= 'a' && p[mlen] <= 'z') ? p[mlen] - 32 : p[mlen]);
-		mlen++;
-	}
-	mech[mlen] = '\0';
-	resp = p + mlen + (mlen < len ? 1 : 0);
-	resplen = len > mlen ? len - mlen - 1 : 0;
-	if (strcmp(mech, "PLAIN") == 0) {
-		/* RFC 4616: authzid NUL authcid NUL password, maybe given at once. */
-		if (resplen == 0) {
-			reply(s, 334, NULL, "%s", "");
-			flush(s);
-			n = auth_read_response(s, buf, sizeof(buf));
-			if (n < 0)
-				goto done;
-		} else if ((n = auth_b64decode(resp, resplen, buf, sizeof(buf))) < 0) {
-			reply(s, 501, "5.5.2", "Bad base64 in AUTH PLAIN");
-			goto done;
-		}
-		switch (auth_plain_split(buf, (size_t)n, user, sizeof(user), pass, sizeof(pass))) {
-		case AUTH_PLAIN_OK:
-			break;
-		case AUTH_PLAIN_AUTHZID:
-			reply(s, 535, "5.7.8", "Authorization identity not allowed");
-			goto done;
-		default:
-			reply(s, 501, "5.5.2", "Bad AUTH PLAIN response");
-			goto done;
-		}
-	} else if (strcmp(mech, "LOGIN") == 0) {
-		if (resplen > 0) {
-			/* The user name may come with the command (an initial response). */
-			if ((n = auth_b64decode(resp, resplen, user, sizeof(user))) < 0) {
-				reply(s, 501, "5.5.2", "Bad base64 in AUTH LOGIN");
-				goto done;
-			}
-		} else {
-			reply(s, 334, NULL, "VXNlcm5hbWU6");      /* "Username:" */
-			flush(s);
-			if ((n = auth_read_response(s, user, sizeof(user))) < 0)
-				goto done;
-		}
-		/* A NUL inside would make the name checked differ from the one sent. */
-		if (strlen(user) != (size_t)n) {
-			reply(s, 501, "5.5.2", "Bad AUTH LOGIN response");
-			goto done;
-		}
-		reply(s, 334, NULL, "UGFzc3dvcmQ6");      /* "Password:" */
-		flush(s);
-		if ((n = auth_read_response(s, pass, sizeof(pass))) < 0)
-			goto done;
-		if (strlen(pass) != (size_t)n) {
-			reply(s, 501, "5.5.2", "Bad AUTH LOGIN response");
-			goto done;
-		}
-	} else {
-		reply(s, 504, "5.5.4", "Unrecognized authentication type");
-		goto done;
-	}
-	began = now_ms();
-	switch (auth_check(s->conf->tls.auth_users_file, user, pass, why, sizeof(why))) {
-	case AUTH_OK:
-		str_copy(s->auth_user, sizeof(s->auth_user), user);
-		s->relay_allowed = 1;
-		log_info("AUTH from [%s]: user %s", s->env->client_text, user);
-		reply(s, 235, "2.7.0", "Authentication successful");
-		break;
-	case AUTH_TEMP:
-		log_warnx("AUTH: %s", why);
-		reply(s, 454, "4.7.0", "Temporary authentication failure");
-		break;
-	default:
-		/*
-		 * A failed guess costs the guesser time, and the same time whether
-		 * the user exists (crypt ran) or not: the reply does not say which.
-		 */
-		left = began + AUTH_FAILURE_DELAY_MS - now_ms();
-		if (left > 0)
-			sleep_ms((long)left);
-		log_warnx("AUTH from [%s]: failed for user %s", s->env->client_text, user);
-		auth_client_failed(s->conf, s->env->client_family, s->env->client_ip);
-		reply(s, 535, "5.7.8", "Authentication credentials invalid");
-		break;
-	}
-done:
-	explicit_bzero(pass, sizeof(pass));
-	explicit_bzero(buf, sizeof(buf));
+	smtpd_reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
 }
 
 static void
@@ -768,7 +503,7 @@ cmd_not_offered(struct session *s, const char *arg, size_t len)
 {
 	(void)arg;
 	(void)len;
-	reply(s, 502, "5.5.1", "%s is not offered by this server", s->verb);
+	smtpd_reply(s, 502, "5.5.1", "%s is not offered by this server", s->verb);
 }
 
 static const struct command commands[] = {
@@ -782,8 +517,8 @@ static const struct command commands[] = {
 	{"QUIT", ANY_STATE, 1, 0, cmd_quit},
 	{"VRFY", ANY_STATE, 0, 1, cmd_vrfy},
 	{"HELP", ANY_STATE, 0, 1, cmd_help},
-	{"STARTTLS", IN(STATE_GREETED) | IN(STATE_READY), 0, 0, cmd_starttls},
-	{"AUTH", IN(STATE_READY), 0, 0, cmd_auth},
+	{"STARTTLS", IN(STATE_GREETED) | IN(STATE_READY), 0, 0, smtpd_cmd_starttls},
+	{"AUTH", IN(STATE_READY), 0, 0, smtpd_cmd_auth},
 	/* Known verbs we do not offer: EXPN reveals aliases; no BDAT. */
 	{"EXPN", ANY_STATE, 0, 1, cmd_not_offered},
 	{"BDAT", ANY_STATE, 0, 0, cmd_not_offered},
@@ -806,7 +541,7 @@ sequence_error(struct session *s, const struct command *c)
 	else if (strcmp(c->verb, "DATA") == 0)
 		why = s->state == STATE_MAIL ? "Need RCPT command (no valid recipients)"
 		    : "Need MAIL command";
-	reply(s, 503, "5.5.1", "%s", why);
+	smtpd_reply(s, 503, "5.5.1", "%s", why);
 }
 
 static void
@@ -818,7 +553,7 @@ dispatch(struct session *s, const char *line, size_t len)
 	s->commands++;
 	s->verb = "-";
 	if (smtp_split_line(line, len, &cl, &err) < 0) {
-		reply(s, err.code, err.status, "%s", err.text);
+		smtpd_reply(s, err.code, err.status, "%s", err.text);
 		return;
 	}
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
@@ -835,18 +570,18 @@ dispatch(struct session *s, const char *line, size_t len)
 			s->errors++;
 		if (s->denied && strcmp(c->verb, "QUIT") != 0) {
 			/* RFC 5321 3.1: after a 554 greeting, 503 until QUIT. */
-			reply(s, 503, "5.5.1", "Bad sequence of commands: access denied");
+			smtpd_reply(s, 503, "5.5.1", "Bad sequence of commands: access denied");
 			return;
 		}
 		if (!(c->states & IN(s->state)))
 			sequence_error(s, c);
 		else if (c->no_args && cl.arglen > 0)
-			reply(s, 501, "5.5.4", "Syntax: %s takes no argument", c->verb);
+			smtpd_reply(s, 501, "5.5.4", "Syntax: %s takes no argument", c->verb);
 		else
 			c->run(s, cl.arg, cl.arglen);
 		return;
 	}
-	reply(s, 500, "5.5.2", "Command unrecognized");
+	smtpd_reply(s, 500, "5.5.2", "Command unrecognized");
 }
 
 /*
@@ -854,8 +589,8 @@ dispatch(struct session *s, const char *line, size_t len)
  * CRLF.  Returns 0 with the length (CRLF removed), READ_TOO_LONG for an
  * overlong line (read and thrown away to its end), or an IO_* status.
  */
-static int
-read_command(struct session *s, char *line, size_t *len)
+int
+smtpd_read_command(struct session *s, char *line, size_t *len)
 {
 	size_t o = 0;
 	int toolong = 0;
@@ -866,8 +601,8 @@ read_command(struct session *s, char *line, size_t *len)
 		int rc;
 
 		if (reader_pending(&s->in) == 0)
-			flush(s);    /* pipelined replies go out together (RFC 2920) */
-		rc = reader_chunk(&s->in, &p, &n, deadline(s));
+			smtpd_flush(s);    /* pipelined replies go out together (RFC 2920) */
+		rc = reader_chunk(&s->in, &p, &n, smtpd_deadline(s));
 		if (rc != IO_OK)
 			return rc;
 		if (!toolong && o + n <= SMTP_LINE_MAX) {
@@ -916,7 +651,7 @@ smtpd_session(struct smtpd_env *env)
 	writer_init(&s->out, env->out_fd);
 	log_last_words(env->out_fd, s->conf->hostname);
 	envelope_init(&s->tx);
-	enter_state(s, STATE_GREETED);
+	smtpd_enter_state(s, STATE_GREETED);
 	if (s->conf->max_session_time > 0)
 		s->ends = now_ms() + (int64_t)s->conf->max_session_time * 1000;
 	if (!conf_client_allowed(s->conf, env->client_family, env->client_ip)) {
@@ -924,31 +659,31 @@ smtpd_session(struct smtpd_env *env)
 		s->denied = 1;
 		log_warnx("connect from [%s]: not in client_networks: refused",
 		    env->client_text);
-		reply(s, 554, "5.7.1", "%s Access denied: this server does not take mail "
+		smtpd_reply(s, 554, "5.7.1", "%s Access denied: this server does not take mail "
 		    "from your address", s->conf->hostname);
 	} else {
 		log_info("connect from [%s]%s", env->client_text,
 		    s->relay_allowed ? " (may relay)" : "");
-		reply(s, 220, NULL, "%s ESMTP undersmtpd", s->conf->hostname);
+		smtpd_reply(s, 220, NULL, "%s ESMTP undersmtpd", s->conf->hostname);
 	}
 	while (s->state != STATE_QUIT && !s->out.failed) {
 		size_t len = 0;
-		int rc = read_command(s, line, &len);
+		int rc = smtpd_read_command(s, line, &len);
 
 		if (rc == READ_TOO_LONG) {
 			s->commands++;
 			s->verb = "-";
-			reply(s, 500, "5.5.2", "Line too long (512 octets at most)");
+			smtpd_reply(s, 500, "5.5.2", "Line too long (512 octets at most)");
 		} else if (rc == IO_TIMEOUT) {
 			if (s->ends > 0 && now_ms() >= s->ends)
-				reply(s, 421, "4.4.2", "%s Session time limit exceeded; closing "
+				smtpd_reply(s, 421, "4.4.2", "%s Session time limit exceeded; closing "
 				    "connection", s->conf->hostname);
 			else
-				reply(s, 421, "4.7.0", "%s Timeout; closing connection",
+				smtpd_reply(s, 421, "4.7.0", "%s Timeout; closing connection",
 				    s->conf->hostname);
 			break;
 		} else if (rc == IO_INTERRUPTED) {
-			reply(s, 421, "4.3.2", "%s Service shutting down; closing connection",
+			smtpd_reply(s, 421, "4.3.2", "%s Service shutting down; closing connection",
 			    s->conf->hostname);
 			break;
 		} else if (rc != IO_OK) {
@@ -958,22 +693,22 @@ smtpd_session(struct smtpd_env *env)
 			dispatch(s, line, len);
 		}
 		if (s->errors >= s->conf->max_errors && s->state != STATE_QUIT) {
-			reply(s, 421, "4.7.0", "%s Too many errors; closing connection",
+			smtpd_reply(s, 421, "4.7.0", "%s Too many errors; closing connection",
 			    s->conf->hostname);
 			break;
 		}
 		if (env->terminate && *env->terminate && s->state != STATE_QUIT) {
-			reply(s, 421, "4.3.2", "%s Service shutting down; closing connection",
+			smtpd_reply(s, 421, "4.3.2", "%s Service shutting down; closing connection",
 			    s->conf->hostname);
 			break;
 		}
 	}
-	flush(s);
+	smtpd_flush(s);
 	log_last_words(-1, NULL);
 	log_info("disconnect from [%s] commands=%ld messages=%ld errors=%ld",
 	    env->client_text, s->commands, s->msgs, s->errors);
 	envelope_reset(&s->tx);
-	tls_server_free(s->tls);
+	smtpd_tls_end(s);
 	free(s);
 	return 0;
 }
