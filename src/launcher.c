@@ -413,9 +413,10 @@ start_one(char *buf, size_t len, int msgfd, const struct launcher_tables *t,
 	r = xmalloc(sizeof(*r));
 	addr_parse_plain(v.recipient, &ad);
 	route_address(t->conf, t->aliases, &ad, 0, r);
-	if (r->code != 250 || route_pipe(r) == NULL) {
+	if (r->reply.code != 250 || route_pipe(r) == NULL) {
 		snprintf(why, sizeof(why), "<%s> is not a pipe alias of %s (%d %s %s)",
-		    v.recipient, t->conf->aliases, r->code, r->status, r->text);
+		    v.recipient, t->conf->aliases, r->reply.code, r->reply.status,
+		    r->reply.text);
 		refuse(&pc->res, why);
 	} else if (delivery_build(t->conf, r, &v, 1, t->spool_uid, &cmd, why,
 	    sizeof(why)) < 0) {

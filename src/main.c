@@ -370,12 +370,13 @@ run_route(const struct options *o)
 		}
 		/* As a local client (loopback) would be routed. */
 		route_address(c, a, &ad, 1, r);
-		if (r->code == 250)
+		if (r->reply.code == 250)
 			printf("%s: %s\n", r->address, r->why);
 		else {
-			printf("%s: rejected %d %s %s%s%s\n", r->address, r->code, r->status,
-			    r->text, r->why[0] && strcmp(r->why, r->text) ? " -- " : "",
-			    r->why[0] && strcmp(r->why, r->text) ? r->why : "");
+			int more = r->why[0] && strcmp(r->why, r->reply.text) != 0;
+
+			printf("%s: rejected %d %s %s%s%s\n", r->address, r->reply.code,
+			    r->reply.status, r->reply.text, more ? " -- " : "", more ? r->why : "");
 			rc = 1;
 		}
 		free(r);

@@ -81,18 +81,6 @@ record(struct spool_env *e, struct spool_rcpt *r, const char *reply, int code,
 	log_outcome(e, r, relay[0] ? relay : "none", accept_outcome(code));
 }
 
-/* reply_text - "451 4.3.0 text" for the envelope's last-reply field, bounded. */
-static void
-reply_text(char *out, size_t size, int code, const char *status, const char *text)
-{
-	struct smtp_reply r;
-	char head[24];
-
-	snprintf(head, sizeof(head), "%d %s", code, status);
-	smtp_set_reply(&r, code, status, head);
-	smtp_reply_append(&r, " ", text);
-	str_copy(out, size, r.text);
-}
 
 static int
 is_open(const struct spool_rcpt *r)
@@ -130,7 +118,7 @@ to_program(struct queue_ctx *q, struct spool_env *e, size_t i,
 	{
 		char text[SPOOL_REPLY_MAX];
 
-		reply_text(text, sizeof(text), rep.code, rep.status, rep.text);
+		smtp_reply_line(&rep, text, sizeof(text));
 		/* spool_add_rcpt may have moved the array: index, not pointer. */
 		record(e, &e->rcpts[i], text, rep.code, relay, res);
 	}
@@ -185,11 +173,11 @@ deliver(struct queue_ctx *q, struct smtpc *sc, struct spool_env *e, int msgfd,
 		}
 		route = xmalloc(sizeof(*route));
 		route_address(q->conf, q->aliases, &a, 1, route);
-		if (route->code != 250) {
+		if (route->reply.code != 250) {
 			char text[SPOOL_REPLY_MAX];
 
-			reply_text(text, sizeof(text), route->code, route->status, route->text);
-			record(e, &e->rcpts[i], text, route->code, "none", res);
+			smtp_reply_line(&route->reply, text, sizeof(text));
+			record(e, &e->rcpts[i], text, route->reply.code, "none", res);
 		} else if (route_pipe(route) != NULL) {
 			to_program(q, e, i, route, msgfd, res);
 		} else if (route->ndest != 1 ||

@@ -4,6 +4,7 @@
 #include "reply.h"
 #include "util.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <sysexits.h>
 
@@ -24,6 +25,18 @@ smtp_reply_append(struct smtp_reply *r, const char *sep, const char *s)
 		for (const char *c = *p; *c && len + 1 < sizeof(r->text); c++)
 			r->text[len++] = *c;
 	r->text[len] = '\0';
+}
+
+void
+smtp_reply_line(const struct smtp_reply *r, char *out, size_t size)
+{
+	if (size == 0)
+		return;
+	/* snprintf truncates: the line is bounded by out, never by the text. */
+	if (r->status[0])
+		snprintf(out, size, "%d %s %s", r->code, r->status, r->text);
+	else
+		snprintf(out, size, "%d %s", r->code, r->text);
 }
 
 static const struct sysexit sysexit_table[] = {

@@ -9,6 +9,8 @@
 #ifndef REPLY_H
 #define REPLY_H
 
+#include <stddef.h>
+
 struct smtp_reply {
 	int code;
 	char status[8];
@@ -19,6 +21,9 @@ void smtp_set_reply(struct smtp_reply *r, int code, const char *status,
     const char *text);
 /* smtp_reply_append - add sep and s to the text, truncating what does not fit. */
 void smtp_reply_append(struct smtp_reply *r, const char *sep, const char *s);
+
+/* smtp_reply_line - "451 4.3.0 text" into out, truncated to size. */
+void smtp_reply_line(const struct smtp_reply *r, char *out, size_t size);
 
 /* What an exit status means: its name and its permanent reply. */
 struct sysexit {

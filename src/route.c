@@ -29,10 +29,10 @@ set_reply(struct route_result *r, int code, const char *status, const char *fmt,
 {
 	va_list ap;
 
-	r->code = code;
-	str_copy(r->status, sizeof(r->status), status);
+	r->reply.code = code;
+	str_copy(r->reply.status, sizeof(r->reply.status), status);
 	va_start(ap, fmt);
-	vsnprintf(r->text, sizeof(r->text), fmt, ap);
+	vsnprintf(r->reply.text, sizeof(r->reply.text), fmt, ap);
 	va_end(ap);
 	r->ndest = 0;
 }
@@ -278,7 +278,7 @@ describe(const struct conf *c, struct route_result *r)
 {
 	size_t o = 0;
 
-	if (r->code != 250 || r->why[0])
+	if (r->reply.code != 250 || r->why[0])
 		return;
 	for (size_t i = 0; i < r->ndest && o < sizeof(r->why); i++) {
 		const struct route_dest *d = &r->dest[i];
@@ -335,9 +335,7 @@ route_address(const struct conf *c, const struct aliases *a,
 	str_copy(r->local, sizeof(r->local), rcpt->local);
 	str_copy(r->domain, sizeof(r->domain), rcpt->domain);
 	local = rcpt->domain[0] == '\0' || conf_is_local_domain(c, rcpt->domain);
-	r->code = 250;
-	str_copy(r->status, sizeof(r->status), "2.1.5");
-	str_copy(r->text, sizeof(r->text), "Recipient ok");
+	smtp_set_reply(&r->reply, 250, "2.1.5", "Recipient ok");
 	if (local && a == NULL) {
 		/* STYLE habit 9: a table we cannot read is a temporary failure. */
 		fail(&x, 451, "4.3.0", "Temporary lookup failure: aliases unavailable",

@@ -9,6 +9,7 @@
 
 #include "addr.h"
 #include "aliases.h"
+#include "reply.h"
 #include "conf.h"
 
 #define ROUTE_MAX_DEST 32
@@ -24,9 +25,7 @@ struct route_dest {
 };
 
 struct route_result {
-	int code;                                  /* 250, or the reply code */
-	char status[8];                            /* enhanced status, e.g. 5.1.1 */
-	char text[256];                            /* reply text */
+	struct smtp_reply reply;                   /* 250, or the refusal */
 	char address[ADDR_PATH_MAX + 1];           /* the recipient, normalised */
 	char local[ADDR_LOCAL_MAX + 1];            /* whole local part */
 	char domain[ADDR_DOMAIN_MAX + 1];

@@ -382,11 +382,12 @@ route_one(const struct conf *c, const struct aliases *a, const struct delivery_c
 	}
 	addr_format(&ad, shown, sizeof(shown));
 	route_address(c, a, &ad, 1, r);
-	if (r->code != 250) {
-		fprintf(stderr, "sendmail: <%s>: %d %s %s\n", shown, r->code, r->status, r->text);
+	if (r->reply.code != 250) {
+		fprintf(stderr, "sendmail: <%s>: %d %s %s\n", shown, r->reply.code,
+		    r->reply.status, r->reply.text);
 		log_info("%s: to=<%s>, status=%s (%d %s %s)", e->id, shown,
-		    accept_outcome(r->code), r->code, r->status, r->text);
-		worse(res, sysexit_for_reply(r->code, r->status));
+		    accept_outcome(r->reply.code), r->reply.code, r->reply.status, r->reply.text);
+		worse(res, sysexit_for_reply(r->reply.code, r->reply.status));
 		free(r);
 		return;
 	}
@@ -569,10 +570,10 @@ checked_rcpts(const struct conf *c, char **rcpts, size_t n, size_t *kept,
 		}
 		addr_format(&ad, shown, sizeof(shown));
 		route_address(c, a, &ad, 1, r);
-		if (r->code / 100 == 5) {
-			fprintf(stderr, "sendmail: <%s>: %d %s %s\n", shown, r->code, r->status,
-			    r->text);
-			worse(res, sysexit_for_reply(r->code, r->status));
+		if (r->reply.code / 100 == 5) {
+			fprintf(stderr, "sendmail: <%s>: %d %s %s\n", shown, r->reply.code,
+			    r->reply.status, r->reply.text);
+			worse(res, sysexit_for_reply(r->reply.code, r->reply.status));
 			continue;
 		}
 		out[(*kept)++] = xstrdup(shown);

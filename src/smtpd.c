@@ -284,10 +284,11 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 	}
 	r = xmalloc(sizeof(*r));
 	route_address(s->conf, s->env->aliases, &to, s->relay_allowed, r);
-	if (r->code != 250) {
-		if (r->why[0] && strcmp(r->why, r->text) != 0)
+	if (r->reply.code != 250) {
+		if (r->why[0] && strcmp(r->why, r->reply.text) != 0)
 			log_info("%s: <%s>: %s", s->tx.id, shown, r->why);
-		smtpd_reply(s, r->code, r->status, "<%s>: %s", shown, r->text);
+		smtpd_reply(s, r->reply.code, r->reply.status, "<%s>: %s", shown,
+		    r->reply.text);
 		free(r);
 		return;
 	}
@@ -487,7 +488,8 @@ cmd_vrfy(struct session *s, const char *arg, size_t len)
 		return;
 	}
 	/* Never reveal aliases (TESTCATALOGUE 6.13). */
-	smtpd_reply(s, 252, "2.1.5", "Cannot VRFY user, but will accept message and attempt delivery");
+	smtpd_reply(s, 252, "2.1.5",
+	    "Cannot VRFY user, but will accept message and attempt delivery");
 }
 
 static void

@@ -135,8 +135,8 @@ route(const char *address, struct route_result *r)
 
 	assert_int_equal(addr_parse_plain(address, &a), ADDR_OK);
 	route_address(conf, aliases, &a, 0, r);
-	if (r->code != 250)
-		fail_msg("%s: %d %s", address, r->code, r->text);
+	if (r->reply.code != 250)
+		fail_msg("%s: %d %s", address, r->reply.code, r->reply.text);
 	assert_non_null(route_pipe(r));
 }
 

@@ -34,6 +34,25 @@ test_reply_text_bounded(void **state)
 }
 
 /* SPEC 7's table: the permanent reply of each status. */
+/* smtp_reply_line: the line the spool keeps and a DSN quotes, bounded by out. */
+static void
+test_reply_line(void **state)
+{
+	struct smtp_reply r;
+	char line[32], tiny[8];
+
+	(void)state;
+	smtp_set_reply(&r, 451, "4.3.0", "try later");
+	smtp_reply_line(&r, line, sizeof(line));
+	assert_string_equal(line, "451 4.3.0 try later");
+	smtp_set_reply(&r, 250, "", "ok");
+	smtp_reply_line(&r, line, sizeof(line));
+	assert_string_equal(line, "250 ok");
+	smtp_set_reply(&r, 550, "5.1.1", "user unknown");
+	smtp_reply_line(&r, tiny, sizeof(tiny));
+	assert_string_equal(tiny, "550 5.1");
+}
+
 static void
 test_exit_status_to_reply(void **state)
 {
@@ -89,6 +108,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reply_text_bounded),
+		cmocka_unit_test(test_reply_line),
 		cmocka_unit_test(test_exit_status_to_reply),
 		cmocka_unit_test(test_reply_to_exit_status),
 	};

@@ -71,14 +71,14 @@ test_pipe_and_extension(void **state)
 	const struct route_dest *d;
 
 	route(f, "Support+42@Example.COM", 0, &r);
-	assert_int_equal(r.code, 250);
+	assert_int_equal(r.reply.code, 250);
 	d = route_pipe(&r);
 	assert_non_null(d);
 	assert_string_equal(d->target->cmd.argv[0], "/bin/true");
 	assert_string_equal(r.extension, "42");
 	assert_string_equal(r.local, "Support+42");
 	route(f, "also@example.com", 0, &r2);
-	assert_int_equal(r2.code, 250);
+	assert_int_equal(r2.reply.code, 250);
 	assert_false(route_same_run(&r, &r2));      /* extension differs */
 	route(f, "support@example.com", 0, &r);
 	assert_true(route_same_run(&r, &r2));       /* T83: same alias entry */
@@ -95,7 +95,7 @@ test_regex_runs_differ_by_capture(void **state)
 	route(f, "t-1@example.com", 0, &r1);
 	route(f, "t-2@example.com", 0, &r2);
 	route(f, "t-1@example.com", 0, &r3);
-	assert_int_equal(r1.code, 250);
+	assert_int_equal(r1.reply.code, 250);
 	assert_string_equal(r1.caps.num[1], "1");
 	assert_false(route_same_run(&r1, &r2));
 	assert_true(route_same_run(&r1, &r3));
@@ -108,22 +108,22 @@ test_rejections(void **state)
 	struct route_result r;
 
 	route(f, "nobody@example.com", 0, &r);
-	assert_int_equal(r.code, 550);
-	assert_string_equal(r.status, "5.1.1");
+	assert_int_equal(r.reply.code, 550);
+	assert_string_equal(r.reply.status, "5.1.1");
 	/* SPEC 5: routing characters never rewrite into another destination. */
 	route(f, "v%foreign.test@example.com", 1, &r);
-	assert_int_equal(r.code, 550);
+	assert_int_equal(r.reply.code, 550);
 	route(f, "foreign.test!v@example.com", 1, &r);
-	assert_int_equal(r.code, 550);
+	assert_int_equal(r.reply.code, 550);
 	/* T48: relay denied for the untrusted. */
 	route(f, "v@foreign.test", 0, &r);
-	assert_int_equal(r.code, 554);
-	assert_string_equal(r.status, "5.7.1");
+	assert_int_equal(r.reply.code, 554);
+	assert_string_equal(r.reply.status, "5.7.1");
 	/* Two programs for one recipient: a configuration error, temporary. */
 	route(f, "both@example.com", 0, &r);
-	assert_int_equal(r.code, 451);
+	assert_int_equal(r.reply.code, 451);
 	route(f, "dangling@example.com", 0, &r);
-	assert_int_equal(r.code, 550);
+	assert_int_equal(r.reply.code, 550);
 }
 
 static void
@@ -134,23 +134,23 @@ test_smarthost_and_missing(void **state)
 	struct addr a;
 
 	route(f, "fwd@example.com", 0, &r);      /* an address alias: the smarthost */
-	assert_int_equal(r.code, 250);
+	assert_int_equal(r.reply.code, 250);
 	assert_int_equal(r.ndest, 1);
 	assert_int_equal(r.dest[0].kind, ROUTE_SMARTHOST);
 	assert_string_equal(r.dest[0].address, "elsewhere@remote.test");
 	route(f, "v@foreign.test", 1, &r);
-	assert_int_equal(r.code, 250);
+	assert_int_equal(r.reply.code, 250);
 	assert_string_equal(r.dest[0].address, "v@foreign.test");
 	/* No smarthost configured: 550 5.3.5 (SPEC 5.3). */
 	f->c->nsmarthosts = 0;
 	route(f, "v@foreign.test", 1, &r);
-	assert_int_equal(r.code, 550);
-	assert_string_equal(r.status, "5.3.5");
+	assert_int_equal(r.reply.code, 550);
+	assert_string_equal(r.reply.status, "5.3.5");
 	f->c->nsmarthosts = 1;
 	/* A missing table is a temporary lookup failure (STYLE habit 9). */
 	assert_int_equal(addr_parse_plain("support@example.com", &a), ADDR_OK);
 	route_address(f->c, NULL, &a, 0, &r);
-	assert_int_equal(r.code, 451);
+	assert_int_equal(r.reply.code, 451);
 }
 
 int
