@@ -10,6 +10,11 @@
  *   limits fsync N DIR WRITERS    N times in all, over WRITERS processes:
  *                                 create, write 4 KB, fsync, rename, fsync
  *                                 the directory - one durable spool file
+ *   limits commit N DIR WRITERS   the same for undersmtpd's commit (SPEC 8):
+ *                                 a 4 KB message and a small envelope in
+ *                                 DIR/tmp, both fsync'd, linked into
+ *                                 DIR/queue, DIR/queue fsync'd - two files,
+ *                                 three fsyncs
  *
  * Prints the rate per second on standard output.
  */
@@ -18,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,6 +93,30 @@ one_file(const char *dir, int dirfd, long k)
 		die("unlink");
 }
 
+static void
+one_commit(const char *dir, int qfd, long k)
+{
+	char tmsg[4200], tenv[4200], qmsg[4200], qenv[4200];
+	int m, e;
+
+	snprintf(tmsg, sizeof(tmsg), "%s/tmp/%ld.%ld.msg", dir, (long)getpid(), k);
+	snprintf(tenv, sizeof(tenv), "%s/tmp/%ld.%ld.env", dir, (long)getpid(), k);
+	snprintf(qmsg, sizeof(qmsg), "%s/queue/%ld.%ld.msg", dir, (long)getpid(), k);
+	snprintf(qenv, sizeof(qenv), "%s/queue/%ld.%ld.env", dir, (long)getpid(), k);
+	if ((m = open(tmsg, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
+	    (e = open(tenv, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0)
+		die("create");
+	if (write(m, block, sizeof(block)) != (ssize_t)sizeof(block) ||
+	    write(e, block, 300) != 300)
+		die("write");
+	if (fsync(m) < 0 || fsync(e) < 0 || close(m) < 0 || close(e) < 0)
+		die("fsync");
+	if (link(tmsg, qmsg) < 0 || link(tenv, qenv) < 0 || fsync(qfd) < 0)
+		die("link+fsync dir");
+	if (unlink(tmsg) < 0 || unlink(tenv) < 0 || unlink(qenv) < 0 || unlink(qmsg) < 0)
+		die("unlink");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -118,8 +148,19 @@ main(int argc, char **argv)
 			if (wait(&status) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
 				die("a forker failed");
 		}
-	} else if (argc == 5 && strcmp(argv[1], "fsync") == 0) {
-		int writers = atoi(argv[4]);
+	} else if (argc == 5 && (strcmp(argv[1], "fsync") == 0 ||
+	    strcmp(argv[1], "commit") == 0)) {
+		int writers = atoi(argv[4]), commit = argv[1][0] == 'c';
+		char sub[4200];
+
+		if (commit) {
+			snprintf(sub, sizeof(sub), "%s/tmp", argv[3]);
+			if (mkdir(sub, 0700) < 0 && errno != EEXIST)
+				die(sub);
+			snprintf(sub, sizeof(sub), "%s/queue", argv[3]);
+			if (mkdir(sub, 0700) < 0 && errno != EEXIST)
+				die(sub);
+		}
 
 		n = atol(argv[2]);
 		t0 = now();
@@ -129,12 +170,16 @@ main(int argc, char **argv)
 			if (pid < 0)
 				die("fork");
 			if (pid == 0) {
-				int dfd = open(argv[3], O_RDONLY | O_DIRECTORY);
+				int dfd = open(commit ? sub : argv[3], O_RDONLY | O_DIRECTORY);
 
 				if (dfd < 0)
 					die(argv[3]);
-				for (long k = w; k < n; k += writers)
-					one_file(argv[3], dfd, k);
+				for (long k = w; k < n; k += writers) {
+					if (commit)
+						one_commit(argv[3], dfd, k);
+					else
+						one_file(argv[3], dfd, k);
+				}
 				_exit(0);
 			}
 		}
@@ -146,7 +191,7 @@ main(int argc, char **argv)
 		}
 	} else {
 		fprintf(stderr, "usage: limits fork N PROGRAM ARG [PROCS] | "
-		    "limits fsync N DIR WRITERS\n");
+		    "limits fsync|commit N DIR WRITERS\n");
 		return 64;
 	}
 	printf("%.1f\n", (double)n / (now() - t0));

@@ -339,7 +339,9 @@ def physical_limits(base, n):
     return {"fork_exec": run("fork", n, COUNTER, count),
             "fork_exec_2": run("fork", n, COUNTER, count, 2),
             "fsync_1": run("fsync", n, spool, 1),
-            "fsync_10": run("fsync", n, spool, 10)}
+            "fsync_10": run("fsync", n, spool, 10),
+            "commit_1": run("commit", n, spool, 1),
+            "commit_10": run("commit", n, spool, 10)}
 
 
 def fresh(base, name):
@@ -464,6 +466,11 @@ def report(results, args):
                   f"{lim['fork_exec_2']:.0f}/s with two",
                   f"- create + write 4 KB + fsync + rename + fsync dir: "
                   f"{lim['fsync_1']:.0f}/s with one writer, {lim['fsync_10']:.0f}/s with 10"]
+        if "commit_1" in lim:
+            lines.append(f"- the spool's commit alone (SPEC 8: message and envelope "
+                         f"fsync'd, both linked, directory fsync'd): "
+                         f"{lim['commit_1']:.0f}/s with one writer, "
+                         f"{lim['commit_10']:.0f}/s with 10")
         for row in results["rows"]:
             if row["sessions"] != 10:
                 continue
@@ -475,7 +482,9 @@ def report(results, args):
             else:
                 lines.append(f"- relay path at 10 sessions: {u:.0f}/s = "
                              f"{100 * u / lim['fsync_10']:.0f}% of the durable-write "
-                             f"rate with 10 writers")
+                             f"rate with 10 writers"
+                             + (f", {100 * u / lim['commit_10']:.0f}% of the commit "
+                                f"rate with 10" if "commit_10" in lim else ""))
     text = "\n".join(lines) + "\n"
     print(text)
     if args.smoke:
