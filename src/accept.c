@@ -112,18 +112,36 @@ run_program(const struct delivery_ctx *dctx, const struct envelope *tx,
 	    relaysize);
 }
 
+/*
+ * accept_log - Postfix's delivery line, one per recipient: delay= since MAIL,
+ * delays= the message's reception / 0 / 0 / the program's run (Postfix's
+ * before queue / in queue / connection / transmission), dsn= the enhanced code.
+ */
+void
+accept_log_rcpt(const char *role, const char *id, const char *rcpt, const char *relay,
+    int64_t since, int64_t started, const struct smtp_reply *rep)
+{
+	int64_t now = now_ms();
+	char line[320];
+
+	if (since <= 0 || since > started)
+		since = started;
+	smtp_reply_line(rep, line, sizeof(line));
+	log_info_as(role, "%s: to=<%s>, relay=%s, delay=%.2f, delays=%.2f/0/0/%.2f, "
+	    "dsn=%s, status=%s (%s)", id, rcpt, relay, (double)(now - since) / 1000,
+	    (double)(started - since) / 1000, (double)(now - started) / 1000,
+	    rep->status[0] ? rep->status : rep->code / 100 == 2 ? "2.0.0" :
+	    rep->code / 100 == 4 ? "4.0.0" : "5.0.0", accept_outcome(rep->code), line);
+}
+
 void
 accept_log(const struct envelope *tx, const struct smtp_reply *rep, const char *relay,
-    int64_t started, int program_only)
+    int64_t started)
 {
-	int64_t ms = now_ms() - started;
-
 	for (size_t i = 0; i < tx->nrcpts; i++)
-		if (!program_only || tx->rcpts[i].pipe)
-			log_info("%s: to=<%s>, relay=%s, delay=%lld.%02lld, status=%s (%d %s %s)",
-			    tx->id, tx->rcpts[i].text, relay, (long long)(ms / 1000),
-			    (long long)(ms % 1000 / 10), accept_outcome(rep->code), rep->code,
-			    rep->status, rep->text);
+		if (tx->rcpts[i].pipe)
+			accept_log_rcpt("pipe", tx->id, tx->rcpts[i].text, relay, tx->mail_ms,
+			    started, rep);
 }
 
 /* spool_copy - the spooled copy, durable before the 250 (SPEC 8); 1, or 0. */
@@ -135,6 +153,7 @@ spool_copy(const struct conf *c, struct envelope *tx, const struct envelope_clie
 		int full = errno == ENOSPC || errno == EDQUOT;
 
 		log_warn("%s: cannot spool the message", tx->id);
+		tx->outcome_logged = 0;     /* the refusal is the spool's, not logged yet */
 		smtp_set_reply(rep, full ? 452 : 451, full ? "4.3.1" : "4.3.0",
 		    full ? "Insufficient system storage" : "Local error: cannot spool "
 		    "the message; try again later");
@@ -163,7 +182,8 @@ accept_message(const struct delivery_ctx *dctx, struct envelope *tx,
 	 */
 	if (tx->pipe_route != NULL) {
 		run_program(dctx, tx, cl, rep, relay, sizeof(relay));
-		accept_log(tx, rep, relay, started, 1);
+		accept_log(tx, rep, relay, started);
+		tx->outcome_logged = 1;
 		if (rep->code / 100 == 4 && delivery_pipe_conf(dctx->conf,
 		    tx->pipe_route)->policy == POLICY_SYNC_THEN_QUEUE) {
 			/* SPEC 7.1: a temporary failure is spooled and retried. */

@@ -70,11 +70,16 @@ void accept_run(const struct delivery_ctx *dctx, const struct route_result *rout
     size_t relaysize);
 
 /*
- * accept_log - one line per recipient of tx (those of its program run
- * alone, with program_only) for the reply rep, through relay.
+ * accept_log_rcpt - Postfix's delivery line for one recipient, by role (pipe,
+ * smtpd for a refusal of the message): delay= since the transaction began
+ * (since, the time of MAIL), delays= reception / 0 / 0 / since started,
+ * dsn= and status= from rep.  accept_log - one such line per recipient of
+ * tx's program run.
  */
+void accept_log_rcpt(const char *role, const char *id, const char *rcpt, const char *relay,
+    int64_t since, int64_t started, const struct smtp_reply *rep);
 void accept_log(const struct envelope *tx, const struct smtp_reply *rep, const char *relay,
-    int64_t started, int program_only);
+    int64_t started);
 /* accept_outcome - the log's word for a reply: "sent", "deferred" or "bounced". */
 const char *accept_outcome(int code);
 

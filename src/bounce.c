@@ -215,7 +215,8 @@ bounce_create(const struct conf *c, const struct spool_env *env, int msgfd)
 	spool_env_free(&dsn);
 	close(fd);
 	if (rc == 0)
-		log_info("%s: sender non-delivery notification: %s", env->id, dsn.id);
+		log_info_as("bounce", "%s: sender non-delivery notification: %s", env->id,
+		    dsn.id);
 	errno = saved;
 	return rc;
 }

@@ -383,7 +383,9 @@ delivery_run(const struct delivery_ctx *ctx, const struct delivery_job *job,
 	int64_t until = now_ms() + pc->timeout * 1000;
 	int stdin_fd, all = -2, mine = -2;
 
-	snprintf(relay, relaysize, "pipe (%s)", cmd->argv[0]);
+	/* Postfix's pipe says relay=SERVICE; ours is the alias (or its regex). */
+	snprintf(relay, relaysize, "%s", d->entry->name);
+	str_log_token(relay);
 	/* SPEC 7: also for a program run from the queue (policy queue, retries). */
 	for (size_t i = 0; !job->loop_checked && i < job->nrecipients; i++)
 		if (delivered_before(job->msgfd, job->recipients[i])) {

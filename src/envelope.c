@@ -60,6 +60,7 @@ envelope_reset(struct envelope *e)
 int
 envelope_new_id(struct envelope *e)
 {
+	e->mail_ms = now_ms();
 	return random_hex(e->id, sizeof(e->id), QUEUE_ID_LEN / 2);
 }
 

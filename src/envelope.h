@@ -13,6 +13,7 @@
 #define ENVELOPE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "addr.h"
@@ -53,6 +54,9 @@ struct envelope {
 	size_t wlen;
 	void *md;                         /* EVP_MD_CTX * over the client's message */
 	unsigned char digest[32];
+	int64_t mail_ms;                  /* when MAIL came: delay= in the log */
+	int outcome_logged;               /* the reply is a program's, whose
+	                                     to= lines are in the log already */
 };
 
 /* The session's facts that go into Received: and the program's environment. */

@@ -902,6 +902,7 @@ launcher_become(int sock, const struct conf *c, const char *aliases_override,
 	int status;
 
 	served_child = child;
+	log_set_role("launcher");
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = forward_signal;
 	sigaction(SIGTERM, &sa, NULL);

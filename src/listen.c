@@ -293,8 +293,8 @@ over_ip_limit(const struct daemon *d, int family, const unsigned char ip[16])
 	    count_from(d, family, ip) < (size_t)d->conf->max_connections_per_ip)
 		return 0;
 	ip_to_text(family, ip, text, sizeof(text));
-	log_warnx("connect from [%s]: too many connections from this address (%ld)",
-	    text, d->conf->max_connections_per_ip);
+	log_warnx("connect from unknown[%s]: too many connections from this address "
+	    "(%ld)", text, d->conf->max_connections_per_ip);
 	return 1;
 }
 
@@ -434,7 +434,7 @@ proxy_peer_allowed(const struct conf *c, int fd)
 	if (conf_proxy_allowed(c, family, ip))
 		return 1;
 	ip_to_text(family, ip, text, sizeof(text));
-	log_warnx("connection on a PROXY listener from [%s], which is not in "
+	log_warnx("connection on a PROXY listener from unknown[%s], which is not in "
 	    "proxy_networks: closed", text);
 	return 0;
 }
@@ -622,6 +622,7 @@ session_process(struct daemon *d, int ctl)
 	int null;
 
 	become_child(d, on_session_sigterm);
+	log_set_role("smtpd");
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0) {
 		/* Not the master's standard input and output: /dev/null until a client. */
@@ -919,7 +920,7 @@ accept_on(struct daemon *d, int lfd, int proxied)
 		    (size_t)d->conf->max_connections_per_ip))
 			collect_done(d);
 		if (active_sessions(d) >= (size_t)d->conf->max_connections) {
-			log_warnx("connect from [%s]: too many connections (%ld)", text,
+			log_warnx("connect from unknown[%s]: too many connections (%ld)", text,
 			    d->conf->max_connections);
 			refuse(fd, "421 4.7.0 Too many connections; try again later\r\n");
 			continue;
@@ -936,7 +937,7 @@ accept_on(struct daemon *d, int lfd, int proxied)
 		report[0] = report[1] = -1;
 		if (proxied && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC |
 		    SOCK_NONBLOCK, 0, report) < 0) {
-			log_warn("socketpair for a session from [%s]", text);
+			log_warn("socketpair for a session from unknown[%s]", text);
 			refuse(fd, "421 4.3.0 Local error; try again later\r\n");
 			continue;
 		}
@@ -1013,6 +1014,7 @@ maybe_run_queue(struct daemon *d, int now_please)
 		struct queue_result res;
 
 		become_child(d, SIG_DFL);
+		log_set_role("qmgr");
 		memset(&q, 0, sizeof(q));
 		q.conf = d->conf;
 		q.aliases = d->aliases;

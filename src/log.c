@@ -19,13 +19,29 @@
 
 static struct {
 	char ident[32];
+	char role[16];          /* what this process does now: smtpd, qmgr, ... */
+	char tag[64];           /* "ident/role": syslog(3) keeps a pointer to it */
+	char host[64];          /* short host name, for log_file lines */
 	int flags;
 	int fd;           /* log_file, or -1 */
 	int debug;
 	char open_error[512];   /* why the last log_open() failed */
 	int last_words_fd;      /* a session's client, or -1 (log_last_words) */
 	char last_words[320];
-} logger = {"undersmtpd", LOG_TO_STDERR, -1, 0, "", -1, ""};
+} logger = {"undersmtpd", "", "undersmtpd", "localhost", LOG_TO_STDERR, -1, 0, "", -1, ""};
+
+/*
+ * set_tag - "ident/role" (or ident alone) into logger.tag.  syslog(3) reads
+ * the tag through the pointer openlog() was given, so the buffer stays the
+ * same and only its text changes.
+ */
+static void
+set_tag(const char *role)
+{
+	if (role[0] == '\0' || str_fmt(logger.tag, sizeof(logger.tag), "%s/%s",
+	    logger.ident, role) < 0)
+		str_copy(logger.tag, sizeof(logger.tag), logger.ident);
+}
 
 int
 log_open(const char *ident, int flags, const char *log_file, int debug)
@@ -48,9 +64,21 @@ log_open(const char *ident, int flags, const char *log_file, int debug)
 	logger.flags = flags;
 	logger.fd = fd;
 	logger.debug = debug;
+	/* As syslogd writes it: the name up to its first dot. */
+	if (gethostname(logger.host, sizeof(logger.host)) < 0 || logger.host[0] == '\0')
+		str_copy(logger.host, sizeof(logger.host), "localhost");
+	logger.host[sizeof(logger.host) - 1] = '\0';
+	logger.host[strcspn(logger.host, ".")] = '\0';
+	set_tag(logger.role);
 	if (flags & LOG_TO_SYSLOG)
-		openlog(logger.ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+		openlog(logger.tag, LOG_PID | LOG_NDELAY, LOG_MAIL);
 	return 0;
+}
+
+void
+log_set_role(const char *role)
+{
+	str_copy(logger.role, sizeof(logger.role), role != NULL ? role : "");
 }
 
 const char *
@@ -92,34 +120,46 @@ write_line(int fd, const char *prefix, const char *msg)
 		return;
 }
 
-static void vlog(int priority, const char *fmt, va_list ap, int with_errno, int saved)
-	__attribute__((format(printf, 2, 0)));
+static void vlog(int priority, const char *role, const char *fmt, va_list ap,
+    int with_errno, int saved) __attribute__((format(printf, 3, 0)));
 
+/*
+ * vlog - one line.  role: this line's (Postfix's program names, so that
+ * pflogsumm and fail2ban read us), NULL for the process's own.  Warnings
+ * and fatal errors say so first, as Postfix's do.
+ */
 static void
-vlog(int priority, const char *fmt, va_list ap, int with_errno, int saved)
+vlog(int priority, const char *role, const char *fmt, va_list ap, int with_errno,
+    int saved)
 {
 	char msg[1536];
-	size_t len;
+	size_t len = 0;
 
 	if (priority == LOG_DEBUG && !logger.debug)
 		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (priority == LOG_WARNING)
+		len = (size_t)snprintf(msg, sizeof(msg), "warning: ");
+	else if (priority == LOG_CRIT)
+		len = (size_t)snprintf(msg, sizeof(msg), "fatal: ");
+	vsnprintf(msg + len, sizeof(msg) - len, fmt, ap);
 	len = strlen(msg);
 	if (with_errno)
 		snprintf(msg + len, sizeof(msg) - len, ": %s", strerror(saved));
 	/* Log text never carries control characters (client data may be in it). */
 	str_mask_controls(msg);
+	set_tag(role != NULL ? role : logger.role);
 	if (logger.flags & LOG_TO_SYSLOG)
 		syslog(priority, "%s", msg);
 	if (logger.fd >= 0) {
-		char prefix[128], stamp[32];
+		char prefix[192], stamp[32];
 		time_t t = time(NULL);
 		struct tm tm;
 
+		/* syslog's own layout: time, host, tag[pid]. */
 		localtime_r(&t, &tm);
 		strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
-		snprintf(prefix, sizeof(prefix), "%s %s[%ld]: ", stamp,
-		    logger.ident, (long)getpid());
+		snprintf(prefix, sizeof(prefix), "%s %s %s[%ld]: ", stamp, logger.host,
+		    logger.tag, (long)getpid());
 		write_line(logger.fd, prefix, msg);
 	}
 	if (logger.flags & LOG_TO_STDERR) {
@@ -136,7 +176,7 @@ vlog(int priority, const char *fmt, va_list ap, int with_errno, int saved)
 		int saved = errno;                             \
 		va_list ap;                                    \
 		va_start(ap, fmt);                             \
-		vlog(prio, fmt, ap, with_errno, saved);        \
+		vlog(prio, NULL, fmt, ap, with_errno, saved);  \
 		va_end(ap);                                    \
 		errno = saved;                                 \
 	}
@@ -145,6 +185,16 @@ LOGFN(log_warn, LOG_WARNING, 1)
 LOGFN(log_warnx, LOG_WARNING, 0)
 LOGFN(log_info, LOG_INFO, 0)
 LOGFN(log_debug, LOG_DEBUG, 0)
+
+void
+log_info_as(const char *role, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_INFO, role, fmt, ap, 0, 0);
+	va_end(ap);
+}
 
 void
 log_diag(void *ctx, const char *file, int line, const char *msg)
@@ -186,7 +236,7 @@ fatal(const char *fmt, ...)
 
 	say_last_words();
 	va_start(ap, fmt);
-	vlog(LOG_CRIT, fmt, ap, 1, saved);
+	vlog(LOG_CRIT, NULL, fmt, ap, 1, saved);
 	va_end(ap);
 	exit(75);
 }
@@ -198,7 +248,7 @@ fatalx(const char *fmt, ...)
 
 	say_last_words();
 	va_start(ap, fmt);
-	vlog(LOG_CRIT, fmt, ap, 0, 0);
+	vlog(LOG_CRIT, NULL, fmt, ap, 0, 0);
 	va_end(ap);
 	exit(75);
 }

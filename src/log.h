@@ -33,6 +33,16 @@ void log_close(void);
 /* log_stderr_allowed - 0 once log_open() was told fd 2 is not ours. */
 int log_stderr_allowed(void);
 
+/*
+ * log_set_role - the process's role in its log lines' tag, "undersmtpd/ROLE"
+ * as Postfix's "postfix/smtpd": smtpd (a session), qmgr (the queue), master
+ * (the daemon), pickup, sendmail, launcher.  log_info_as gives one line a
+ * role of its own (pipe, smtp, bounce, cleanup): what pflogsumm and
+ * fail2ban's postfix filters key on.
+ */
+void log_set_role(const char *role);
+void log_info_as(const char *role, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

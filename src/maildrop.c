@@ -401,8 +401,11 @@ pick_one(const struct conf *c, int dfd, const char *name)
 			reject(dfd, name, &st, refused);
 			rc = 0;
 		} else if (rc == 0) {
-			log_info("%s: from=<%s>, uid=%ld, nrcpt=%zu (maildrop %s)", id, h.sender,
-			    (long)st.st_uid, h.nrcpts, name);
+			/* Postfix's pickup and qmgr lines: pflogsumm counts it received. */
+			log_info_as("pickup", "%s: uid=%ld from=<%s> (maildrop %s)", id,
+			    (long)st.st_uid, h.sender, name);
+			log_info_as("qmgr", "%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)",
+			    id, h.sender, (long long)st.st_size, h.nrcpts);
 			/* Durable in the queue: now the maildrop copy may go. */
 			if (unlinkat(dfd, name, 0) < 0)
 				log_warn("unlink maildrop/%s", name);

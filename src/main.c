@@ -629,6 +629,10 @@ main(int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
+	/* Postfix's program names in the log, by what this process does. */
+	log_set_role(o.mode == MODE_INETD ? "smtpd" : o.mode == MODE_DAEMON ? "master" :
+	    o.mode == MODE_FLUSH ? "qmgr" : o.mode == MODE_OPERATE ? "postsuper" :
+	    o.mode == MODE_SENDMAIL ? "sendmail" : NULL);
 	switch (o.mode) {
 	case MODE_HELP:
 		usage(stdout);

@@ -53,19 +53,45 @@ backoff(const struct conf *c, int attempts)
 	return d > 0 ? d : 1;
 }
 
-static void
-log_outcome(const struct spool_env *e, const struct spool_rcpt *r, const char *relay,
-    const char *status)
+/*
+ * log_outcome - Postfix's delivery line, by the role that made it (smtp,
+ * pipe, local for an alias expansion, qmgr): delay= since the message was
+ * spooled, delays= 0 / its wait in the queue / 0 / this attempt, dsn= the
+ * enhanced code of the last reply.
+ */
+static double
+wall_seconds(void)
 {
-	long delay = (long)(time(NULL) - e->created);
+	struct timespec ts;
 
-	log_info("%s: to=<%s>, relay=%s, delay=%ld, status=%s (%s)", e->id, r->addr,
-	    relay, delay, status, r->last);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+log_outcome(const struct spool_env *e, const struct spool_rcpt *r, const char *role,
+    const char *relay, const char *status)
+{
+	double now = wall_seconds(), began = e->attempt > 0 ? e->attempt : now;
+	double waited = began - (double)e->created, total = now - (double)e->created;
+	char token[300], dsn[16];
+
+	str_copy(token, sizeof(token), relay[0] ? relay : "none");
+	str_log_token(token);
+	bounce_status(r->last, r->state == RCPT_DELIVERED ? "2.0.0" :
+	    r->state == RCPT_DEFERRED ? "4.0.0" : "5.0.0", dsn);
+	log_info_as(role, "%s: to=<%s>, %s%s%srelay=%s, delay=%.2f, delays=0/%.2f/0/%.2f, "
+	    "dsn=%s, status=%s (%s)", e->id, r->addr,
+	    strcmp(r->orig, r->addr) != 0 && r->orig[0] ? "orig_to=<" : "",
+	    strcmp(r->orig, r->addr) != 0 && r->orig[0] ? r->orig : "",
+	    strcmp(r->orig, r->addr) != 0 && r->orig[0] ? ">, " : "", token,
+	    total > 0 ? total : 0, waited > 0 ? waited : 0, now - began, dsn, status,
+	    r->last);
 }
 
 static void
 record(struct spool_env *e, struct spool_rcpt *r, const char *reply, int code,
-    const char *relay, struct queue_result *res)
+    const char *role, const char *relay, struct queue_result *res)
 {
 	r->attempts++;
 	str_copy(r->last, sizeof(r->last), reply);
@@ -78,7 +104,7 @@ record(struct spool_env *e, struct spool_rcpt *r, const char *reply, int code,
 	} else {
 		r->state = RCPT_DEFERRED;
 	}
-	log_outcome(e, r, relay[0] ? relay : "none", accept_outcome(code));
+	log_outcome(e, r, role, relay, accept_outcome(code));
 }
 
 
@@ -120,7 +146,7 @@ to_program(struct queue_ctx *q, struct spool_env *e, size_t i,
 
 		smtp_reply_line(&rep, text, sizeof(text));
 		/* spool_add_rcpt may have moved the array: index, not pointer. */
-		record(e, &e->rcpts[i], text, rep.code, relay, res);
+		record(e, &e->rcpts[i], text, rep.code, "pipe", relay, res);
 	}
 }
 
@@ -143,7 +169,7 @@ expand(struct spool_env *e, size_t i, const struct route_result *route,
 	}
 	snprintf(text, sizeof(text), "250 2.0.0 expanded to %zu address(es)", added);
 	/* spool_add_rcpt may have moved the array: index, not pointer. */
-	record(e, &e->rcpts[i], text, 250, "alias", res);
+	record(e, &e->rcpts[i], text, 250, "local", "alias", res);
 	res->delivered--;       /* an expansion is not a delivery */
 }
 
@@ -167,7 +193,7 @@ deliver(struct queue_ctx *q, struct smtpc *sc, struct spool_env *e, int msgfd,
 		if (!is_open(&e->rcpts[i]))
 			continue;
 		if (addr_parse_plain(e->rcpts[i].addr, &a) != ADDR_OK) {
-			record(e, &e->rcpts[i], "550 5.1.3 bad address in the spool", 550,
+			record(e, &e->rcpts[i], "550 5.1.3 bad address in the spool", 550, "qmgr",
 			    "none", res);
 			continue;
 		}
@@ -177,7 +203,7 @@ deliver(struct queue_ctx *q, struct smtpc *sc, struct spool_env *e, int msgfd,
 			char text[SPOOL_REPLY_MAX];
 
 			smtp_reply_line(&route->reply, text, sizeof(text));
-			record(e, &e->rcpts[i], text, route->reply.code, "none", res);
+			record(e, &e->rcpts[i], text, route->reply.code, "qmgr", "none", res);
 		} else if (route_pipe(route) != NULL) {
 			to_program(q, e, i, route, msgfd, res);
 		} else if (route->ndest != 1 ||
@@ -212,7 +238,8 @@ deliver(struct queue_ctx *q, struct smtpc *sc, struct spool_env *e, int msgfd,
 			smtpc_close(sc);
 		}
 		for (size_t k = 0; k < n; k++)
-			record(e, &e->rcpts[idx[k]], rep[k].text, rep[k].code, sc->name, res);
+			record(e, &e->rcpts[idx[k]], rep[k].text, rep[k].code, "smtp", sc->name,
+			    res);
 	}
 	free(idx);
 	free(rep);
@@ -237,7 +264,7 @@ expire(const struct conf *c, struct spool_env *e)
 			smtp_reply_append(&text, "; last: ", r->last);
 		str_copy(r->last, sizeof(r->last), text.text);
 		r->state = RCPT_FAILED;
-		log_outcome(e, r, "none", "expired");
+		log_outcome(e, r, "qmgr", "none", "expired");
 	}
 }
 
@@ -312,6 +339,7 @@ run_one(struct queue_ctx *q, struct smtpc *sc, const char *id, int force,
 	} else if (!force && e.next_try > now) {
 		res->remaining++;
 	} else {
+		e.attempt = wall_seconds();
 		deliver(q, sc, &e, lock, res);
 		if (now - e.created >= c->queue.lifetime)
 			expire(c, &e);
@@ -828,6 +856,7 @@ queue_kick(const struct conf *c, struct delivery_ctx *dctx)
 	if (pid > 0)
 		return;
 	log_last_words(-1, NULL);             /* the session's client is not ours */
+	log_set_role("qmgr");
 	/* The client's socket is fds 0-2: let go of it at once. */
 	{
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -385,8 +385,7 @@ route_one(const struct conf *c, const struct aliases *a, const struct delivery_c
 	if (r->reply.code != 250) {
 		fprintf(stderr, "sendmail: <%s>: %d %s %s\n", shown, r->reply.code,
 		    r->reply.status, r->reply.text);
-		log_info("%s: to=<%s>, status=%s (%d %s %s)", e->id, shown,
-		    accept_outcome(r->reply.code), r->reply.code, r->reply.status, r->reply.text);
+		accept_log_rcpt("sendmail", e->id, shown, "none", e->mail_ms, now_ms(), &r->reply);
 		worse(res, sysexit_for_reply(r->reply.code, r->reply.status));
 		free(r);
 		return;
@@ -407,9 +406,10 @@ route_one(const struct conf *c, const struct aliases *a, const struct delivery_c
 			return;
 		}
 		/* Each recipient a run of its own: sendmail's caller has no one reply. */
+		int64_t started = now_ms();
+
 		accept_run(dctx, r, list, 1, &o, e->msg_fd, 0, &rep, relay, sizeof(relay));
-		log_info("%s: to=<%s>, relay=%s, status=%s (%d %s %s)", e->id, shown, relay,
-		    accept_outcome(rep.code), rep.code, rep.status, rep.text);
+		accept_log_rcpt("pipe", e->id, shown, relay, e->mail_ms, started, &rep);
 		if (rep.code / 100 == 4) {
 			/* SPEC 7.1: the caller cannot retry; we do, from the queue. */
 			envelope_add_dest(e, shown, shown);
@@ -747,8 +747,15 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 		return EX_TEMPFAIL;
 	}
 	a = aliases_load(c->aliases, dctx.ps.aliases_owner, &d);
-	log_info("%s: from=<%s>, uid=%ld, nrcpt=%zu (sendmail)", e.id, e.sender_text,
-	    (long)invoker, nrcpts);
+	{
+		off_t size = lseek(e.msg_fd, 0, SEEK_END);
+
+		/* Postfix's pickup and qmgr lines: pflogsumm counts it received. */
+		log_info_as("pickup", "%s: uid=%ld from=<%s> (sendmail)", e.id, (long)invoker,
+		    e.sender_text);
+		log_info_as("qmgr", "%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", e.id,
+		    e.sender_text, (long long)(size > 0 ? size : 0), nrcpts);
+	}
 	for (size_t i = 0; i < nrcpts; i++)
 		route_one(c, a, &dctx, &e, rcpts[i], &res);
 	if (e.ndests > 0) {

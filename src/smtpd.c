@@ -73,6 +73,34 @@ smtpd_deadline(const struct session *s)
  * reply - the one way out.  status NULL: no enhanced code (only the greeting
  * and HELO/EHLO, RFC 2034).  Lines of a multi-line reply are split at '\n'.
  */
+/*
+ * log_refusal - Postfix's line for a 4xx/5xx, which pflogsumm counts and
+ * fail2ban's postfix filter reads: "ID: reject: RCPT from unknown[ADDR]: 550
+ * 5.1.1 <x>: User unknown; from=<s> to=<x> proto=ESMTP helo=<h>".  Only the
+ * commands that carry mail are rejections of a message; an error in any
+ * other (a bad HELO, a command out of sequence) is logged as "error:".
+ */
+static void
+log_refusal(const struct session *s, int code, const char *status, const char *text)
+{
+	static const char *const carries_mail[] = {"CONNECT", "MAIL", "RCPT", "DATA",
+	    "END-OF-MESSAGE"};
+	const char *verb = s->verb ? s->verb : "CONNECT", *kind = "error";
+	char from[ADDR_PATH_MAX + 16] = "", to[ADDR_PATH_MAX + 16] = "";
+
+	for (size_t i = 0; i < ARRAY_LEN(carries_mail); i++)
+		if (strcmp(verb, carries_mail[i]) == 0)
+			kind = "reject";
+	if (s->state == STATE_MAIL || s->state == STATE_RCPT)
+		snprintf(from, sizeof(from), " from=<%s>", s->tx.sender_text);
+	if (s->rcpt[0])
+		snprintf(to, sizeof(to), " to=<%s>", s->rcpt);
+	log_info("%s: %s: %s from unknown[%s]: %d%s%s %s;%s%s proto=%s helo=<%s>",
+	    s->tx.id[0] ? s->tx.id : "NOQUEUE", kind, verb, s->env->client_text, code,
+	    status ? " " : "", status ? status : "", text, from, to,
+	    s->esmtp ? "ESMTP" : "SMTP", s->helo);
+}
+
 void
 smtpd_reply(struct session *s, int code, const char *status, const char *fmt, ...)
 {
@@ -110,11 +138,9 @@ smtpd_reply(struct session *s, int code, const char *status, const char *fmt, ..
 		if (!nl)
 			break;
 	}
-	if (code >= 400) {
-		log_info("%s: reject: %s from [%s]: %d %s %s", s->tx.id[0] ? s->tx.id
-		    : "NOQUEUE", s->verb ? s->verb : "-", s->env->client_text, code,
-		    status ? status : "", text);
-	}
+	if (code >= 400 && !s->refusal_logged)
+		log_refusal(s, code, status, text);
+	s->refusal_logged = 0;
 }
 
 void
@@ -243,7 +269,6 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 	s->tx.sender = from;
 	s->tx.params = p;
 	addr_format(&from, s->tx.sender_text, sizeof(s->tx.sender_text));
-	log_info("%s: client=[%s], helo=%s", s->tx.id, s->env->client_text, s->helo);
 	smtpd_enter_state(s, STATE_MAIL);
 	smtpd_reply(s, 250, "2.1.0", "Sender <%s> ok", s->tx.sender_text);
 }
@@ -273,6 +298,7 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		return;
 	}
 	addr_format(&to, shown, sizeof(shown));
+	str_copy(s->rcpt, sizeof(s->rcpt), shown);
 	if (s->tx.nrcpts >= (size_t)s->conf->max_recipients) {
 		/* RFC 5321 4.5.3.1.10: 452 keeps the earlier recipients. */
 		smtpd_reply(s, 452, "4.5.3", "Too many recipients");
@@ -305,6 +331,10 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		    shown, DELIVERY_MAX_RCPTS);
 		return;
 	}
+	/* As Postfix's smtpd: the transaction is logged once it has a recipient. */
+	if (s->state == STATE_MAIL)
+		log_info("%s: client=unknown[%s], helo=<%s>", s->tx.id, s->env->client_text,
+		    s->helo);
 	smtpd_enter_state(s, STATE_RCPT);
 	smtpd_reply(s, 250, "2.1.5", "Recipient <%s> ok", shown);
 }
@@ -396,8 +426,8 @@ cmd_data(struct session *s, const char *arg, size_t len)
 	 * submission (sendmail -bs) are trusted to know what they do.
 	 */
 	if (!s->auth_user[0] && !s->env->local_submission && reader_input_waiting(&s->in)) {
-		log_warnx("%s: improper command pipelining after DATA from [%s]: closed",
-		    s->tx.id, s->env->client_text);
+		log_warnx("%s: improper command pipelining after DATA from unknown[%s]: "
+		    "closed", s->tx.id, s->env->client_text);
 		smtpd_reply(s, 554, "5.5.0", "Error: SMTP protocol synchronization");
 		smtpd_end_transaction(s);
 		smtpd_enter_state(s, STATE_QUIT);
@@ -423,32 +453,39 @@ cmd_data(struct session *s, const char *arg, size_t len)
 		break;
 	case DATA_TIMEOUT:
 		smtpd_reply(s, 421, "4.4.2", "%s Timeout during DATA; closing", s->conf->hostname);
-		log_info("%s: timeout after DATA from [%s]", s->tx.id, s->env->client_text);
+		log_info("%s: timeout after DATA from unknown[%s]", s->tx.id,
+		    s->env->client_text);
 		smtpd_end_transaction(s);
 		smtpd_enter_state(s, STATE_QUIT);
 		return;
 	default:
-		log_info("%s: lost connection after DATA from [%s]", s->tx.id,
+		log_info("%s: lost connection after DATA from unknown[%s]", s->tx.id,
 		    s->env->client_text);
 		smtpd_end_transaction(s);
 		smtpd_enter_state(s, STATE_QUIT);
 		return;
 	}
-	log_info("%s: from=<%s>, size=%llu, nrcpt=%zu", s->tx.id, s->tx.sender_text,
-	    (unsigned long long)res.size, s->tx.nrcpts);
+	/* Postfix's qmgr line: the sender and size pflogsumm counts. */
+	log_info_as("qmgr", "%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)", s->tx.id,
+	    s->tx.sender_text, (unsigned long long)res.size, s->tx.nrcpts);
 	s->verb = "END-OF-MESSAGE";
 	memset(&rep, 0, sizeof(rep));
 	if (data_verdict(s, &res, &rep) == 0) {
 		struct delivery_ctx dctx = {.conf = s->conf, .ps = s->env->ps};
 
 		s->env->spooled += accept_message(&dctx, &s->tx, &cl, res.size, started, &rep);
-	} else {
-		accept_log(&s->tx, &rep, "none", started, 0);
 	}
-	if (rep.code == 250)
+	if (rep.code == 250) {
 		smtpd_reply(s, 250, rep.status, "Ok: %s, id %s", rep.text, s->tx.id);
-	else
+	} else {
+		/*
+		 * A program's refusal is in the log as its delivery line (status=
+		 * deferred or bounced); logged again as a rejection, pflogsumm
+		 * would count the message twice.  Any other refusal is one.
+		 */
+		s->refusal_logged = s->tx.outcome_logged;
 		smtpd_reply(s, rep.code, rep.status, "%s", rep.text);
+	}
 	s->msgs++;
 	smtpd_end_transaction(s);
 }
@@ -554,6 +591,7 @@ dispatch(struct session *s, const char *line, size_t len)
 
 	s->commands++;
 	s->verb = "-";
+	s->rcpt[0] = '\0';
 	if (smtp_split_line(line, len, &cl, &err) < 0) {
 		smtpd_reply(s, err.code, err.status, "%s", err.text);
 		return;
@@ -659,12 +697,12 @@ smtpd_session(struct smtpd_env *env)
 	if (!conf_client_allowed(s->conf, env->client_family, env->client_ip)) {
 		/* client_networks: who may connect at all (SPEC 13). */
 		s->denied = 1;
-		log_warnx("connect from [%s]: not in client_networks: refused",
+		log_warnx("connect from unknown[%s]: not in client_networks: refused",
 		    env->client_text);
 		smtpd_reply(s, 554, "5.7.1", "%s Access denied: this server does not take mail "
 		    "from your address", s->conf->hostname);
 	} else {
-		log_info("connect from [%s]%s", env->client_text,
+		log_info("connect from unknown[%s]%s", env->client_text,
 		    s->relay_allowed ? " (may relay)" : "");
 		smtpd_reply(s, 220, NULL, "%s ESMTP undersmtpd", s->conf->hostname);
 	}
@@ -689,7 +727,7 @@ smtpd_session(struct smtpd_env *env)
 			    s->conf->hostname);
 			break;
 		} else if (rc != IO_OK) {
-			log_info("lost connection from [%s]", env->client_text);
+			log_info("lost connection from unknown[%s]", env->client_text);
 			break;
 		} else {
 			dispatch(s, line, len);
@@ -707,7 +745,7 @@ smtpd_session(struct smtpd_env *env)
 	}
 	smtpd_flush(s);
 	log_last_words(-1, NULL);
-	log_info("disconnect from [%s] commands=%ld messages=%ld errors=%ld",
+	log_info("disconnect from unknown[%s] commands=%ld messages=%ld errors=%ld",
 	    env->client_text, s->commands, s->msgs, s->errors);
 	envelope_reset(&s->tx);
 	smtpd_tls_end(s);

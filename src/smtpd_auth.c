@@ -89,7 +89,7 @@ smtpd_cmd_starttls(struct session *s, const char *arg, size_t len)
 		    sizeof(why));
 	}
 	if (ssl == NULL) {
-		log_warnx("STARTTLS from [%s]: %s", s->env->client_text, why);
+		log_warnx("STARTTLS from unknown[%s]: %s", s->env->client_text, why);
 		smtpd_enter_state(s, STATE_QUIT);
 		s->out.failed = 1;      /* nothing more can be said in the clear */
 		return;
@@ -103,7 +103,7 @@ smtpd_cmd_starttls(struct session *s, const char *arg, size_t len)
 	smtpd_end_transaction(s);
 	s->helo[0] = '\0';
 	smtpd_enter_state(s, STATE_GREETED);
-	log_info("STARTTLS from [%s]: %s", s->env->client_text, tls_version(ssl));
+	log_info("STARTTLS from unknown[%s]: %s", s->env->client_text, tls_version(ssl));
 }
 
 /* auth_read_response - one line of an AUTH exchange, base64-decoded. */
@@ -152,7 +152,7 @@ smtpd_cmd_auth(struct session *s, const char *arg, size_t len)
 	}
 	if (auth_client_blocked(s->conf, s->env->client_family, s->env->client_ip)) {
 		/* max_auth_failures within auth_failure_window, across connections. */
-		log_warnx("AUTH from [%s]: refused: too many failures from this client",
+		log_warnx("AUTH from unknown[%s]: refused: too many failures from this client",
 		    s->env->client_text);
 		smtpd_reply(s, 421, "4.7.0", "%s Too many failed authentications from your address; "
 		    "try again later", s->conf->hostname);
@@ -223,7 +223,8 @@ smtpd_cmd_auth(struct session *s, const char *arg, size_t len)
 	case AUTH_OK:
 		str_copy(s->auth_user, sizeof(s->auth_user), user);
 		s->relay_allowed = 1;
-		log_info("AUTH from [%s]: user %s", s->env->client_text, user);
+		log_info("unknown[%s]: SASL %s authentication succeeded, sasl_username=%s",
+		    s->env->client_text, mech, user);
 		smtpd_reply(s, 235, "2.7.0", "Authentication successful");
 		break;
 	case AUTH_TEMP:
@@ -238,7 +239,9 @@ smtpd_cmd_auth(struct session *s, const char *arg, size_t len)
 		left = began + AUTH_FAILURE_DELAY_MS - now_ms();
 		if (left > 0)
 			sleep_ms((long)left);
-		log_warnx("AUTH from [%s]: failed for user %s", s->env->client_text, user);
+		/* Postfix's words, which fail2ban's postfix[mode=auth] filter reads. */
+		log_warnx("unknown[%s]: SASL %s authentication failed: authentication "
+		    "failure, sasl_username=%s", s->env->client_text, mech, user);
 		auth_client_failed(s->conf, s->env->client_family, s->env->client_ip);
 		smtpd_reply(s, 535, "5.7.8", "Authentication credentials invalid");
 		break;

@@ -41,6 +41,8 @@ struct session {
 	int64_t ends;                /* max_session_time: 0 for none */
 	int denied;                  /* not in client_networks: 554 until QUIT */
 	const char *verb;            /* command being answered, for the log */
+	char rcpt[ADDR_PATH_MAX + 1];  /* the RCPT being answered, for the log */
+	int refusal_logged;          /* the next reply's refusal is logged already */
 	void *tls;                   /* SSL * after STARTTLS */
 	char auth_user[256];         /* after a successful AUTH */
 };

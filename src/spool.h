@@ -61,6 +61,9 @@ struct spool_env {
 	unsigned char digest[32];          /* of the client's message: DELIVERY_ID */
 	struct spool_rcpt *rcpts;
 	size_t nrcpts;
+	double attempt;                    /* in memory only: when this run's
+	                                      attempt began (seconds since the
+	                                      epoch), for the log's delays= */
 };
 
 /*

@@ -351,6 +351,14 @@ str_mask_controls(char *s)
 }
 
 void
+str_log_token(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= 32 || *s == 127 || *s == ',')
+			*s = '_';
+}
+
+void
 sleep_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

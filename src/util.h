@@ -65,6 +65,13 @@ int64_t now_ms(void);
  * with '?': for text from outside that goes into a log, a reply or a terminal. */
 void str_mask_controls(char *s);
 
+/*
+ * str_log_token - s as one token of a log field (relay=NAME): spaces, commas
+ * and control characters become '_', so log readers that split on them
+ * (pflogsumm's relay=([^,]+)) see the whole name.
+ */
+void str_log_token(char *s);
+
 /* sleep_ms - sleep ms milliseconds, the whole of them even if signals arrive. */
 void sleep_ms(long ms);
 

@@ -29,7 +29,7 @@ def test_client_outside_client_networks_inetd(gw):
     assert c.cmd("MAIL FROM:<a@remote.test>").code == 503
     assert c.cmd("QUIT").code == 221
     c.close()
-    assert "connect from [127.0.0.2]: not in client_networks: refused" in gw.log_text()
+    assert "connect from unknown[127.0.0.2]: not in client_networks: refused" in gw.log_text()
     c = gw.session(source="127.0.0.1")
     c.greet()
     c.cmd("QUIT")
@@ -82,7 +82,7 @@ def test_proxy_header_only_from_proxy_networks(gw):
         except ConnectionResetError:
             pass                                  # (or reset: the header was unread)
         c.sock.close()
-        assert gw.wait_log("connection on a PROXY listener from [127.0.0.2], which is "
+        assert gw.wait_log("connection on a PROXY listener from unknown[127.0.0.2], which is "
                            "not in proxy_networks: closed")
         c = from_source(port, "127.0.0.1")
         c.send(b"PROXY TCP4 10.1.2.3 127.0.0.1 1234 25\r\n")

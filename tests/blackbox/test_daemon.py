@@ -234,7 +234,7 @@ def test_connection_limits(gw):
 
 def session_pids(gw):
     """The pid that served each connection so far, in order, from the log."""
-    return [int(m) for m in re.findall(r"undersmtpd\[(\d+)\]: connect from", gw.log_text())]
+    return [int(m) for m in re.findall(r"undersmtpd/smtpd\[(\d+)\]: connect from", gw.log_text())]
 
 
 def test_session_processes_reused_with_nothing_carried_over(gw):

@@ -22,7 +22,11 @@ def tls_daemon(gw):
     os.chown(key, MAIL.pw_uid, MAIL.pw_gid)
     port = free_port()
     # Loopback may not relay here: the relay test must be a stranger's.
+    # A scanner opens many connections at once from one address: the per-IP
+    # limit (10) would answer some of them 421, which testssl reports as a
+    # "connect problem" in whatever check it was running.
     gw.write_conf(f'listen = {{ "127.0.0.1:{port}" }}\n'
+                  f'max_connections_per_ip = 100\n'
                   f'relay_networks = {{ "192.0.2.0/24" }}\n'
                   f'smarthost "s" {{ host = "127.0.0.1" port = 9 tls = none }}\n'
                   f'queue {{ run_after_accept = false }}\n'
@@ -71,6 +75,6 @@ def test_nmap_smtp_open_relay(tls_daemon):
                         "127.0.0.1"], capture_output=True, text=True, timeout=300)
     assert "Server doesn't seem to be an open relay, all tests failed" in r.stdout, r.stdout
     rcpt_refusals = [line for line in gw.log_text().splitlines()
-                     if "reject: RCPT from [127.0.0.1]" in line]
+                     if "reject: RCPT from unknown[127.0.0.1]" in line]
     assert len(rcpt_refusals) == 16, "\n".join(rcpt_refusals)
     assert list((gw.spool / "queue").iterdir()) == []

@@ -336,8 +336,8 @@ deliver(const struct conf *c, const char *address, const char *sender, int statu
 	job.msgfd = msgfd;
 	memset(out, 0, sizeof(*out));
 	delivery_run(&ctx, &job, out, relay, sizeof(relay));
-	snprintf(path, sizeof(path), "pipe (%s/prog.sh)", dir);
-	assert_string_equal(relay, path);
+	/* relay= in the log: the alias, one token (Postfix's pipe service name). */
+	assert_string_equal(relay, "rec");
 	free(r);
 }
 

@@ -92,10 +92,17 @@ test_file_lines(void **state)
 	log_debug("not with debug off");
 	log_warnx("second %d", 2);
 	text = slurp(d.log);
-	snprintf(want, sizeof(want), " unit-log[%ld]: 4F2A9C01B3D7: client=[192.0.2.1]\n",
-	    (long)getpid());
-	assert_non_null(strstr(text, want));
-	assert_non_null(strstr(text, "]: second 2\n"));
+	{
+		/* syslog's layout: time, the short host name, tag[pid]. */
+		char host[64] = "";
+
+		assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+		host[strcspn(host, ".")] = '\0';
+		snprintf(want, sizeof(want), " %s unit-log[%ld]: 4F2A9C01B3D7: client=[192.0.2.1]\n",
+		    host, (long)getpid());
+		assert_non_null(strstr(text, want));
+	}
+	assert_non_null(strstr(text, "]: warning: second 2\n"));
 	assert_null(strstr(text, "not with debug off"));
 	assert_int_equal(count_lines(text), 2);
 	free(text);
@@ -147,6 +154,42 @@ test_controls_masked(void **state)
 	dir_remove(&d);
 }
 
+/*
+ * Postfix's program names: "ident/role[pid]" (pflogsumm and fail2ban key on
+ * them), the process's role or one line's own.
+ */
+static void
+test_roles(void **state)
+{
+	struct dir d;
+	char *text, want[128];
+
+	(void)state;
+	dir_make(&d);
+	assert_int_equal(log_open("unit-log", LOG_TO_FILE, d.log, 0), 0);
+	log_set_role("smtpd");
+	log_info("connect from unknown[192.0.2.1]");
+	log_info_as("pipe", "ID: to=<a@b>, relay=rt");
+	log_info("disconnect");
+	log_set_role(NULL);
+	log_info("no role");
+	text = slurp(d.log);
+	snprintf(want, sizeof(want), " unit-log/smtpd[%ld]: connect from unknown[192.0.2.1]\n",
+	    (long)getpid());
+	assert_non_null(strstr(text, want));
+	snprintf(want, sizeof(want), " unit-log/pipe[%ld]: ID: to=<a@b>, relay=rt\n",
+	    (long)getpid());
+	assert_non_null(strstr(text, want));
+	snprintf(want, sizeof(want), " unit-log/smtpd[%ld]: disconnect\n", (long)getpid());
+	assert_non_null(strstr(text, want));
+	snprintf(want, sizeof(want), " unit-log[%ld]: no role\n", (long)getpid());
+	assert_non_null(strstr(text, want));
+	assert_int_equal(count_lines(text), 4);
+	free(text);
+	log_close();
+	dir_remove(&d);
+}
+
 static void
 test_warn_errno(void **state)
 {
@@ -164,9 +207,9 @@ test_warn_errno(void **state)
 	log_warnx("no errno text here");
 	assert_int_equal(errno, EACCES);
 	text = slurp(d.log);
-	assert_non_null(strstr(text, "]: open /etc/undersmtpd/aliases: No such file or "
+	assert_non_null(strstr(text, "]: warning: open /etc/undersmtpd/aliases: No such file or "
 	    "directory\n"));
-	assert_non_null(strstr(text, "]: no errno text here\n"));
+	assert_non_null(strstr(text, "]: warning: no errno text here\n"));
 	free(text);
 	/*
 	 * errno survives even when logging itself fails: standard error is a
@@ -192,7 +235,7 @@ test_warn_errno(void **state)
 	assert_int_equal(after_warn, ENOSPC);
 	assert_int_equal(after_info, EDQUOT);
 	text = slurp(d.log);
-	assert_non_null(strstr(text, "]: write tmp/X.msg: No space left on device\n"));
+	assert_non_null(strstr(text, "]: warning: write tmp/X.msg: No space left on device\n"));
 	free(text);
 	log_close();
 	dir_remove(&d);
@@ -217,7 +260,7 @@ refused(const char *path, const char *victim, const char *previous)
 	assert_string_equal(text, "root:x:0:0\n");
 	free(text);
 	text = slurp(previous);
-	assert_non_null(strstr(text, "]: after the refusal\n"));
+	assert_non_null(strstr(text, "]: warning: after the refusal\n"));
 	free(text);
 	log_close();
 }
@@ -300,7 +343,7 @@ test_link_in_roots_dir_followed(void **state)
 	log_warnx("through root's link");
 	log_close();
 	text = slurp(v.log);
-	assert_non_null(strstr(text, "]: through root's link\n"));
+	assert_non_null(strstr(text, "]: warning: through root's link\n"));
 	free(text);
 	dir_remove(&d);
 	dir_remove(&v);
@@ -343,6 +386,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_file_lines),
 		cmocka_unit_test(test_controls_masked),
+		cmocka_unit_test(test_roles),
 		cmocka_unit_test(test_warn_errno),
 		cmocka_unit_test(test_link_in_writable_dir_refused),
 		cmocka_unit_test(test_link_in_other_users_dir_refused),
