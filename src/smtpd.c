@@ -465,7 +465,9 @@ cmd_data(struct session *s, const char *arg, size_t len)
 		smtpd_enter_state(s, STATE_QUIT);
 		return;
 	}
-	/* Postfix's qmgr line: the sender and size pflogsumm counts. */
+	/* Postfix's cleanup and qmgr lines: the message, its sender and size. */
+	log_info_as("cleanup", "%s: message-id=%s", s->tx.id, res.message_id[0] ?
+	    res.message_id : "<>");
 	log_info_as("qmgr", "%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)", s->tx.id,
 	    s->tx.sender_text, (unsigned long long)res.size, s->tx.nrcpts);
 	s->verb = "END-OF-MESSAGE";

@@ -61,6 +61,23 @@ header_is(const char *p, size_t n, const char *name)
 	return 1;
 }
 
+/* remember_value - a header's value on its first line, trimmed and bounded. */
+static void
+remember_value(char *out, size_t size, const char *p, size_t n)
+{
+	size_t k = 0;
+
+	while (n > 0 && (*p == ' ' || *p == '\t')) {
+		p++;
+		n--;
+	}
+	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r'))
+		n--;
+	for (; k < n && k + 1 < size; k++)
+		out[k] = p[k];
+	out[k] = '\0';
+}
+
 static void
 remember_delivered_to(struct data_result *res, const char *p, size_t n)
 {
@@ -130,6 +147,9 @@ chunk(struct data_state *st, const char *p, size_t n)
 				res->hops++;
 			if (header_is(p, content, "delivered-to:"))
 				remember_delivered_to(res, p, content);
+			if (header_is(p, content, "message-id:") && res->message_id[0] == '\0')
+				remember_value(res->message_id, sizeof(res->message_id), p + 11,
+				    content - 11);
 		}
 		st->drop_line = st->dropping;
 	}

@@ -23,6 +23,7 @@
 #define SMTP_TEXT_LINE_MAX 1000   /* RFC 5321 4.5.3.1.6, CRLF included */
 #define DATA_MAX_DELIVERED_TO 32  /* remembered for the loop check (SPEC 7) */
 #define DATA_DELIVERED_TO_MAX 260
+#define DATA_MESSAGE_ID_MAX 256   /* the Message-ID: logged, as Postfix's cleanup */
 
 struct data_limits {
 	uint64_t max_size;            /* stored bytes */
@@ -57,6 +58,7 @@ struct data_result {
 	int write_errno;              /* first sink failure, 0 if none */
 	size_t ndelivered_to;         /* Delivered-To: headers seen */
 	char delivered_to[DATA_MAX_DELIVERED_TO][DATA_DELIVERED_TO_MAX];
+	char message_id[DATA_MESSAGE_ID_MAX];  /* the first Message-ID:'s value, "" */
 };
 
 void data_read(struct reader *r, const struct data_limits *lim,

@@ -82,7 +82,8 @@ def test_pflogsumm_counts_what_happened(gw, sink):
     sink.rcpt_replies["dead@remote.example"] = "550 5.1.1 <dead@remote.example>: no such user"
     sink.rcpt_replies["later@remote.example"] = "451 4.3.0 try again later"
     # Seven messages received (pflogsumm counts each client= line).
-    assert send(gw, ["ok@example.com"]).code == 250             # program: sent
+    assert send(gw, ["ok@example.com"], body=b"Message-ID: <m1@remote.test>\r\n"
+                b"Subject: hi\r\n\r\nhello\r\n").code == 250     # program: sent
     assert send(gw, ["tmp@example.com"]).code == 451            # program 75: deferred
     assert send(gw, ["bad@example.com"]).code == 550            # program 67: bounced
     assert send(gw, ["bob@remote.example"]).code == 250         # smarthost: sent
@@ -110,6 +111,9 @@ def test_pflogsumm_counts_what_happened(gw, sink):
         # relay= is a single token (pflogsumm reads relay=([^,]+)).
         m = re.search(r"relay=([^,]*),", line)
         assert m is None or " " not in m.group(1), line
+    # cleanup's line, as Postfix's: the message's own Message-ID, or <>.
+    assert re.search(r" undersmtpd/cleanup\[\d+\]: \w+: message-id=<m1@remote\.test>\n", log)
+    assert len(re.findall(r" undersmtpd/cleanup\[\d+\]: \w+: message-id=", log)) == 7, log
     totals, domains, out = pflogsumm(gw.log)
     assert totals == {"received": 7, "delivered": 5, "deferred": 2, "bounced": 2,
                       "rejected": 2}, out

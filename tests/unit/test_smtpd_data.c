@@ -183,7 +183,30 @@ test_headers(void **state)
 	assert_string_equal(res.delivered_to[0], "RT@Example.com");
 	assert_memory_equal(m.buf, "Received: a\nreceived: b\nDelivered-To: <RT@Example.com>\n"
 	    "Subject: s\n\nReceived: body\n", m.len);
+	assert_string_equal(res.message_id, "");
 	free(m.buf);
+	/* The first Message-ID: of the header, for the log; none in the body. */
+	memset(&m, 0, sizeof(m));
+	RUN("Subject: s\r\nMessage-ID:   <1@a.example> \r\nmessage-id: <2@b>\r\n\r\n"
+	    "Message-ID: <body@c>\r\n.\r\n", 1 << 20);
+	assert_string_equal(res.message_id, "<1@a.example>");
+	free(m.buf);
+	memset(&m, 0, sizeof(m));
+	{
+		/* Bounded: a huge one is cut, never overflows. */
+		char big[2000];
+
+		memset(big, 0, sizeof(big));
+		strcpy(big, "Message-ID: <");
+		memset(big + 13, 'x', 600);
+		strcat(big, ">\r\n\r\nbody\r\n.\r\n");
+		m.len = 0;
+		m.fail_after = -1;
+		run(big, strlen(big), 1 << 20, &m, &res, &rd);
+		assert_int_equal(res.end, DATA_COMPLETE);
+		assert_int_equal(strlen(res.message_id), DATA_MESSAGE_ID_MAX - 1);
+		free(m.buf);
+	}
 }
 
 static void
