@@ -3,8 +3,10 @@
  * recipients to the smarthost, records per-recipient outcomes, backs off
  * between retry_min and retry_max, and bounces at the end of lifetime or on
  * a permanent failure (SPEC section 8).  Each run first picks up the
- * maildrop (maildrop.h).  Also the operator commands on
- * single messages and the listing.
+ * maildrop (maildrop.h), then hands the due messages to up to
+ * queue.concurrency worker processes, each keeping its smarthost connection
+ * for the whole run.  Also the operator commands on single messages and the
+ * listing.
  */
 #ifndef QUEUE_H
 #define QUEUE_H

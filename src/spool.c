@@ -24,8 +24,10 @@
  *
  * A file without its end record, with an unknown record or a bad value is
  * damaged: it is moved to bad/ with the reason, never delivered and never
- * silently deleted.  Writes go to a temporary name, are fsync'd, renamed
- * into place and the directory fsync'd.
+ * silently deleted.  A new message's two files are written and fsync'd in
+ * tmp/, then linked into queue/ (the envelope last) and queue/ fsync'd; an
+ * envelope rewritten later goes to ID.env.new, fsync'd, renamed into place
+ * and the directory fsync'd.
  */
 #define _GNU_SOURCE   /* sync_file_range(2): a hint that saves a journal commit */
 #include "spool.h"
