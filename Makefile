@@ -1,7 +1,7 @@
 # undersmtpd - plain Makefile (no autotools).
 #
 # Targets: all (default), test/check (every test), unit, blackbox, asan,
-# valgrind, fuzz, fuzz-coverage, analyze, install, install-sendmail, bench, bench-smoke, demo, lint-man, clean.  CC=clang works as well as gcc.
+# valgrind, fuzz, fuzz-coverage, analyze, install, install-sendmail, deb, test-package, bench, bench-smoke, demo, lint-man, clean.  CC=clang works as well as gcc.
 
 PREFIX    ?= /usr/local
 SBINDIR   ?= $(PREFIX)/sbin
@@ -60,7 +60,7 @@ MDTEST_DEFS := -DDEFAULT_CONF='"$(MDTEST_DIR)/undersmtpd.conf"' \
 PYTEST ?= /usr/bin/python3 -m pytest -rs
 
 
-.PHONY: all test check unit blackbox asan valgrind fuzz fuzz-build fuzz-coverage fuzz-coverage-build analyze install install-sendmail demo \
+.PHONY: all test check unit blackbox asan valgrind fuzz fuzz-build fuzz-coverage fuzz-coverage-build analyze install install-sendmail demo deb test-package \
         lint-man clean bench bench-smoke
 
 all: $(BIN) $(DROP) $(PROGS) $(MDTEST_BIN) $(MDTEST_DROP)
@@ -237,6 +237,17 @@ analyze:
 	clang-tidy --quiet --warnings-as-errors='*' -checks='$(TIDY_CHECKS)' src/*.c -- \
 	  -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(PKG_CFLAGS) \
 	  -DUNDERSMTPD_VERSION='"$(VERSION)"' -DDEFAULT_CONF='"/etc/undersmtpd.conf"'
+
+# deb - the Debian package (debian/; debhelper 13, Debian's packages only) in
+# the parent directory, as dpkg-buildpackage makes it: its clean step
+# removes build/ and the other build directories first.
+deb:
+	dpkg-buildpackage -us -uc -b
+
+# test-package - the package tier: build, lintian, install in a clean Debian
+# 12 chroot next to request-tracker5, send mail, remove, purge (root, network).
+test-package:
+	sh tests/package/run.sh
 
 lint-man:
 	mandoc -Tlint -W warning man/*.[58]

@@ -17,7 +17,8 @@ apt-get install -y -qq --no-install-recommends \
 	python3 python3-pytest python3-aiosmtpd python3-cryptography \
 	swaks libwww-perl libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl \
 	mandoc procps strace valgrind systemd xinetd postfix haproxy mutt bsd-mailx \
-	testssl.sh nmap pflogsumm fail2ban >/dev/null
+	testssl.sh nmap pflogsumm fail2ban \
+	debhelper dpkg-dev lintian debootstrap >/dev/null
 # pflogsumm and fail2ban: the tests read undersmtpd's log with the tools
 # mail administrators run on Postfix's (fail2ban is installed, not started).
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
