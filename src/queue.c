@@ -454,6 +454,8 @@ worker_main(struct queue_ctx *q, int jobs, int done, pid_t run)
 			}
 	}
 	smtpc_close(&sc);
+	close(jobs);
+	close(done);
 	_exit(0);
 }
 
@@ -477,9 +479,13 @@ workers_open(struct workers *w)
 	return 0;
 }
 
-/* workers_grow - up to want workers; fewer when fork fails (logged). */
+/*
+ * workers_grow - up to want workers; fewer when fork fails (logged).  A
+ * worker keeps nothing of the run's but the aliases and its own ends: not
+ * the pass's ids, not the run lock (it dies with the run, which holds it).
+ */
 static void
-workers_grow(struct queue_ctx *q, struct workers *w, int want)
+workers_grow(struct queue_ctx *q, struct workers *w, int want, char **ids, int lockfd)
 {
 	pid_t run = getpid();
 
@@ -491,6 +497,8 @@ workers_grow(struct queue_ctx *q, struct workers *w, int want)
 			return;
 		}
 		if (pid == 0) {
+			spool_ids_free(ids);
+			close(lockfd);
 			close(w->jobs);
 			close(w->done);
 			worker_main(q, w->jobs_theirs, w->done_theirs, run);
@@ -654,7 +662,7 @@ queue_run_until_idle(struct queue_ctx *q, int force, struct queue_result *res)
 			n++;
 		if (use_workers && n > 0)
 			workers_grow(q, &w, n < (size_t)c->queue.concurrency ?
-			    (int)n : c->queue.concurrency);
+			    (int)n : c->queue.concurrency, ids, fd);
 		if (use_workers && w.n > 0)
 			pass_workers(&w, ids, force && pass == 0, pass, res);
 		else

@@ -10,6 +10,9 @@ export DEBIAN_FRONTEND=noninteractive
 # Postfix is the real smarthost of the end-to-end test and the benchmark's
 # reference; preseeded so it installs unconfigured and never runs on port 25.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+# Request Tracker 5 for the real-RT tests (tests/blackbox/test_real_rt.py): its
+# database is made by the tests in a temporary directory, never by dbconfig.
+echo "request-tracker5 request-tracker5/dbconfig-install boolean false" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	build-essential clang clang-tidy cppcheck libclang-rt-14-dev llvm pkg-config ca-certificates openssl \
@@ -18,7 +21,8 @@ apt-get install -y -qq --no-install-recommends \
 	swaks libwww-perl libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl \
 	mandoc procps strace valgrind systemd xinetd postfix haproxy mutt bsd-mailx \
 	testssl.sh nmap pflogsumm fail2ban \
-	debhelper dpkg-dev lintian debootstrap >/dev/null
+	debhelper dpkg-dev lintian debootstrap \
+	request-tracker5 rt5-db-sqlite rt5-clients rt5-standalone >/dev/null
 # pflogsumm and fail2ban: the tests read undersmtpd's log with the tools
 # mail administrators run on Postfix's (fail2ban is installed, not started).
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
