@@ -474,7 +474,11 @@ smtpc_open(struct smtpc *sc, struct smtpc_reply *err)
 	for (size_t i = 0; i < sc->conf->nsmarthosts; i++) {
 		if (open_one(sc, &sc->conf->smarthosts[i], err) == 0)
 			return 0;
-		log_warnx("smarthost %s: %s", sc->name, err->text);
+		/* Our own texts name the smarthost already; a server's reply does not. */
+		if (strstr(err->text, sc->name) != NULL)
+			log_warnx("smarthost: %s", err->text);
+		else
+			log_warnx("smarthost %s: %s", sc->name, err->text);
 		netio_close(&sc->io);
 	}
 	if (err->code == 0)
