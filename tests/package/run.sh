@@ -11,7 +11,9 @@
 #   4. sends a message with /usr/sbin/sendmail as root to a pipe alias, and
 #      one as an ordinary user through the setgid maildrop helper and a
 #      queue run, and finds both in the program's output;
-#   5. removes the package (the spool stays) and purges it (the spool and
+#   5. plants, as mail, a link where the maildrop was and configures the
+#      package again: postinst must not follow it (SPEC 11);
+#   6. removes the package (the spool stays) and purges it (the spool and
 #      the helper's override go).
 #
 # Needs root, network access to the Debian mirror and a few minutes.  Prints
@@ -99,7 +101,21 @@ grep -q "sent as nobody" "$ROOT/var/tmp/pkgtest.out" ||
 	fail "nobody's message did not reach the pipe alias through the maildrop"
 say "sendmail as root and as nobody: both messages reached the program"
 
-# 5. remove keeps the spool; purge removes it and the helper's override.
+# 5. SPEC 11: root never follows a link in a directory another account can
+#    write.  The spool is mail's: mail puts a link to a root-only file where
+#    the maildrop was, and the package is configured again (an upgrade).
+mkdir -m 0700 "$ROOT/etc/undersmtpd-victim"        # root's, as /root is
+in_root setpriv --reuid=mail --regid=mail --clear-groups sh -c \
+	'rm -rf /var/spool/undersmtpd/maildrop && ln -s /etc/undersmtpd-victim /var/spool/undersmtpd/maildrop' ||
+	fail "mail could not replace its maildrop (the attack's setup)"
+in_root dpkg -i "/tmp/$(basename "$DEB")" >>"$WORK/apt.log" 2>&1 ||
+	{ tail -n 20 "$WORK/apt.log"; fail "dpkg -i (reconfigure) with a planted link"; }
+[ "$(in_root stat -c '%U:%G %a' /etc/undersmtpd-victim)" = "root:root 700" ] ||
+	fail "postinst followed mail's link: /etc/undersmtpd-victim is now $(in_root stat -c '%U:%G %a' /etc/undersmtpd-victim)"
+say "a link planted by mail in the spool: postinst did not follow it"
+in_root setpriv --reuid=mail --regid=mail --clear-groups rm /var/spool/undersmtpd/maildrop
+
+# 6. remove keeps the spool; purge removes it and the helper's override.
 in_root apt-get remove -y -q undersmtpd >>"$WORK/apt.log" 2>&1 ||
 	{ tail -n 20 "$WORK/apt.log"; fail "apt-get remove"; }
 [ -d "$ROOT/var/spool/undersmtpd" ] || fail "remove deleted the spool"
