@@ -74,6 +74,7 @@ log_outcome(const struct spool_env *e, const struct spool_rcpt *r, const char *r
 {
 	double now = wall_seconds(), began = e->attempt > 0 ? e->attempt : now;
 	double waited = began - (double)e->created, total = now - (double)e->created;
+	int expanded = r->orig[0] && strcmp(r->orig, r->addr) != 0;
 	char token[300], dsn[16];
 
 	str_copy(token, sizeof(token), relay[0] ? relay : "none");
@@ -81,10 +82,8 @@ log_outcome(const struct spool_env *e, const struct spool_rcpt *r, const char *r
 	bounce_status(r->last, r->state == RCPT_DELIVERED ? "2.0.0" :
 	    r->state == RCPT_DEFERRED ? "4.0.0" : "5.0.0", dsn);
 	log_info_as(role, "%s: to=<%s>, %s%s%srelay=%s, delay=%.2f, delays=0/%.2f/0/%.2f, "
-	    "dsn=%s, status=%s (%s)", e->id, r->addr,
-	    strcmp(r->orig, r->addr) != 0 && r->orig[0] ? "orig_to=<" : "",
-	    strcmp(r->orig, r->addr) != 0 && r->orig[0] ? r->orig : "",
-	    strcmp(r->orig, r->addr) != 0 && r->orig[0] ? ">, " : "", token,
+	    "dsn=%s, status=%s (%s)", e->id, r->addr, expanded ? "orig_to=<" : "",
+	    expanded ? r->orig : "", expanded ? ">, " : "", token,
 	    total > 0 ? total : 0, waited > 0 ? waited : 0, now - began, dsn, status,
 	    r->last);
 }

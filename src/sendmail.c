@@ -684,6 +684,7 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 	char **rcpts = NULL;
 	size_t nrcpts = 0;
 	int status = 0, rc, spooled = 0;
+	off_t msg_size;
 	struct addr sender;
 
 	if (o->conf_explicit && !may_choose_config()) {
@@ -747,21 +748,18 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 		return EX_TEMPFAIL;
 	}
 	a = aliases_load(c->aliases, dctx.ps.aliases_owner, &d);
-	{
-		off_t size = lseek(e.msg_fd, 0, SEEK_END);
-
-		/* Postfix's pickup and qmgr lines: pflogsumm counts it received. */
-		log_info_as("pickup", "%s: uid=%ld from=<%s> (sendmail)", e.id, (long)invoker,
-		    e.sender_text);
-		log_info_as("qmgr", "%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", e.id,
-		    e.sender_text, (long long)(size > 0 ? size : 0), nrcpts);
-	}
+	msg_size = lseek(e.msg_fd, 0, SEEK_END);
+	if (msg_size < 0)
+		msg_size = 0;
+	/* Postfix's pickup and qmgr lines: pflogsumm counts it received. */
+	log_info_as("pickup", "%s: uid=%ld from=<%s> (sendmail)", e.id, (long)invoker,
+	    e.sender_text);
+	log_info_as("qmgr", "%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", e.id,
+	    e.sender_text, (long long)msg_size, nrcpts);
 	for (size_t i = 0; i < nrcpts; i++)
 		route_one(c, a, &dctx, &e, rcpts[i], &res);
 	if (e.ndests > 0) {
-		off_t size = lseek(e.msg_fd, 0, SEEK_END);
-
-		if (envelope_spool(&e, c, &cl, size > 0 ? (uint64_t)size : 0) < 0) {
+		if (envelope_spool(&e, c, &cl, (uint64_t)msg_size) < 0) {
 			fprintf(stderr, "sendmail: cannot spool the message: %s\n",
 			    strerror(errno));
 			worse(&res, EX_TEMPFAIL);

@@ -36,6 +36,28 @@ fill(struct spool_env *e)
 	strcpy(e->rcpts[1].last, "451 4.3.0 try later\r\n=+");
 }
 
+/* new_spool - a prepared spool in dir (a mkdtemp template), c pointing at it. */
+static void
+new_spool(char *dir, struct conf *c)
+{
+	char why[256];
+
+	assert_non_null(mkdtemp(dir));
+	memset(c, 0, sizeof(*c));
+	c->spool_dir = dir;
+	assert_int_equal(spool_prepare_top(c, getuid(), getgid(), why, sizeof(why)), 0);
+	assert_int_equal(spool_prepare(c, why, sizeof(why)), 0);
+}
+
+static void
+remove_spool(const char *dir)
+{
+	char cmd[4200];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void
 test_roundtrip(void **state)
 {
@@ -121,11 +143,7 @@ test_commit_lock_remove_quarantine(void **state)
 	int fd, lock, lock2;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	memset(&c, 0, sizeof(c));
-	c.spool_dir = dir;
-	assert_int_equal(spool_prepare_top(&c, getuid(), getgid(), why, sizeof(why)), 0);
-	assert_int_equal(spool_prepare(&c, why, sizeof(why)), 0);
+	new_spool(dir, &c);
 	fill(&a);
 	spool_path(&c, "tmp", a.id, ".msg", path, sizeof(path));
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
@@ -171,12 +189,7 @@ test_commit_lock_remove_quarantine(void **state)
 	assert_int_equal(access(path, F_OK), 0);
 	assert_int_equal(spool_read(&c, a.id, &b, why, sizeof(why)), -1);
 	spool_env_free(&a);
-	{
-		char cmd[4200];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-		assert_int_equal(system(cmd), 0);
-	}
+	remove_spool(dir);
 }
 
 /* make_file - an empty file at spool_dir/sub/name, age seconds old. */
@@ -217,16 +230,12 @@ exists(const struct conf *c, const char *sub, const char *name)
 static void
 test_clean(void **state)
 {
-	char dir[] = "/tmp/undersmtpd-spool-XXXXXX", why[256], path[4096];
+	char dir[] = "/tmp/undersmtpd-spool-XXXXXX", path[4096];
 	struct conf c;
 	int held;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	memset(&c, 0, sizeof(c));
-	c.spool_dir = dir;
-	assert_int_equal(spool_prepare_top(&c, getuid(), getgid(), why, sizeof(why)), 0);
-	assert_int_equal(spool_prepare(&c, why, sizeof(why)), 0);
+	new_spool(dir, &c);
 	make_file(&c, "tmp", "AAAA.env", 120);       /* a commit that died */
 	make_file(&c, "tmp", "BBBB.env", 0);         /* a commit going on */
 	make_file(&c, "tmp", "CCCC.msg", 120);       /* a receiver that died */
@@ -247,12 +256,7 @@ test_clean(void **state)
 	assert_true(exists(&c, "queue", "FFFF.msg"));
 	assert_true(exists(&c, "queue", "FFFF.env"));
 	close(held);
-	{
-		char cmd[4200];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-		assert_int_equal(system(cmd), 0);
-	}
+	remove_spool(dir);
 }
 
 static void
