@@ -42,11 +42,18 @@ def test_testssl_starttls(tls_daemon):
     """T118: TLS 1.2 and 1.3 only, forward-secret suites only, the server's order,
     working resumption (tickets), none of the classic weaknesses."""
     gw, port = tls_daemon
-    out = gw.base / "testssl.json"
-    r = subprocess.run(["testssl", "--starttls", "smtp", "--quiet", "--color", "0",
-                        "--warnings", "batch", "--jsonfile", str(out), f"127.0.0.1:{port}"],
-                       capture_output=True, text=True, timeout=600)
-    found = {x["id"]: x["finding"] for x in json.loads(out.read_text())}
+    # A check testssl could not complete ("check failed because of connect
+    # problem", seen in its ticket check on a loaded machine) is no verdict:
+    # the scan runs once more, and every finding must come from a completed check.
+    for attempt in range(2):
+        out = gw.base / f"testssl{attempt}.json"
+        r = subprocess.run(["testssl", "--starttls", "smtp", "--quiet", "--color", "0",
+                            "--warnings", "batch", "--jsonfile", str(out),
+                            f"127.0.0.1:{port}"],
+                           capture_output=True, text=True, timeout=600)
+        found = {x["id"]: x["finding"] for x in json.loads(out.read_text())}
+        if not any("connect problem" in f for f in found.values()):
+            break
     for proto in ("SSLv2", "SSLv3", "TLS1", "TLS1_1"):
         assert found[proto] == "not offered", (proto, found[proto])
     assert found["TLS1_2"] == "offered" and found["TLS1_3"].startswith("offered")
