@@ -33,12 +33,36 @@
  * the last message, to drop the repeats libconfuse causes by validating a
  * list once per element) live here for the duration of one conf_load().
  */
+#define CONF_WHERE_MAX 256
+
 static struct {
 	struct diag *diag;
 	const char *file;
 	char last[512];
 	int last_line;
+	struct conf_where where[CONF_WHERE_MAX];   /* the lines of checked keys */
+	size_t nwhere;
 } parse;
+
+/*
+ * note_line - remember on which line the file set this option, for the
+ * checks that run after the parse (--check-config: an account, a program,
+ * a host name, a certificate) and report file:line too.
+ */
+static void
+note_line(cfg_t *cfg, cfg_opt_t *opt)
+{
+	struct conf_where *w;
+
+	if (parse.nwhere >= CONF_WHERE_MAX || cfg->line <= 0)
+		return;
+	w = &parse.where[parse.nwhere];
+	if (str_fmt(w->key, sizeof(w->key), "%s/%s/%s", cfg->name,
+	    cfg->title ? cfg->title : "", opt->name) < 0)
+		return;
+	w->line = cfg->line;
+	parse.nwhere++;
+}
 
 static void conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
@@ -378,6 +402,7 @@ validate_host(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char *s = cfg_opt_getnstr(opt, 0);
 
+	note_line(cfg, opt);
 	if (s != NULL && !host_ok(s, strlen(s)))
 		bad_value(cfg, opt, s, "expected a host name or an IP address");
 	return 0;
@@ -445,6 +470,14 @@ validate_policy(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 static int
+validate_durable_spool(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const names[] = {"warn", "required", NULL};
+
+	return validate_choice(cfg, opt, names);
+}
+
+static int
 validate_unknown_local(cfg_t *cfg, cfg_opt_t *opt)
 {
 	return validate_choice(cfg, opt, unknown_names);
@@ -477,6 +510,7 @@ validate_user(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char *s = cfg_opt_getnstr(opt, 0);
 
+	note_line(cfg, opt);
 	if (s != NULL && (s[0] == '\0' || strlen(s) > 32 || strchr(s, ':')))
 		bad_value(cfg, opt, s, "expected a user name");
 	return 0;
@@ -487,6 +521,7 @@ validate_absolute_path(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char *s = cfg_opt_getnstr(opt, 0);
 
+	note_line(cfg, opt);
 	if (s != NULL && s[0] != '/')
 		bad_value(cfg, opt, s, "expected an absolute path");
 	return 0;
@@ -562,6 +597,7 @@ static cfg_opt_t top_opts[] = {
 	CFG_INT("client_ipv6_prefix_length", 64, 0),
 	CFG_STR("recipient_delimiter", "+", 0),
 	CFG_STR("min_free_space", "100M", 0),
+	CFG_STR("durable_spool", "warn", 0),
 	CFG_STR("log_file", NULL, CFGF_NODEFAULT),
 	CFG_STR("max_message_size", "25M", 0),
 	CFG_INT("max_recipients", 100, 0),
@@ -605,6 +641,7 @@ static const struct {
 	{"client_ipv6_prefix_length", validate_ipv6_prefix},
 	{"recipient_delimiter", validate_delimiter},
 	{"min_free_space", validate_size},
+	{"durable_spool", validate_durable_spool},
 	{"max_message_size", validate_size},
 	{"max_recipients", validate_positive},
 	{"max_connections", validate_positive},
@@ -851,6 +888,7 @@ conf_build(cfg_t *cfg)
 	c->client_ipv6_prefix_length = (unsigned)cfg_getint(cfg, "client_ipv6_prefix_length");
 	c->recipient_delimiter = xstrdup(cfg_getstr(cfg, "recipient_delimiter"));
 	c->min_free_space = size_of(cfg, "min_free_space");
+	c->durable_spool_required = strcmp(cfg_getstr(cfg, "durable_spool"), "required") == 0;
 	c->log_file = dup_or_null(cfg_getstr(cfg, "log_file"));
 	c->max_message_size = size_of(cfg, "max_message_size");
 	c->max_recipients = cfg_getint(cfg, "max_recipients");
@@ -926,6 +964,21 @@ conf_build(cfg_t *cfg)
 	return c;
 }
 
+int
+conf_line(const struct conf *c, const char *section, const char *title, const char *key)
+{
+	char want[sizeof(c->where[0].key)];
+	int line = 0;
+
+	if (str_fmt(want, sizeof(want), "%s/%s/%s", section, title ? title : "", key) < 0)
+		return 0;
+	/* The last setting wins in libconfuse; so does its line. */
+	for (size_t i = 0; i < c->nwhere; i++)
+		if (strcmp(c->where[i].key, want) == 0)
+			line = c->where[i].line;
+	return line;
+}
+
 struct conf *
 conf_load(const char *path, int missing_ok, struct diag *d)
 {
@@ -968,6 +1021,9 @@ conf_load(const char *path, int missing_ok, struct diag *d)
 	if (rc == CFG_SUCCESS && d->errors == errors_before) {
 		c = conf_build(cfg);
 		c->file = dup_or_null(path);
+		c->nwhere = parse.nwhere;
+		c->where = xcalloc(parse.nwhere + 1, sizeof(c->where[0]));
+		memcpy(c->where, parse.where, parse.nwhere * sizeof(c->where[0]));
 		check_semantics(c, d, path ? path : "(defaults)");
 		if (d->errors != errors_before) {
 			conf_free(c);
@@ -995,6 +1051,7 @@ conf_free(struct conf *c)
 	if (c == NULL)
 		return;
 	free(c->file);
+	free(c->where);
 	free(c->hostname);
 	free_list(c->listen, c->nlisten);
 	free(c->aliases);

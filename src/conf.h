@@ -78,8 +78,16 @@ struct tls_server_conf {
 	char *protocols;          /* "TLSv1.2 TLSv1.3" (the default when NULL) */
 };
 
+/* Where the file set an option that is checked after the parse. */
+struct conf_where {
+	char key[160];            /* "section/title/key"; "root//user" at the top */
+	int line;
+};
+
 struct conf {
 	char *file;               /* where it came from, or NULL for defaults */
+	struct conf_where *where; /* user, hosts, paths: their lines */
+	size_t nwhere;
 	char *hostname;
 	char **listen;
 	size_t nlisten;
@@ -97,6 +105,7 @@ struct conf {
 	unsigned client_ipv6_prefix_length;  /* IPv6 clients counted by this prefix */
 	char *recipient_delimiter;
 	uint64_t min_free_space;
+	int durable_spool_required;   /* refuse to start on a spool that loses mail */
 	char *log_file;
 	uint64_t max_message_size;
 	long max_recipients;
@@ -131,6 +140,13 @@ struct conf {
  */
 struct conf *conf_load(const char *path, int missing_ok, struct diag *d);
 void conf_free(struct conf *c);
+/*
+ * conf_line - the line that set key in section (title: the section's
+ * title, NULL for none; "root" for the top level), 0 for a default.  Only
+ * for users, host names and paths.
+ */
+int conf_line(const struct conf *c, const char *section, const char *title,
+    const char *key);
 
 /* conf_pipe_for - the pipe settings for an alias name (overrides applied). */
 const struct pipe_conf *conf_pipe_for(const struct conf *c, const char *alias);

@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE   /* setresuid(2) and friends: the only safe way to drop all three ids */
 #include "aliases.h"
+#include "check.h"
 #include "conf.h"
 #include "delivery.h"
 #include "envelope.h"
@@ -55,9 +56,11 @@ struct options {
 	enum queue_op op;
 	const char *op_id;
 	struct sm_opts sm;            /* sendmail mode */
-	char **route_args;            /* --route / -bv addresses */
+	char **route_args;            /* --route / -bv addresses, -q ids */
 	int nroute_args;
+	int ids_substring;            /* sendmail -qIsubstr: ids holding it */
 	int local_submission;         /* sendmail -bs */
+	int aliases_only;             /* newaliases, sendmail -bi: no look at the machine */
 };
 
 /* Set by SIGTERM; read by the session between commands (SPEC 6). */
@@ -78,7 +81,7 @@ usage(FILE *fp)
 	    "       undersmtpd -d [-v] [-C file] [-a file]     the standalone daemon (foreground)\n"
 	    "       undersmtpd [-C file] [-a file] --route | -bv address...\n"
 	    "       undersmtpd [-C file] [-a file] --check-config\n"
-	    "       undersmtpd [-C file] -q | --flush            try every queued message now\n"
+	    "       undersmtpd [-C file] -q | --flush [ID...]    try every (or each named) queued message now\n"
 	    "       undersmtpd [-C file] --queue | -bp [--json]  list the queue (mailq)\n"
 	    "       undersmtpd [-C file] --hold|--release|--requeue|--bounce|--delete ID\n"
 	    "       undersmtpd -h | --help | --version\n");
@@ -128,9 +131,15 @@ sendmail_options(int argc, char **argv, const char *name, struct options *o)
 		break;
 	case SM_ALIASES:
 		o->mode = MODE_CHECK;
+		o->aliases_only = 1;
 		break;
 	case SM_FLUSH:
 		o->mode = MODE_FLUSH;
+		if (o->sm.queue_match != NULL) {
+			o->route_args = &o->sm.queue_match;
+			o->nroute_args = 1;
+			o->ids_substring = 1;
+		}
 		break;
 	case SM_DELIVER:
 		o->mode = MODE_SENDMAIL;
@@ -240,7 +249,7 @@ parse_options(int argc, char **argv, struct options *o)
 	}
 	o->route_args = argv + optind;
 	o->nroute_args = argc - optind;
-	if (o->mode != MODE_ROUTE && optind < argc) {
+	if (o->mode != MODE_ROUTE && o->mode != MODE_FLUSH && optind < argc) {
 		fprintf(stderr, "undersmtpd: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
@@ -271,43 +280,25 @@ trusted_uid_for(void)
 	return geteuid();
 }
 
-/* check_users - accounts named by the configuration exist (a warning only). */
 static void
-check_users(const struct conf *c)
+report_warning(void *ctx, const char *file, int line, const char *msg)
 {
-	const char *names[2 + 64];
-	size_t n = 0;
-
-	names[n++] = c->user;
-	names[n++] = c->pipe.user;
-	for (size_t i = 0; i < c->nalias_overrides && n < ARRAY_LEN(names); i++)
-		names[n++] = c->alias_overrides[i].pipe.user;
-	for (size_t i = 0; i < n; i++) {
-		struct passwd *pw;
-
-		if (names[i] == NULL)
-			continue;
-		pw = getpwnam(names[i]);
-		if (pw == NULL)
-			fprintf(stderr, "%s: warning: user \"%s\" does not exist\n",
-			    c->file ? c->file : "(defaults)", names[i]);
-		else if (i > 0 && pw->pw_uid == 0)
-			fprintf(stderr, "%s: warning: pipe user \"%s\" is root: pipe "
-			    "deliveries will be refused (451)\n",
-			    c->file ? c->file : "(defaults)", names[i]);
-	}
+	(void)ctx;
+	if (line > 0)
+		fprintf(stderr, "%s:%d: warning: %s\n", file, line, msg);
+	else
+		fprintf(stderr, "%s: warning: %s\n", file, msg);
 }
 
 static int
 run_check(const struct options *o)
 {
-	struct diag d = {report_stderr, NULL, 0};
+	struct diag d = {report_stderr, NULL, 0}, warnings = {report_warning, NULL, 0};
 	struct conf *c = load_conf(o, &d);
 	struct aliases *a;
 
 	if (c == NULL)
 		return 1;
-	check_users(c);
 	if (c->tls.cert_file != NULL) {
 		struct tls_server_opts topts;
 		char keys[4200], why[600];
@@ -325,6 +316,10 @@ run_check(const struct options *o)
 				    "owned by %s, or is writable by group or others: its pipe "
 				    "aliases are refused (451)", geteuid() == 0 ? "root (started "
 				    "as root, only root's files may name programs)" : "root or us");
+	}
+	if (!o->aliases_only)
+		check_world(c, a, &d, &warnings);
+	if (a != NULL) {
 		if (d.errors == 0)
 			printf("%s: configuration OK (%zu aliases, %zu regex aliases)\n",
 			    c->file ? c->file : "built-in defaults", a->nliteral, a->nregex);
@@ -475,6 +470,11 @@ run_inetd(const struct options *o)
 	}
 	if (c->log_file && log_open("undersmtpd", LOG_TO_FILE, c->log_file, o->verbose) < 0)
 		log_fall_back_to_syslog(o->verbose);
+	if (c->durable_spool_required && check_spool_at_start(c) < 0) {
+		say("421 4.3.0 Local configuration error; try again later\r\n");
+		conf_free(c);
+		return EX_CONFIG;
+	}
 	dctx.conf = c;
 	rc = privsep_start(c, o->aliases_file, NULL, 0, &dctx.ps, &status, why, sizeof(why));
 	if (rc != 0) {
@@ -502,10 +502,14 @@ run_inetd(const struct options *o)
 	return 0;
 }
 
-/* run_flush - undersmtpd -q: every message now; 0 nothing left, 75 some deferred. */
+/*
+ * run_flush - undersmtpd -q [ID...]: every message (or the named ones) now;
+ * 0 nothing left, 75 some deferred.
+ */
 static int
-run_flush(const struct conf *c, const char *aliases_override)
+run_flush(const struct conf *c, const struct options *o)
 {
+	const char *aliases_override = o->aliases_file;
 	struct delivery_ctx dctx;
 	char why[4200];
 	int status = 0, rc;
@@ -519,7 +523,11 @@ run_flush(const struct conf *c, const char *aliases_override)
 		fprintf(stderr, "undersmtpd: %s: %s\n", why, strerror(errno));
 		return EX_TEMPFAIL;
 	}
-	rc = queue_run_with(c, &dctx, 1, 1);
+	if (o->nroute_args > 0)
+		rc = queue_run_ids(c, &dctx, o->route_args, (size_t)o->nroute_args,
+		    o->ids_substring, 1);
+	else
+		rc = queue_run_with(c, &dctx, 1, 1);
 	fflush(stdout);
 	return rc;
 }
@@ -541,7 +549,7 @@ run_queue_command(const struct options *o)
 		log_fall_back_to_syslog(o->verbose);
 	}
 	if (o->mode == MODE_FLUSH) {
-		rc = run_flush(c, o->aliases_file);
+		rc = run_flush(c, o);
 		conf_free(c);
 		return rc;
 	}
@@ -603,6 +611,12 @@ run_daemon(const struct options *o)
 	if (log_open("undersmtpd", flags, c->log_file, o->verbose) < 0) {
 		fprintf(stderr, "undersmtpd: log_file: %s: %s\n", log_open_error(),
 		    strerror(errno));
+		conf_free(c);
+		return EX_CONFIG;
+	}
+	if (check_spool_at_start(c) < 0) {
+		fprintf(stderr, "undersmtpd: the spool would lose mail; not starting (see "
+		    "the log)\n");
 		conf_free(c);
 		return EX_CONFIG;
 	}

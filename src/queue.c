@@ -762,8 +762,10 @@ queue_operate(const struct conf *c, enum queue_op op, const char *id, char *why,
     size_t whysize)
 {
 	struct spool_env e;
-	int lock = spool_lock(c, id), rc = 0;
+	int lock, rc = 0;
 
+	/* A name outside the queue ("../x") is no message of ours. */
+	lock = spool_id_valid(id, strlen(id)) ? spool_lock(c, id) : (errno = ENOENT, -1);
 	if (lock < 0) {
 		snprintf(why, whysize, errno == EWOULDBLOCK ? "%s is being delivered right "
 		    "now; try again" : "%s: no such message", id);
@@ -845,6 +847,72 @@ queue_run_with(const struct conf *c, struct delivery_ctx *dctx, int force, int v
 	}
 	aliases_free(q.aliases);
 	return rc;
+}
+
+/*
+ * select_ids - which of the queue's ids the operator named: each want is
+ * an id, or with substring (sendmail's -qIsubstr) a part of ids.  sel[i]
+ * is set for ids[i]; a want that names nothing is reported.  0, or -1 when
+ * one named nothing.
+ */
+static int
+select_ids(char **ids, char *sel, char *const *want, size_t nwant, int substring)
+{
+	int rc = 0;
+
+	for (size_t w = 0; w < nwant; w++) {
+		size_t len = strlen(want[w]);
+		int found = 0;
+
+		if (spool_id_valid(want[w], len))
+			for (size_t i = 0; ids[i] != NULL; i++)
+				if (substring ? strstr(ids[i], want[w]) != NULL
+				    : strcmp(ids[i], want[w]) == 0) {
+					sel[i] = 1;
+					found = 1;
+				}
+		if (!found) {
+			fprintf(stderr, "undersmtpd: %s: no such message\n", want[w]);
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
+int
+queue_run_ids(const struct conf *c, struct delivery_ctx *dctx, char *const *want,
+    size_t nwant, int substring, int verbose)
+{
+	struct queue_ctx q;
+	struct queue_result res;
+	struct diag d = {log_diag, NULL, 0};
+	struct smtpc sc;
+	char **ids = spool_ids(c), *sel;
+	size_t n = 0;
+	int missing;
+
+	while (ids[n] != NULL)
+		n++;
+	sel = xcalloc(n + 1, 1);
+	missing = select_ids(ids, sel, want, nwant, substring) < 0;
+	memset(&q, 0, sizeof(q));
+	memset(&res, 0, sizeof(res));
+	q.conf = c;
+	q.dctx = *dctx;
+	q.aliases = aliases_load(c->aliases, dctx->ps.aliases_owner, &d);
+	/* No run lock: the message locks keep a running queue run off these. */
+	smtpc_init(&sc, c);
+	for (size_t i = 0; i < n; i++)
+		if (sel[i])
+			run_one(&q, &sc, ids[i], 1, &res);
+	smtpc_close(&sc);
+	if (verbose)
+		printf("delivered %d, failed %d, deferred %d, held or busy %d, damaged %d\n",
+		    res.delivered, res.failed, res.remaining, res.skipped, res.damaged);
+	aliases_free(q.aliases);
+	free(sel);
+	spool_ids_free(ids);
+	return missing ? 1 : res.remaining > 0 ? 75 : 0;
 }
 
 /*

@@ -45,6 +45,15 @@ int queue_run_until_idle(struct queue_ctx *q, int force, struct queue_result *re
 int queue_run_with(const struct conf *c, struct delivery_ctx *dctx, int force,
     int verbose);
 /*
+ * queue_run_ids - undersmtpd -q ID... and sendmail -qI: only the named
+ * messages, now, backoff ignored (substring: sendmail's -qIsubstr, every id
+ * holding it).  Exit status as -q: 0 none of them left to retry, 75 some
+ * deferred or being delivered by another run; 1 when a name matched no
+ * message.
+ */
+int queue_run_ids(const struct conf *c, struct delivery_ctx *dctx, char *const *want,
+    size_t nwant, int substring, int verbose);
+/*
  * queue_kick - SPEC 2: outside the daemon, after spooling, a queue run in the
  * background (detached from the client's fds) unless one is running.
  */

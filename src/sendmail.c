@@ -2,7 +2,7 @@
  * sendmail.c - sendmail-compatible submission.  See sendmail.h.
  *
  * Options (SPEC 2): -t, -f/-r SENDER (also -f "<>" and -f ""), -F NAME,
- * -i/-oi, -bs, -bp, -bv, -bi, -bm, -q, --; accepted and ignored: -odb -odi
+ * -i/-oi, -bs, -bp, -bv, -bi, -bm, -q, -qIsubstr, --; accepted and ignored: -odb -odi
  * -odq -oem -oee -oep -oeq -oew -om -oo -B7BIT -B8BITMIME -v.  -C FILE only
  * for root and `user`.  Anything else (-X, -O, -oA, -oQ, ...) exits 64 with
  * nothing written (PHPMailer CVE-2016-10033).
@@ -119,6 +119,13 @@ sendmail_parse(int argc, char **argv, const char *name, struct sm_opts *o)
 			o->mode = SM_ALIASES;
 		else if (strcmp(a, "-q") == 0)
 			o->mode = SM_FLUSH;
+		else if (strncmp(a, "-qI", 3) == 0) {
+			/* sendmail(8): -qIsubstr runs the messages whose id holds it. */
+			o->queue_match = argv[i][3] ? argv[i] + 3 : (i + 1 < argc ? argv[++i] : NULL);
+			if (o->queue_match == NULL)
+				return usage_error("this option needs a queue id", a);
+			o->mode = SM_FLUSH;
+		}
 		else if (a[1] == 'f' || a[1] == 'r' || a[1] == 'F' || a[1] == 'C') {
 			val = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
 			if (val == NULL)

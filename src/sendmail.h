@@ -25,6 +25,7 @@ struct sm_opts {
 	int conf_explicit;
 	char **rcpts;
 	size_t nrcpts;
+	char *queue_match;           /* -qIsubstr: only the ids holding it */
 };
 
 /*

@@ -857,8 +857,8 @@ spool_quarantine(const struct conf *c, const char *id, const char *reason)
 	}
 }
 
-static int
-valid_id(const char *name, size_t len)
+int
+spool_id_valid(const char *name, size_t len)
 {
 	if (len == 0 || len >= SPOOL_ID_MAX)
 		return 0;
@@ -935,7 +935,7 @@ spool_clean(const struct conf *c)
 			struct stat st;
 
 			if (len < 5 || strcmp(de->d_name + len - 4, ".msg") != 0 ||
-			    !valid_id(de->d_name, len - 4))
+			    !spool_id_valid(de->d_name, len - 4))
 				continue;
 			if (str_fmt(path, sizeof(path), "%s/%s", dirpath, de->d_name) < 0 ||
 			    str_fmt(env, sizeof(env), "%s/%.*s.env", dirpath,
@@ -995,7 +995,7 @@ spool_ids(const struct conf *c)
 		size_t len = strlen(de->d_name);
 
 		if (len < 5 || strcmp(de->d_name + len - 4, ".env") != 0 ||
-		    !valid_id(de->d_name, len - 4))
+		    !spool_id_valid(de->d_name, len - 4))
 			continue;
 		ids = xreallocarray(ids, n + 2, sizeof(char *));
 		ids[n++] = xstrndup(de->d_name, len - 4);

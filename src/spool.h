@@ -102,6 +102,8 @@ int spool_parse_env(const char *text, size_t len, struct spool_env *env,
 char *spool_format_env(const struct spool_env *env, size_t *len);
 void spool_env_free(struct spool_env *env);
 int spool_add_rcpt(struct spool_env *env, const char *addr, const char *orig);
+/* spool_id_valid - name[0..len) is the form of a queue id (digits, capitals). */
+int spool_id_valid(const char *name, size_t len);
 /* spool_lock - take the message's lock; fd, or -1 (EWOULDBLOCK: taken). */
 int spool_lock(const struct conf *c, const char *id);
 /*

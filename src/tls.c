@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -329,6 +330,36 @@ tls_server_check(const struct tls_server_opts *o, char *why, size_t whysize)
 	if (ctx == NULL)
 		return -1;
 	SSL_CTX_free(ctx);
+	return 0;
+}
+
+int
+tls_cert_info(const char *path, time_t *not_after, char *subject, size_t subjsize,
+    char *why, size_t whysize)
+{
+	BIO *bio = BIO_new_file(path, "r");
+	X509 *x = NULL;
+	struct tm tm;
+
+	if (bio == NULL) {
+		snprintf(why, whysize, "cannot read %s: %s", path, strerror(errno));
+		ERR_clear_error();
+		return -1;
+	}
+	x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	if (x == NULL) {
+		ssl_why(why, whysize, "no PEM certificate");
+		return -1;
+	}
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1) {
+		snprintf(why, whysize, "%s: unreadable expiry date", path);
+		X509_free(x);
+		return -1;
+	}
+	*not_after = timegm(&tm);
+	X509_NAME_oneline(X509_get_subject_name(x), subject, (int)subjsize);
+	X509_free(x);
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 struct netio {
 	int fd;            /* non-blocking socket */
@@ -63,6 +64,12 @@ void *tls_server_accept(const struct tls_server_opts *o, int rfd, int wfd,
  * certificate and key load and belong together; 0, or -1 with why.
  */
 int tls_server_check(const struct tls_server_opts *o, char *why, size_t whysize);
+/*
+ * tls_cert_info - the first PEM certificate of path: its expiry and subject
+ * ("/CN=mx.example.com").  0, or -1 with why (unreadable, not PEM).
+ */
+int tls_cert_info(const char *path, time_t *not_after, char *subject, size_t subjsize,
+    char *why, size_t whysize);
 ssize_t tls_server_read(void *ssl, int rfd, int wfd, void *buf, size_t n,
     int64_t deadline);
 ssize_t tls_server_write(void *ssl, int rfd, int wfd, const void *buf, size_t n,

@@ -417,6 +417,38 @@ def test_operator_commands(gw):
     assert queue_ids(gw) == []
 
 
+def test_flush_named_messages(gw):
+    """Issue 19 part 5: `-q ID...` forwards only the named messages, now (backoff
+    ignored), as leafmail delivers the files it is given; `sendmail -qIsubstr` the
+    ids holding substr (sendmail(8)).  Exit as -q: 0 when none of them is left,
+    75 when one is deferred; 1 for a name that is no message."""
+    port = free_port()
+    relay_conf(gw, port, run_after_accept=False)
+    for _ in range(3):
+        assert send(gw, ["bob@remote.example"]).code == 250
+    a, b, c = queue_ids(gw)
+    assert gw.run("-q", a).returncode == 75                  # smarthost down
+    s = Sink(port=port).start()
+    try:
+        r = gw.run("-q", a)                                  # backoff ignored
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "delivered 1" in r.stdout
+        assert len(s.wait_messages(1)) == 1
+        assert queue_ids(gw) == [b, c]                       # the others wait
+        from conftest import WRAP, UNDERSMTPD
+        sm = subprocess.run([*WRAP, UNDERSMTPD, "--sendmail", "-C", str(gw.conf),
+                             "-qI", c[-6:]], capture_output=True, text=True, timeout=60)
+        assert sm.returncode == 0, sm.stdout + sm.stderr
+        assert queue_ids(gw) == [b]
+        bad = gw.run("-q", b, "NOSUCHID")
+        assert bad.returncode == 1 and "NOSUCHID: no such message" in bad.stderr
+        assert queue_ids(gw) == []                           # b went all the same
+        assert gw.run("-q", "../queue/" + b).returncode == 1
+        assert len(s.wait_messages(3)) == 3
+    finally:
+        s.stop()
+
+
 def test_damaged_envelope_quarantined(gw, sink):
     """T61: a truncated or garbage envelope is moved to bad/ with its reason; the
     other messages still go out."""

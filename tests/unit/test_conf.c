@@ -24,6 +24,36 @@ load(const char *text, struct collected *out)
 	return c;
 }
 
+/* The lines of checked keys are kept for --check-config (issue 19). */
+static void
+test_lines_of_checked_keys(void **state)
+{
+	struct collected out;
+	struct conf *c;
+
+	(void)state;
+	c = load("hostname = \"mx.example.com\"\n"
+	    "user = \"mail\"\n"
+	    "pipe {\n  user = \"nobody\"\n}\n"
+	    "alias \"rt\" {\n  timeout = 1m\n  user = \"rt\"\n}\n"
+	    "smarthost \"isp\" {\n  port = 25\n  host = \"smtp.isp.test\"\n}\n"
+	    "durable_spool = required\n", &out);
+	assert_non_null(c);
+	assert_int_equal(conf_line(c, "root", NULL, "user"), 2);
+	assert_int_equal(conf_line(c, "pipe", NULL, "user"), 4);
+	assert_int_equal(conf_line(c, "alias", "rt", "user"), 8);
+	assert_int_equal(conf_line(c, "smarthost", "isp", "host"), 12);
+	assert_int_equal(conf_line(c, "smarthost", "other", "host"), 0);
+	assert_int_equal(conf_line(c, "root", NULL, "spool_dir"), 0);    /* default */
+	assert_true(c->durable_spool_required);
+	conf_free(c);
+	assert_null(load("durable_spool = maybe\n", &out));
+	assert_non_null(strstr(out.text, "1: durable_spool"));
+	c = load("\n", &out);
+	assert_false(c->durable_spool_required);
+	conf_free(c);
+}
+
 static void
 test_defaults(void **state)
 {
@@ -362,6 +392,7 @@ main(void)
 		cmocka_unit_test(test_errors_with_lines),
 		cmocka_unit_test(test_semantic_errors),
 		cmocka_unit_test(test_hash_inside_string_kept),
+		cmocka_unit_test(test_lines_of_checked_keys),
 		cmocka_unit_test(test_hostname_must_be_a_domain),
 		cmocka_unit_test(test_file_size_limit),
 		cmocka_unit_test(test_file_from_fifo),

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <sys/wait.h>
+#include <sysexits.h>
 
 #include "sendmail.h"
 #include "spool.h"
@@ -84,6 +85,14 @@ test_parse_options(void **state)
 	assert_int_equal(o.mode, SM_ALIASES);
 	assert_int_equal(parse(&o, "sendmail", ARGS("-q")), 0);
 	assert_int_equal(o.mode, SM_FLUSH);
+	assert_null(o.queue_match);
+	/* sendmail's -qIsubstr, attached or apart (issue 19). */
+	assert_int_equal(parse(&o, "sendmail", ARGS("-qIAB12")), 0);
+	assert_int_equal(o.mode, SM_FLUSH);
+	assert_string_equal(o.queue_match, "AB12");
+	assert_int_equal(parse(&o, "sendmail", ARGS("-qI", "CD34")), 0);
+	assert_string_equal(o.queue_match, "CD34");
+	assert_int_equal(parse(&o, "sendmail", ARGS("-qI")), EX_USAGE);
 	assert_int_equal(parse(&o, "mailq", ARGS("-v")), 0);
 	assert_int_equal(o.mode, SM_LIST);
 	assert_int_equal(parse(&o, "newaliases", ARGS("-v")), 0);
