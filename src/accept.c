@@ -3,6 +3,7 @@
  * message's way out once read.  See accept.h.
  */
 #include "accept.h"
+#include "stats.h"
 #include "log.h"
 #include "util.h"
 
@@ -67,6 +68,16 @@ accept_run(const struct delivery_ctx *dctx, const struct route_result *route,
     int msgfd, int loop_checked, struct smtp_reply *rep, char *relay,
     size_t relaysize)
 {
+	accept_run_seen(dctx, route, recipients, n, o, msgfd, loop_checked, rep, relay,
+	    relaysize, NULL);
+}
+
+void
+accept_run_seen(const struct delivery_ctx *dctx, const struct route_result *route,
+    const char *const *recipients, size_t n, const struct accept_origin *o,
+    int msgfd, int loop_checked, struct smtp_reply *rep, char *relay,
+    size_t relaysize, struct pipe_result *seen)
+{
 	struct delivery_job job;
 	char id[33];
 
@@ -84,7 +95,7 @@ accept_run(const struct delivery_ctx *dctx, const struct route_result *route,
 	job.msgfd = msgfd;
 	job.loop_checked = loop_checked;
 	memset(rep, 0, sizeof(*rep));
-	delivery_run(dctx, &job, rep, relay, relaysize);
+	delivery_run(dctx, &job, rep, relay, relaysize, seen);
 }
 
 /* run_program - tx's one program run (SPEC 7); its outcome is the reply. */
@@ -118,8 +129,8 @@ run_program(const struct delivery_ctx *dctx, const struct envelope *tx,
  * before queue / in queue / connection / transmission), dsn= the enhanced code.
  */
 void
-accept_log_rcpt(const char *role, const char *id, const char *rcpt, const char *relay,
-    int64_t since, int64_t started, const struct smtp_reply *rep)
+accept_log_rcpt(const struct conf *c, const char *role, const char *id, const char *rcpt,
+    const char *relay, int64_t since, int64_t started, const struct smtp_reply *rep)
 {
 	int64_t now = now_ms();
 	char line[320];
@@ -132,15 +143,16 @@ accept_log_rcpt(const char *role, const char *id, const char *rcpt, const char *
 	    (double)(started - since) / 1000, (double)(now - started) / 1000,
 	    rep->status[0] ? rep->status : rep->code / 100 == 2 ? "2.0.0" :
 	    rep->code / 100 == 4 ? "4.0.0" : "5.0.0", accept_outcome(rep->code), line);
+	stats_outcome(c, accept_outcome(rep->code));
 }
 
 void
-accept_log(const struct envelope *tx, const struct smtp_reply *rep, const char *relay,
-    int64_t started)
+accept_log(const struct conf *c, const struct envelope *tx, const struct smtp_reply *rep,
+    const char *relay, int64_t started)
 {
 	for (size_t i = 0; i < tx->nrcpts; i++)
 		if (tx->rcpts[i].pipe)
-			accept_log_rcpt("pipe", tx->id, tx->rcpts[i].text, relay, tx->mail_ms,
+			accept_log_rcpt(c, "pipe", tx->id, tx->rcpts[i].text, relay, tx->mail_ms,
 			    started, rep);
 }
 
@@ -182,7 +194,7 @@ accept_message(const struct delivery_ctx *dctx, struct envelope *tx,
 	 */
 	if (tx->pipe_route != NULL) {
 		run_program(dctx, tx, cl, rep, relay, sizeof(relay));
-		accept_log(tx, rep, relay, started);
+		accept_log(dctx->conf, tx, rep, relay, started);
 		tx->outcome_logged = 1;
 		if (rep->code / 100 == 4 && delivery_pipe_conf(dctx->conf,
 		    tx->pipe_route)->policy == POLICY_SYNC_THEN_QUEUE) {

@@ -68,6 +68,11 @@ void accept_run(const struct delivery_ctx *dctx, const struct route_result *rout
     const char *const *recipients, size_t n, const struct accept_origin *o,
     int msgfd, int loop_checked, struct smtp_reply *rep, char *relay,
     size_t relaysize);
+/* accept_run_seen - the same, with what the program did in seen (--test-pipe). */
+void accept_run_seen(const struct delivery_ctx *dctx, const struct route_result *route,
+    const char *const *recipients, size_t n, const struct accept_origin *o,
+    int msgfd, int loop_checked, struct smtp_reply *rep, char *relay,
+    size_t relaysize, struct pipe_result *seen);
 
 /*
  * accept_log_rcpt - Postfix's delivery line for one recipient, by role (pipe,
@@ -76,9 +81,11 @@ void accept_run(const struct delivery_ctx *dctx, const struct route_result *rout
  * dsn= and status= from rep.  accept_log - one such line per recipient of
  * tx's program run.
  */
-void accept_log_rcpt(const char *role, const char *id, const char *rcpt, const char *relay,
-    int64_t since, int64_t started, const struct smtp_reply *rep);
-void accept_log(const struct envelope *tx, const struct smtp_reply *rep, const char *relay,
+void accept_log_rcpt(const struct conf *c, const char *role, const char *id,
+    const char *rcpt, const char *relay, int64_t since, int64_t started,
+    const struct smtp_reply *rep);
+void accept_log(const struct conf *c, const struct envelope *tx,
+    const struct smtp_reply *rep, const char *relay,
     int64_t started);
 /* accept_outcome - the log's word for a reply: "sent", "deferred" or "bounced". */
 const char *accept_outcome(int code);

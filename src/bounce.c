@@ -6,6 +6,7 @@
  * original message's header (text/rfc822-headers), never its body.
  */
 #include "bounce.h"
+#include "stats.h"
 #include "buf.h"
 #include "log.h"
 #include "util.h"
@@ -214,9 +215,11 @@ bounce_create(const struct conf *c, const struct spool_env *env, int msgfd)
 	saved = errno;
 	spool_env_free(&dsn);
 	close(fd);
-	if (rc == 0)
+	if (rc == 0) {
 		log_info_as("bounce", "%s: sender non-delivery notification: %s", env->id,
 		    dsn.id);
+		stats_count(c, STATS_NOTICES);
+	}
 	errno = saved;
 	return rc;
 }

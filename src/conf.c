@@ -469,6 +469,29 @@ validate_policy(cfg_t *cfg, cfg_opt_t *opt)
 	return validate_choice(cfg, opt, policy_names);
 }
 
+/* validate_metrics_listen - "host:port", "[v6]:port", a port, or "unix:/path". */
+static int
+validate_metrics_listen(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0), *port;
+
+	if (s == NULL)
+		return 0;
+	if (strncmp(s, "unix:", 5) == 0) {
+		if (s[5] != '/' || strlen(s + 5) >= 108)
+			bad_value(cfg, opt, s, "expected unix:/absolute/path (at most 107 bytes)");
+		return 0;
+	}
+	port = strrchr(s, ':');
+	port = port ? port + 1 : s;
+	if (port[0] == '\0' || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port) ||
+	    atol(port) < 1 ||
+	    atol(port) > 65535 || (s[0] == '[' && strstr(s, "]:") == NULL))
+		bad_value(cfg, opt, s, "expected host:port, [address]:port, a port, or "
+		    "unix:/path");
+	return 0;
+}
+
 static int
 validate_durable_spool(cfg_t *cfg, cfg_opt_t *opt)
 {
@@ -599,6 +622,7 @@ static cfg_opt_t top_opts[] = {
 	CFG_STR("min_free_space", "100M", 0),
 	CFG_STR("durable_spool", "warn", 0),
 	CFG_STR("log_file", NULL, CFGF_NODEFAULT),
+	CFG_STR("metrics_listen", NULL, CFGF_NODEFAULT),
 	CFG_STR("max_message_size", "25M", 0),
 	CFG_INT("max_recipients", 100, 0),
 	CFG_INT("max_connections", 100, 0),
@@ -634,6 +658,7 @@ static const struct {
 	{"spool_dir", validate_absolute_path},
 	{"aliases", validate_absolute_path},
 	{"log_file", validate_absolute_path},
+	{"metrics_listen", validate_metrics_listen},
 	{"user", validate_user},
 	{"relay_networks", validate_cidrs},
 	{"client_networks", validate_cidrs},
@@ -890,6 +915,7 @@ conf_build(cfg_t *cfg)
 	c->min_free_space = size_of(cfg, "min_free_space");
 	c->durable_spool_required = strcmp(cfg_getstr(cfg, "durable_spool"), "required") == 0;
 	c->log_file = dup_or_null(cfg_getstr(cfg, "log_file"));
+	c->metrics_listen = dup_or_null(cfg_getstr(cfg, "metrics_listen"));
 	c->max_message_size = size_of(cfg, "max_message_size");
 	c->max_recipients = cfg_getint(cfg, "max_recipients");
 	c->max_connections = cfg_getint(cfg, "max_connections");
@@ -1052,6 +1078,7 @@ conf_free(struct conf *c)
 		return;
 	free(c->file);
 	free(c->where);
+	free(c->metrics_listen);
 	free(c->hostname);
 	free_list(c->listen, c->nlisten);
 	free(c->aliases);

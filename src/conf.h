@@ -107,6 +107,7 @@ struct conf {
 	uint64_t min_free_space;
 	int durable_spool_required;   /* refuse to start on a spool that loses mail */
 	char *log_file;
+	char *metrics_listen;         /* the Prometheus endpoint; NULL: none */
 	uint64_t max_message_size;
 	long max_recipients;
 	long max_connections;

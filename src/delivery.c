@@ -2,6 +2,7 @@
  * delivery.c - a message to the program of a pipe alias.  See delivery.h.
  */
 #include "delivery.h"
+#include "stats.h"
 #include "launcher.h"
 #include "log.h"
 #include "pipe.h"
@@ -334,13 +335,13 @@ run_here(const struct delivery_ctx *ctx, const struct delivery_job *job, int std
 }
 
 /*
- * delivered_before - the message's header already has "Delivered-To:" with
+ * delivery_seen_before - the message's header already has "Delivered-To:" with
  * rcpt (SPEC 7: an RT auto-reply coming back).  Reads the header only, at
  * most DELIVERED_SCAN bytes of it, from the stored message (LF endings).
  */
 #define DELIVERED_SCAN (256 * 1024)
-static int
-delivered_before(int msgfd, const char *rcpt)
+int
+delivery_seen_before(int msgfd, const char *rcpt)
 {
 	char *buf = xmalloc(DELIVERED_SCAN + 1);
 	ssize_t n = pread(msgfd, buf, DELIVERED_SCAN, 0);
@@ -372,7 +373,7 @@ delivered_before(int msgfd, const char *rcpt)
 
 void
 delivery_run(const struct delivery_ctx *ctx, const struct delivery_job *job,
-    struct smtp_reply *out, char *relay, size_t relaysize)
+    struct smtp_reply *out, char *relay, size_t relaysize, struct pipe_result *seen)
 {
 	const struct route_dest *d = route_pipe(job->route);
 	const struct alias_cmd *cmd = &d->target->cmd;
@@ -383,12 +384,16 @@ delivery_run(const struct delivery_ctx *ctx, const struct delivery_job *job,
 	int64_t until = now_ms() + pc->timeout * 1000;
 	int stdin_fd, all = -2, mine = -2;
 
+	if (seen != NULL) {
+		memset(seen, 0, sizeof(*seen));
+		seen->outcome = PIPE_REFUSED;      /* until it runs */
+	}
 	/* Postfix's pipe says relay=SERVICE; ours is the alias (or its regex). */
 	snprintf(relay, relaysize, "%s", d->entry->name);
 	str_log_token(relay);
 	/* SPEC 7: also for a program run from the queue (policy queue, retries). */
 	for (size_t i = 0; !job->loop_checked && i < job->nrecipients; i++)
-		if (delivered_before(job->msgfd, job->recipients[i])) {
+		if (delivery_seen_before(job->msgfd, job->recipients[i])) {
 			log_warnx("%s: mail loop: already delivered to <%s>", job->v.queue_id,
 			    job->recipients[i]);
 			smtp_set_reply(out, 554, "5.4.6", "Mail loop: the message was already "
@@ -417,13 +422,19 @@ delivery_run(const struct delivery_ctx *ctx, const struct delivery_job *job,
 	if (mine == -1 || all == -1) {
 		smtp_set_reply(out, 451, "4.3.0", "Too many concurrent deliveries to "
 		    "programs; try again later");
+		stats_program(c, d->entry->name, out, 0);
 	} else {
+		int64_t started = now_ms();
+
 		if (ctx->ps.launcher_fd >= 0)
 			launcher_request(ctx->ps.launcher_fd, &job->v, stdin_fd,
 			    pc->timeout * 2 + 10, &res);   /* waiting its turn, then running */
 		else
 			run_here(ctx, job, stdin_fd, &res);
 		pipe_reply(&res, pc->tempfail, pc->ntempfail, cmd->use_shell, out);
+		stats_program(c, d->entry->name, out, now_ms() - started);
+		if (seen != NULL)
+			*seen = res;
 		pipe_describe(&res, how, sizeof(how));
 		log_debug("%s: program %s: %s, %llu bytes of output", job->v.queue_id,
 		    cmd->argv[0], how, res.output_bytes);

@@ -77,10 +77,17 @@ void delivery_command_free(struct delivery_command *cmd);
 
 /*
  * delivery_run - run the job's program; out gets the reply its outcome
- * means (SPEC 7 table), relay a name for the log.
+ * means (SPEC 7 table), relay a name for the log; seen (when not NULL) what
+ * the program did, for --test-pipe (outcome PIPE_REFUSED with output empty:
+ * it was not started, out says why).
  */
 void delivery_run(const struct delivery_ctx *ctx, const struct delivery_job *job,
-    struct smtp_reply *out, char *relay, size_t relaysize);
+    struct smtp_reply *out, char *relay, size_t relaysize, struct pipe_result *seen);
+/*
+ * delivery_seen_before - the message's header already holds "Delivered-To:
+ * rcpt" (SPEC 7: an auto-reply coming back): the loop delivery_run refuses.
+ */
+int delivery_seen_before(int msgfd, const char *rcpt);
 /* delivery_id - DELIVERY_ID: hex digest of recipient and message digest. */
 void delivery_id(const unsigned char digest[32], const char *rcpt, char out[33]);
 /* delivery_pipe_conf - the pipe settings that apply to a route's program. */

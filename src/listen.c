@@ -28,10 +28,12 @@
 #include "privsep.h"
 #include "envelope.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
 #include "queue.h"
 #include "smtpd.h"
 #include "spool.h"
+#include "stats.h"
 #include "util.h"
 
 #include <errno.h>
@@ -94,6 +96,9 @@ struct daemon {
 	int queue_kicked;             /* a session spooled mail since the run began */
 	time_t next_run;
 	struct timespec queue_seen;
+	int metrics_fd;               /* metrics_listen's socket; -1: none */
+	pid_t metrics_pid;            /* its server; 0: none running */
+	time_t metrics_restart;       /* not before then, after it died */
 };
 
 /*
@@ -135,9 +140,8 @@ set_nonblock_cloexec(int fd)
 	return 0;
 }
 
-/* split_listen - "host:port" or "[v6]:port" into host and port. */
-static int
-split_listen(const char *spec, char *host, size_t hostsize, char *port, size_t portsize)
+int
+listen_split(const char *spec, char *host, size_t hostsize, char *port, size_t portsize)
 {
 	const char *colon;
 	size_t hl;
@@ -181,7 +185,7 @@ bind_one(struct daemon *d, const char *spec)
 		addr[strlen(addr) - 6] = '\0';
 		proxy = 1;
 	}
-	if (split_listen(addr, host, sizeof(host), port, sizeof(port)) < 0) {
+	if (listen_split(addr, host, sizeof(host), port, sizeof(port)) < 0) {
 		log_warnx("listen %s: bad address", spec);
 		return -1;
 	}
@@ -338,6 +342,8 @@ become_child(struct daemon *d, void (*on_term)(int))
 	}
 	close(d->sigpipe[0]);
 	close(d->sigpipe[1]);
+	if (d->metrics_fd >= 0)
+		close(d->metrics_fd);
 	signal_fd = -1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
@@ -690,6 +696,13 @@ reap(struct daemon *d)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == d->runner) {
 			d->runner = 0;
+			continue;
+		}
+		if (pid == d->metrics_pid) {
+			log_warnx("metrics server %ld ended (status 0x%x): restarting it",
+			    (long)pid, (unsigned)status);
+			d->metrics_pid = 0;
+			d->metrics_restart = time(NULL) + 1;
 			continue;
 		}
 		for (size_t i = 0; i < d->nslots; i++)
@@ -1095,6 +1108,45 @@ shutdown_sessions(struct daemon *d)
 		;
 }
 
+/*
+ * keep_metrics_running - metrics_listen's server, started once bound and
+ * again (at most once a second) if it dies; the master's own descriptors
+ * are closed in it.
+ */
+static void
+keep_metrics_running(struct daemon *d)
+{
+	int fds[MAX_LISTENERS + 2];
+	size_t n = 0;
+
+	if (d->metrics_fd < 0 || d->metrics_pid > 0 || time(NULL) < d->metrics_restart)
+		return;
+	for (size_t i = 0; i < d->nlisteners; i++)
+		fds[n++] = d->listeners[i];
+	fds[n++] = d->sigpipe[0];
+	fds[n++] = d->sigpipe[1];
+	d->metrics_pid = metrics_start(d->conf, d->metrics_fd, fds, n);
+	if (d->metrics_pid < 0) {
+		d->metrics_pid = 0;
+		d->metrics_restart = time(NULL) + 1;
+	}
+}
+
+static void
+open_metrics(struct daemon *d)
+{
+	char why[600];
+
+	d->metrics_fd = -1;
+	if (d->conf->metrics_listen == NULL)
+		return;
+	d->metrics_fd = metrics_bind(d->conf->metrics_listen, why, sizeof(why));
+	if (d->metrics_fd < 0)
+		log_warnx("%s: no metrics endpoint", why);
+	else
+		log_info("metrics on %s", d->conf->metrics_listen);
+}
+
 static int
 serve(struct daemon *d)
 {
@@ -1126,6 +1178,9 @@ serve(struct daemon *d)
 			    "is fixed (SIGHUP reloads)", d->conf->aliases);
 	}
 	spool_clean(d->conf);
+	stats_daemon(d->conf, getpid(), 1);
+	open_metrics(d);
+	keep_metrics_running(d);
 	maybe_run_queue(d, 1);
 	log_info("daemon started (pid %ld)", (long)getpid());
 	npfd = 1 + MAX_LISTENERS;
@@ -1201,10 +1256,16 @@ serve(struct daemon *d)
 				accept_on(d, pfd[i].fd, d->proxied[i - 1]);
 		retire_idle(d);
 		maybe_run_queue(d, 0);
+		keep_metrics_running(d);
 	}
 	free(pfd);
 	free(pfd_slot);
+	if (d->metrics_pid > 0)
+		kill(d->metrics_pid, SIGTERM);
+	if (d->metrics_fd >= 0)
+		close(d->metrics_fd);
 	shutdown_sessions(d);
+	stats_daemon(d->conf, getpid(), 0);
 	log_info("daemon stopped");
 	return 0;
 }
@@ -1262,6 +1323,7 @@ daemon_main(struct conf *c, const struct daemon_opts *o)
 	memset(&d, 0, sizeof(d));
 	d.conf = c;
 	d.opts = o;
+	d.metrics_fd = -1;
 	if (check_accounts(c) < 0) {
 		fprintf(stderr, "undersmtpd: unsafe or missing accounts (see the log)\n");
 		conf_free(c);

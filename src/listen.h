@@ -14,6 +14,8 @@
 #ifndef LISTEN_H
 #define LISTEN_H
 
+#include <stddef.h>
+
 #include "conf.h"
 
 struct daemon_opts {
@@ -23,6 +25,12 @@ struct daemon_opts {
 	int verbose;
 };
 
+/*
+ * listen_split - "host:port" or "[v6]:port" into its parts (host may be
+ * empty: every address); 0, or -1 when it is neither.
+ */
+int listen_split(const char *spec, char *host, size_t hostsize, char *port,
+    size_t portsize);
 /* daemon_main - run until SIGTERM; the process exit status. */
 int daemon_main(struct conf *c, const struct daemon_opts *o);
 

@@ -3,6 +3,7 @@
  * helper, and picking it up into the spool.  See maildrop.h.
  */
 #include "maildrop.h"
+#include "stats.h"
 #include "buf.h"
 #include "envelope.h"
 #include "log.h"
@@ -406,6 +407,7 @@ pick_one(const struct conf *c, int dfd, const char *name)
 			    (long)st.st_uid, h.sender, name);
 			log_info_as("qmgr", "%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)",
 			    id, h.sender, (long long)st.st_size, h.nrcpts);
+			stats_count(c, STATS_RECEIVED);
 			/* Durable in the queue: now the maildrop copy may go. */
 			if (unlinkat(dfd, name, 0) < 0)
 				log_warn("unlink maildrop/%s", name);

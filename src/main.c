@@ -23,6 +23,8 @@
 #include "sendmail.h"
 #include "smtpd.h"
 #include "spool.h"
+#include "status.h"
+#include "testpipe.h"
 #include "tls.h"
 #include "util.h"
 
@@ -44,7 +46,8 @@
 
 
 enum mode { MODE_INETD, MODE_ROUTE, MODE_CHECK, MODE_HELP, MODE_VERSION,
-	MODE_DAEMON, MODE_FLUSH, MODE_LIST, MODE_OPERATE, MODE_SENDMAIL };
+	MODE_DAEMON, MODE_FLUSH, MODE_LIST, MODE_OPERATE, MODE_SENDMAIL, MODE_TEST_PIPE,
+	MODE_STATUS };
 
 struct options {
 	enum mode mode;
@@ -61,6 +64,9 @@ struct options {
 	int ids_substring;            /* sendmail -qIsubstr: ids holding it */
 	int local_submission;         /* sendmail -bs */
 	int aliases_only;             /* newaliases, sendmail -bi: no look at the machine */
+	const char *test_address;     /* --test-pipe ADDRESS */
+	const char *from;             /* --from SENDER */
+	int dry_run;                  /* --dry-run */
 };
 
 /* Set by SIGTERM; read by the session between commands (SPEC 6). */
@@ -81,8 +87,10 @@ usage(FILE *fp)
 	    "       undersmtpd -d [-v] [-C file] [-a file]     the standalone daemon (foreground)\n"
 	    "       undersmtpd [-C file] [-a file] --route | -bv address...\n"
 	    "       undersmtpd [-C file] [-a file] --check-config\n"
+	    "       undersmtpd [-C file] [-a file] --test-pipe address [--from sender] [--dry-run] < message\n"
 	    "       undersmtpd [-C file] -q | --flush [ID...]    try every (or each named) queued message now\n"
 	    "       undersmtpd [-C file] --queue | -bp [--json]  list the queue (mailq)\n"
+	    "       undersmtpd [-C file] --status [--json]       the daemon, the queue, the counters\n"
 	    "       undersmtpd [-C file] --hold|--release|--requeue|--bounce|--delete ID\n"
 	    "       undersmtpd -h | --help | --version\n");
 }
@@ -166,6 +174,10 @@ parse_options(int argc, char **argv, struct options *o)
 		{"requeue", required_argument, NULL, 0x100 + QOP_REQUEUE},
 		{"bounce", required_argument, NULL, 0x100 + QOP_BOUNCE},
 		{"delete", required_argument, NULL, 0x100 + QOP_DELETE},
+		{"test-pipe", required_argument, NULL, 'T'},
+		{"status", no_argument, NULL, 's'},
+		{"from", required_argument, NULL, 'F'},
+		{"dry-run", no_argument, NULL, 'N'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *base = strrchr(argv[0], '/');
@@ -236,12 +248,29 @@ parse_options(int argc, char **argv, struct options *o)
 			o->op = (enum queue_op)(c - 0x100);
 			o->op_id = optarg;
 			break;
+		case 's':
+			o->mode = MODE_STATUS;
+			break;
+		case 'T':
+			o->mode = MODE_TEST_PIPE;
+			o->test_address = optarg;
+			break;
+		case 'F':
+			o->from = optarg;
+			break;
+		case 'N':
+			o->dry_run = 1;
+			break;
 		case 'S':
 			fprintf(stderr, "undersmtpd: --sendmail must come first\n");
 			return -1;
 		default:
 			return -1;
 		}
+	}
+	if ((o->from != NULL || o->dry_run) && o->mode != MODE_TEST_PIPE) {
+		fprintf(stderr, "undersmtpd: --from and --dry-run go with --test-pipe\n");
+		return -1;
 	}
 	if (o->mode == MODE_ROUTE && optind >= argc) {
 		fprintf(stderr, "undersmtpd: --route needs at least one address\n");
@@ -532,6 +561,32 @@ run_flush(const struct conf *c, const struct options *o)
 	return rc;
 }
 
+/*
+ * run_status - undersmtpd --status [--json], as the spool user: 0, or 1
+ * when the counters cannot be read or the daemon died without stopping.
+ */
+static int
+run_status(const struct conf *c, int json)
+{
+	struct stats *s = xmalloc(sizeof(*s));
+	struct queue_census q;
+	int rc = 0;
+
+	if (stats_read(c, s) < 0 && errno != ENOENT) {
+		fprintf(stderr, "undersmtpd: read %s/stats: %s\n", c->spool_dir, strerror(errno));
+		rc = 1;
+	}
+	status_census(c, &q);
+	if (json)
+		status_json(stdout, s, &q);
+	else
+		status_text(stdout, s, &q);
+	if (s->head.daemon_pid > 0 && !status_daemon_up(s))
+		rc = 1;
+	free(s);
+	return rc;
+}
+
 static int
 run_queue_command(const struct options *o)
 {
@@ -558,7 +613,9 @@ run_queue_command(const struct options *o)
 		conf_free(c);
 		return EX_TEMPFAIL;
 	}
-	if (o->mode == MODE_LIST) {
+	if (o->mode == MODE_STATUS) {
+		rc = run_status(c, o->json);
+	} else if (o->mode == MODE_LIST) {
 		queue_list(c, stdout, o->json);
 	} else if (o->mode == MODE_OPERATE) {
 		if (queue_operate(c, o->op, o->op_id, why, sizeof(why)) < 0) {
@@ -590,6 +647,36 @@ run_sendmail(const struct options *o)
 			log_fall_back_to_syslog(o->verbose);
 	}
 	rc = sendmail_deliver(&o->sm, c);
+	conf_free(c);
+	return rc;
+}
+
+/* run_test_pipe - undersmtpd --test-pipe ADDRESS: one delivery, shown (testpipe.h). */
+static int
+run_test_pipe(const struct options *o)
+{
+	struct diag d = {report_stderr, NULL, 0};
+	struct conf *c = load_conf(o, &d);
+	char sender[ADDR_PATH_MAX + 1];
+	int rc;
+
+	if (c == NULL)
+		return EX_CONFIG;
+	/* The log says a test ran, and who ran it; to stderr too with -v. */
+	if (log_open("undersmtpd", (c->log_file ? LOG_TO_FILE : LOG_TO_SYSLOG) |
+	    (o->verbose ? LOG_TO_STDERR : 0), c->log_file, o->verbose) < 0)
+		log_open("undersmtpd", LOG_TO_SYSLOG, NULL, o->verbose);
+	if (o->from != NULL) {
+		str_copy(sender, sizeof(sender), o->from);
+	} else {
+		/* As sendmail would: the invoking user at our host name. */
+		struct passwd *pw = getpwuid(getuid());
+
+		snprintf(sender, sizeof(sender), "%s@%s", pw ? pw->pw_name : "root",
+		    c->hostname);
+	}
+	rc = testpipe_main(c, o->aliases_file, o->test_address, sender, o->dry_run, stdin,
+	    stdout);
 	conf_free(c);
 	return rc;
 }
@@ -646,7 +733,7 @@ main(int argc, char **argv)
 	/* Postfix's program names in the log, by what this process does. */
 	log_set_role(o.mode == MODE_INETD ? "smtpd" : o.mode == MODE_DAEMON ? "master" :
 	    o.mode == MODE_FLUSH ? "qmgr" : o.mode == MODE_OPERATE ? "postsuper" :
-	    o.mode == MODE_SENDMAIL ? "sendmail" : NULL);
+	    o.mode == MODE_SENDMAIL ? "sendmail" : o.mode == MODE_TEST_PIPE ? "pipe" : NULL);
 	switch (o.mode) {
 	case MODE_HELP:
 		usage(stdout);
@@ -659,6 +746,7 @@ main(int argc, char **argv)
 	case MODE_FLUSH:
 	case MODE_LIST:
 	case MODE_OPERATE:
+	case MODE_STATUS:
 		return run_queue_command(&o);
 	case MODE_DAEMON:
 		return run_daemon(&o);
@@ -666,6 +754,8 @@ main(int argc, char **argv)
 		return run_route(&o);
 	case MODE_SENDMAIL:
 		return run_sendmail(&o);
+	case MODE_TEST_PIPE:
+		return run_test_pipe(&o);
 	case MODE_INETD:
 		break;
 	}

@@ -181,8 +181,17 @@ child_exec(const struct pipe_request *req, int outfd, int errfd)
 static void
 keep_output(struct pipe_result *res, const char *p, size_t n, int *done)
 {
-	size_t o = strlen(res->output);
+	size_t o = strlen(res->output), h = strlen(res->head);
 
+	/* The head: what an administrator reads in --test-pipe, lines and all. */
+	for (size_t i = 0; i < n && h < PIPE_HEAD_MAX; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '\r')
+			continue;
+		res->head[h++] = (c == '\n' || c == '\t' || (c >= 32 && c < 127)) ? (char)c : '?';
+		res->head[h] = '\0';
+	}
 	res->output_bytes += n;
 	for (size_t i = 0; i < n && !*done; i++) {
 		unsigned char c = (unsigned char)p[i];

@@ -19,6 +19,7 @@
 #include "reply.h"
 
 #define PIPE_OUTPUT_MAX 200       /* the kept, sanitised first line */
+#define PIPE_HEAD_MAX 600         /* the first bytes of output, for --test-pipe */
 #define PIPE_GRACE_MS 2000        /* SIGTERM -> SIGKILL; exit -> stop reading */
 
 struct pipe_request {
@@ -51,6 +52,7 @@ struct pipe_result {
 	int err;
 	unsigned long long output_bytes;
 	char output[PIPE_OUTPUT_MAX + 1];   /* first non-empty line, printable */
+	char head[PIPE_HEAD_MAX + 1];       /* first bytes, printable, lines kept */
 };
 
 /*

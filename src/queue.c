@@ -7,6 +7,7 @@
  * any DSN it needs is itself safely spooled.
  */
 #include "queue.h"
+#include "stats.h"
 #include "accept.h"
 #include "addr.h"
 #include "route.h"
@@ -69,8 +70,8 @@ wall_seconds(void)
 }
 
 static void
-log_outcome(const struct spool_env *e, const struct spool_rcpt *r, const char *role,
-    const char *relay, const char *status)
+log_outcome(const struct conf *c, const struct spool_env *e, const struct spool_rcpt *r,
+    const char *role, const char *relay, const char *status)
 {
 	double now = wall_seconds(), began = e->attempt > 0 ? e->attempt : now;
 	double waited = began - (double)e->created, total = now - (double)e->created;
@@ -86,11 +87,12 @@ log_outcome(const struct spool_env *e, const struct spool_rcpt *r, const char *r
 	    expanded ? r->orig : "", expanded ? ">, " : "", token,
 	    total > 0 ? total : 0, waited > 0 ? waited : 0, now - began, dsn, status,
 	    r->last);
+	stats_outcome(c, status);
 }
 
 static void
-record(struct spool_env *e, struct spool_rcpt *r, const char *reply, int code,
-    const char *role, const char *relay, struct queue_result *res)
+record(const struct conf *c, struct spool_env *e, struct spool_rcpt *r, const char *reply,
+    int code, const char *role, const char *relay, struct queue_result *res)
 {
 	r->attempts++;
 	str_copy(r->last, sizeof(r->last), reply);
@@ -103,7 +105,7 @@ record(struct spool_env *e, struct spool_rcpt *r, const char *reply, int code,
 	} else {
 		r->state = RCPT_DEFERRED;
 	}
-	log_outcome(e, r, role, relay, accept_outcome(code));
+	log_outcome(c, e, r, role, relay, accept_outcome(code));
 }
 
 
@@ -145,13 +147,13 @@ to_program(struct queue_ctx *q, struct spool_env *e, size_t i,
 
 		smtp_reply_line(&rep, text, sizeof(text));
 		/* spool_add_rcpt may have moved the array: index, not pointer. */
-		record(e, &e->rcpts[i], text, rep.code, "pipe", relay, res);
+		record(q->conf, e, &e->rcpts[i], text, rep.code, "pipe", relay, res);
 	}
 }
 
 /* expand - replace recipient i by the smarthost addresses its route names. */
 static void
-expand(struct spool_env *e, size_t i, const struct route_result *route,
+expand(const struct conf *c, struct spool_env *e, size_t i, const struct route_result *route,
     struct queue_result *res)
 {
 	char orig[ADDR_PATH_MAX + 1], text[SPOOL_REPLY_MAX];
@@ -168,7 +170,7 @@ expand(struct spool_env *e, size_t i, const struct route_result *route,
 	}
 	snprintf(text, sizeof(text), "250 2.0.0 expanded to %zu address(es)", added);
 	/* spool_add_rcpt may have moved the array: index, not pointer. */
-	record(e, &e->rcpts[i], text, 250, "local", "alias", res);
+	record(c, e, &e->rcpts[i], text, 250, "local", "alias", res);
 	res->delivered--;       /* an expansion is not a delivery */
 }
 
@@ -192,7 +194,7 @@ deliver(struct queue_ctx *q, struct smtpc *sc, struct spool_env *e, int msgfd,
 		if (!is_open(&e->rcpts[i]))
 			continue;
 		if (addr_parse_plain(e->rcpts[i].addr, &a) != ADDR_OK) {
-			record(e, &e->rcpts[i], "550 5.1.3 bad address in the spool", 550, "qmgr",
+			record(q->conf, e, &e->rcpts[i], "550 5.1.3 bad address in the spool", 550, "qmgr",
 			    "none", res);
 			continue;
 		}
@@ -202,7 +204,7 @@ deliver(struct queue_ctx *q, struct smtpc *sc, struct spool_env *e, int msgfd,
 			char text[SPOOL_REPLY_MAX];
 
 			smtp_reply_line(&route->reply, text, sizeof(text));
-			record(e, &e->rcpts[i], text, route->reply.code, "qmgr", "none", res);
+			record(q->conf, e, &e->rcpts[i], text, route->reply.code, "qmgr", "none", res);
 		} else if (route_pipe(route) != NULL) {
 			to_program(q, e, i, route, msgfd, res);
 		} else if (route->ndest != 1 ||
@@ -211,7 +213,7 @@ deliver(struct queue_ctx *q, struct smtpc *sc, struct spool_env *e, int msgfd,
 			 * The address now expands to others (an alias added since, or
 			 * mail dropped by sendmail): they become recipients of their own.
 			 */
-			expand(e, i, route, res);
+			expand(q->conf, e, i, route, res);
 		} else {
 			/* For the smarthost, with the others of this message. */
 			if (n == cap) {
@@ -236,9 +238,12 @@ deliver(struct queue_ctx *q, struct smtpc *sc, struct spool_env *e, int msgfd,
 		} else if (smtpc_send(sc, e, msgfd, idx, n, rep) < 0) {
 			smtpc_close(sc);
 		}
-		for (size_t k = 0; k < n; k++)
-			record(e, &e->rcpts[idx[k]], rep[k].text, rep[k].code, "smtp", sc->name,
-			    res);
+		for (size_t k = 0; k < n; k++) {
+			record(q->conf, e, &e->rcpts[idx[k]], rep[k].text, rep[k].code, "smtp",
+			    sc->name, res);
+			stats_smarthost(q->conf, smtpc_block(sc), accept_outcome(rep[k].code),
+			    rep[k].text);
+		}
 	}
 	free(idx);
 	free(rep);
@@ -263,7 +268,7 @@ expire(const struct conf *c, struct spool_env *e)
 			smtp_reply_append(&text, "; last: ", r->last);
 		str_copy(r->last, sizeof(r->last), text.text);
 		r->state = RCPT_FAILED;
-		log_outcome(e, r, "qmgr", "none", "expired");
+		log_outcome(c, e, r, "qmgr", "none", "expired");
 	}
 }
 
@@ -678,21 +683,6 @@ queue_run_until_idle(struct queue_ctx *q, int force, struct queue_result *res)
 	return 0;
 }
 
-static void
-json_string(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(out, "\\%c", *p);
-		else if (*p < 32)
-			fprintf(out, "\\u%04x", *p);
-		else
-			fputc(*p, out);
-	}
-	fputc('"', out);
-}
-
 int
 queue_list(const struct conf *c, FILE *out, int json)
 {
@@ -710,9 +700,9 @@ queue_list(const struct conf *c, FILE *out, int json)
 		if (spool_read(c, ids[i], &e, why, sizeof(why)) < 0) {
 			if (json) {
 				fprintf(out, "{\"id\":");
-				json_string(out, ids[i]);
+				json_write_string(out, ids[i]);
 				fprintf(out, ",\"damaged\":");
-				json_string(out, why);
+				json_write_string(out, why);
 				fprintf(out, "}\n");
 			} else {
 				fprintf(out, "%-14s damaged: %s\n", ids[i], why);
@@ -722,18 +712,18 @@ queue_list(const struct conf *c, FILE *out, int json)
 		}
 		if (json) {
 			fprintf(out, "{\"id\":");
-			json_string(out, e.id);
+			json_write_string(out, e.id);
 			fprintf(out, ",\"size\":%llu,\"age\":%lld,\"hold\":%s,\"next_try\":%lld,"
 			    "\"sender\":", (unsigned long long)e.size, (long long)(now - e.created),
 			    e.hold ? "true" : "false", (long long)e.next_try);
-			json_string(out, e.sender);
+			json_write_string(out, e.sender);
 			fprintf(out, ",\"recipients\":[");
 			for (size_t k = 0; k < e.nrcpts; k++) {
 				fprintf(out, "%s{\"address\":", k ? "," : "");
-				json_string(out, e.rcpts[k].addr);
+				json_write_string(out, e.rcpts[k].addr);
 				fprintf(out, ",\"state\":\"%s\",\"attempts\":%d,\"last_reply\":",
 				    spool_state_name(e.rcpts[k].state), e.rcpts[k].attempts);
-				json_string(out, e.rcpts[k].last);
+				json_write_string(out, e.rcpts[k].last);
 				fputc('}', out);
 			}
 			fprintf(out, "]}\n");

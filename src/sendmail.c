@@ -16,6 +16,7 @@
  * code of the worst permanent failure, with the reason on standard error.
  */
 #include "sendmail.h"
+#include "stats.h"
 #include "accept.h"
 #include "addr.h"
 #include "aliases.h"
@@ -240,15 +241,16 @@ put_missing(struct data_sink *sink, const struct message *m, const struct added_
 	char line[1200];
 	int err = 0;
 
-	if (!m->has_from) {
+	/* An empty field: nothing to add (--test-pipe leaves the message as is). */
+	if (!m->has_from && add->from[0]) {
 		snprintf(line, sizeof(line), "From: %s\n", add->from);
 		err |= sink->write(sink->ctx, line, strlen(line));
 	}
-	if (!m->has_date) {
+	if (!m->has_date && add->date[0]) {
 		snprintf(line, sizeof(line), "Date: %s\n", add->date);
 		err |= sink->write(sink->ctx, line, strlen(line));
 	}
-	if (!m->has_msgid) {
+	if (!m->has_msgid && add->msgid[0]) {
 		snprintf(line, sizeof(line), "Message-ID: %s\n", add->msgid);
 		err |= sink->write(sink->ctx, line, strlen(line));
 	}
@@ -392,7 +394,7 @@ route_one(const struct conf *c, const struct aliases *a, const struct delivery_c
 	if (r->reply.code != 250) {
 		fprintf(stderr, "sendmail: <%s>: %d %s %s\n", shown, r->reply.code,
 		    r->reply.status, r->reply.text);
-		accept_log_rcpt("sendmail", e->id, shown, "none", e->mail_ms, now_ms(), &r->reply);
+		accept_log_rcpt(c, "sendmail", e->id, shown, "none", e->mail_ms, now_ms(), &r->reply);
 		worse(res, sysexit_for_reply(r->reply.code, r->reply.status));
 		free(r);
 		return;
@@ -416,7 +418,7 @@ route_one(const struct conf *c, const struct aliases *a, const struct delivery_c
 		int64_t started = now_ms();
 
 		accept_run(dctx, r, list, 1, &o, e->msg_fd, 0, &rep, relay, sizeof(relay));
-		accept_log_rcpt("pipe", e->id, shown, relay, e->mail_ms, started, &rep);
+		accept_log_rcpt(c, "pipe", e->id, shown, relay, e->mail_ms, started, &rep);
 		if (rep.code / 100 == 4) {
 			/* SPEC 7.1: the caller cannot retry; we do, from the queue. */
 			envelope_add_dest(e, shown, shown);
@@ -763,6 +765,7 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 	    e.sender_text);
 	log_info_as("qmgr", "%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", e.id,
 	    e.sender_text, (long long)msg_size, nrcpts);
+	stats_count(c, STATS_RECEIVED);
 	for (size_t i = 0; i < nrcpts; i++)
 		route_one(c, a, &dctx, &e, rcpts[i], &res);
 	if (e.ndests > 0) {

@@ -7,6 +7,7 @@
  * only and dot-stuffed; a stray CR in the stored text is sent as a space.
  */
 #include "smtpc.h"
+#include "stats.h"
 #include "buf.h"
 #include "log.h"
 #include "util.h"
@@ -467,13 +468,24 @@ open_one(struct smtpc *sc, const struct smarthost_conf *sh, struct smtpc_reply *
 	return 0;
 }
 
+const char *
+smtpc_block(const struct smtpc *sc)
+{
+	return sc->sh != NULL ? sc->sh->name : "none";
+}
+
 int
 smtpc_open(struct smtpc *sc, struct smtpc_reply *err)
 {
 	memset(err, 0, sizeof(*err));
 	for (size_t i = 0; i < sc->conf->nsmarthosts; i++) {
-		if (open_one(sc, &sc->conf->smarthosts[i], err) == 0)
+		const char *block = sc->conf->smarthosts[i].name;
+
+		if (open_one(sc, &sc->conf->smarthosts[i], err) == 0) {
+			stats_connect(sc->conf, block, sc->name, 1, "connected");
 			return 0;
+		}
+		stats_connect(sc->conf, block, sc->name, 0, err->text);
 		/* Our own texts name the smarthost already; a server's reply does not. */
 		if (strstr(err->text, sc->name) != NULL)
 			log_warnx("smarthost: %s", err->text);

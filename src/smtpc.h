@@ -51,5 +51,7 @@ int smtpc_open(struct smtpc *sc, struct smtpc_reply *err);
 int smtpc_send(struct smtpc *sc, const struct spool_env *env, int msgfd,
     const size_t *idx, size_t n, struct smtpc_reply *rcpt);
 void smtpc_close(struct smtpc *sc);
+/* smtpc_block - the title of the smarthost block in use ("none" before any). */
+const char *smtpc_block(const struct smtpc *sc);
 
 #endif

@@ -11,6 +11,7 @@
  * command that caused them and counts errors toward max_errors.
  */
 #include "smtpd.h"
+#include "stats.h"
 #include "smtpd_session.h"
 #include "accept.h"
 #include "addr.h"
@@ -99,6 +100,8 @@ log_refusal(const struct session *s, int code, const char *status, const char *t
 	    s->tx.id[0] ? s->tx.id : "NOQUEUE", kind, verb, s->env->client_text, code,
 	    status ? " " : "", status ? status : "", text, from, to,
 	    s->esmtp ? "ESMTP" : "SMTP", s->helo);
+	if (strcmp(kind, "reject") == 0)
+		stats_count(s->conf, STATS_REJECTED);
 }
 
 void
@@ -470,6 +473,7 @@ cmd_data(struct session *s, const char *arg, size_t len)
 	    res.message_id : "<>");
 	log_info_as("qmgr", "%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)", s->tx.id,
 	    s->tx.sender_text, (unsigned long long)res.size, s->tx.nrcpts);
+	stats_count(s->conf, STATS_RECEIVED);
 	s->verb = "END-OF-MESSAGE";
 	memset(&rep, 0, sizeof(rep));
 	if (data_verdict(s, &res, &rep) == 0) {

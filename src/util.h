@@ -9,6 +9,7 @@
 #define UTIL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -74,5 +75,8 @@ void str_log_token(char *s);
 
 /* sleep_ms - sleep ms milliseconds, the whole of them even if signals arrive. */
 void sleep_ms(long ms);
+
+/* json_write_string - s as a JSON string, quotes and escapes included. */
+void json_write_string(FILE *out, const char *s);
 
 #endif

@@ -30,4 +30,6 @@ if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 fi
 # The real rt-mailgate for the tests, extracted without pulling in an MTA.
 sh "$(dirname "$0")/../tests/setup-rt-mailgate.sh"
+# promtool, to check the metrics endpoint's output (without the Prometheus server).
+sh "$(dirname "$0")/../tests/setup-promtool.sh"
 echo "install-deps: done"

@@ -335,7 +335,7 @@ deliver(const struct conf *c, const char *address, const char *sender, int statu
 	job.nrecipients = 1;
 	job.msgfd = msgfd;
 	memset(out, 0, sizeof(*out));
-	delivery_run(&ctx, &job, out, relay, sizeof(relay));
+	delivery_run(&ctx, &job, out, relay, sizeof(relay), NULL);
 	/* relay= in the log: the alias, one token (Postfix's pipe service name). */
 	assert_string_equal(relay, "rec");
 	free(r);
