@@ -16,6 +16,7 @@
 #include "delivery.h"
 #include "envelope.h"
 #include "privsep.h"
+#include "probe.h"
 #include "listen.h"
 #include "log.h"
 #include "route.h"
@@ -47,7 +48,7 @@
 
 enum mode { MODE_INETD, MODE_ROUTE, MODE_CHECK, MODE_HELP, MODE_VERSION,
 	MODE_DAEMON, MODE_FLUSH, MODE_LIST, MODE_OPERATE, MODE_SENDMAIL, MODE_TEST_PIPE,
-	MODE_STATUS };
+	MODE_STATUS, MODE_PROBE };
 
 struct options {
 	enum mode mode;
@@ -67,6 +68,8 @@ struct options {
 	const char *test_address;     /* --test-pipe ADDRESS */
 	const char *from;             /* --from SENDER */
 	int dry_run;                  /* --dry-run */
+	const char *probe_name;       /* --probe-smarthost [NAME] */
+	const char *send_test;        /* --send-test ADDRESS */
 };
 
 /* Set by SIGTERM; read by the session between commands (SPEC 6). */
@@ -91,6 +94,7 @@ usage(FILE *fp)
 	    "       undersmtpd [-C file] -q | --flush [ID...]    try every (or each named) queued message now\n"
 	    "       undersmtpd [-C file] --queue | -bp [--json]  list the queue (mailq)\n"
 	    "       undersmtpd [-C file] --status [--json]       the daemon, the queue, the counters\n"
+	    "       undersmtpd [-C file] --probe-smarthost [name] [--send-test address]\n"
 	    "       undersmtpd [-C file] --hold|--release|--requeue|--bounce|--delete ID\n"
 	    "       undersmtpd -h | --help | --version\n");
 }
@@ -176,6 +180,8 @@ parse_options(int argc, char **argv, struct options *o)
 		{"delete", required_argument, NULL, 0x100 + QOP_DELETE},
 		{"test-pipe", required_argument, NULL, 'T'},
 		{"status", no_argument, NULL, 's'},
+		{"probe-smarthost", no_argument, NULL, 'P'},
+		{"send-test", required_argument, NULL, 'E'},
 		{"from", required_argument, NULL, 'F'},
 		{"dry-run", no_argument, NULL, 'N'},
 		{NULL, 0, NULL, 0},
@@ -251,6 +257,12 @@ parse_options(int argc, char **argv, struct options *o)
 		case 's':
 			o->mode = MODE_STATUS;
 			break;
+		case 'P':
+			o->mode = MODE_PROBE;
+			break;
+		case 'E':
+			o->send_test = optarg;
+			break;
 		case 'T':
 			o->mode = MODE_TEST_PIPE;
 			o->test_address = optarg;
@@ -270,6 +282,25 @@ parse_options(int argc, char **argv, struct options *o)
 	}
 	if ((o->from != NULL || o->dry_run) && o->mode != MODE_TEST_PIPE) {
 		fprintf(stderr, "undersmtpd: --from and --dry-run go with --test-pipe\n");
+		return -1;
+	}
+	/* --probe-smarthost NAME --send-test X: getopt stops at NAME ('+'). */
+	while (o->mode == MODE_PROBE && optind < argc) {
+		const char *a = argv[optind++];
+
+		if (strcmp(a, "--send-test") == 0 && optind < argc)
+			o->send_test = argv[optind++];
+		else if (strncmp(a, "--send-test=", 12) == 0)
+			o->send_test = a + 12;
+		else if (a[0] != '-' && o->probe_name == NULL)
+			o->probe_name = a;
+		else {
+			fprintf(stderr, "undersmtpd: --probe-smarthost: unexpected '%s'\n", a);
+			return -1;
+		}
+	}
+	if (o->send_test != NULL && o->mode != MODE_PROBE) {
+		fprintf(stderr, "undersmtpd: --send-test goes with --probe-smarthost\n");
 		return -1;
 	}
 	if (o->mode == MODE_ROUTE && optind >= argc) {
@@ -615,6 +646,8 @@ run_queue_command(const struct options *o)
 	}
 	if (o->mode == MODE_STATUS) {
 		rc = run_status(c, o->json);
+	} else if (o->mode == MODE_PROBE) {
+		rc = probe_main(c, o->probe_name, o->send_test, stdout);
 	} else if (o->mode == MODE_LIST) {
 		queue_list(c, stdout, o->json);
 	} else if (o->mode == MODE_OPERATE) {
@@ -747,6 +780,7 @@ main(int argc, char **argv)
 	case MODE_LIST:
 	case MODE_OPERATE:
 	case MODE_STATUS:
+	case MODE_PROBE:
 		return run_queue_command(&o);
 	case MODE_DAEMON:
 		return run_daemon(&o);

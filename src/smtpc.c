@@ -61,6 +61,25 @@ smtpc_init(struct smtpc *sc, const struct conf *c)
 	netio_init(&sc->io, -1);
 }
 
+static void note(struct smtpc *sc, const char *step, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* note - one step for the trace (--probe-smarthost), if anyone listens. */
+static void
+note(struct smtpc *sc, const char *step, const char *fmt, ...)
+{
+	char text[SMTPC_REPLY_LINE_MAX + 200];
+	va_list ap;
+
+	if (sc->trace == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	str_mask_controls(text);
+	sc->trace(sc->trace_ctx, step, text);
+}
+
 /* read_line - one reply line without CRLF; -1 (errno) on EOF, timeout, overlong. */
 static int
 read_line(struct smtpc *sc, char *line, size_t size, int64_t deadline)
@@ -216,6 +235,7 @@ ehlo_keyword(struct smtpc *sc, const char *kw)
 	char up[64];
 	size_t i = 0;
 
+	note(sc, "capability", "%s", kw);
 	for (; kw[i] && kw[i] != ' ' && i + 1 < sizeof(up); i++)
 		up[i] = (char)((kw[i] >= 'a' && kw[i] <= 'z') ? kw[i] - 32 : kw[i]);
 	up[i] = '\0';
@@ -272,9 +292,16 @@ tcp_connect(struct smtpc *sc, const struct smarthost_conf *sh, struct smtpc_repl
 		synth(err, 451, "451 4.4.4 %s: cannot resolve: %s", sc->name, gai_strerror(rc));
 		return -1;
 	}
+	note(sc, "resolve", "%s: %s", sh->host, res->ai_next ? "several addresses, tried in "
+	    "order" : "one address");
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
 		    ai->ai_protocol);
+		char addr[INET6_ADDRSTRLEN + 2] = "?";
+
+		if (sc->trace != NULL)
+			getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr), NULL, 0,
+			    NI_NUMERICHOST);
 
 		if (fd < 0) {
 			saved = errno;
@@ -299,12 +326,14 @@ tcp_connect(struct smtpc *sc, const struct smarthost_conf *sh, struct smtpc_repl
 					log_warn("%s: setsockopt TCP_NODELAY", sc->name);
 				freeaddrinfo(res);
 				netio_init(&sc->io, fd);
+				note(sc, "connect", "%s port %s: connected", addr, port);
 				return 0;
 			}
 			saved = soerr ? soerr : ETIMEDOUT;
 		} else {
 			saved = errno;
 		}
+		note(sc, "connect", "%s port %s: %s", addr, port, strerror(saved));
 		close(fd);
 	}
 	freeaddrinfo(res);
@@ -318,10 +347,20 @@ start_tls(struct smtpc *sc, const struct smarthost_conf *sh, struct smtpc_reply 
 	char why[300];
 	int verify = sh->tls_verify && sh->tls != TLSMODE_MAY;
 
+	char info[1200];
+
 	if (tls_start_client(&sc->io, sh->host, verify, sh->ca_file,
 	    deadline_for(sc, ST_GREETING), why, sizeof(why)) < 0) {
+		if (sc->trace != NULL) {
+			tls_peer_info(&sc->io, info, sizeof(info));
+			note(sc, "tls", "handshake failed: %s (%s)", why, info);
+		}
 		synth(err, 451, "451 4.7.5 %s: %s", sc->name, why);
 		return -1;
+	}
+	if (sc->trace != NULL) {
+		tls_peer_info(&sc->io, info, sizeof(info));
+		note(sc, "tls", "%s", info);
 	}
 	/* Nothing the server sent before the handshake counts (CVE-2021-38371). */
 	sc->start = sc->end = 0;
@@ -411,6 +450,8 @@ authenticate(struct smtpc *sc, const struct smarthost_conf *sh, struct smtpc_rep
 		synth(err, 451, "451 4.7.0 %s: offers neither AUTH PLAIN nor LOGIN", sc->name);
 		goto out;
 	}
+	note(sc, "auth", "%s as %s: %s", sc->auth_plain ? "PLAIN" : "LOGIN", sh->auth_user,
+	    err->text);
 	if (err->code == 235)
 		rc = 0;
 	else if (err->code / 100 != 4) {
@@ -426,9 +467,16 @@ out:
 	return rc;
 }
 
-/* open_one - connect to one smarthost and get it ready for MAIL. */
-static int
-open_one(struct smtpc *sc, const struct smarthost_conf *sh, struct smtpc_reply *err)
+int
+smtpc_reset(struct smtpc *sc, struct smtpc_reply *r)
+{
+	if (send_line(sc, ST_MAIL, "RSET") < 0 || read_reply(sc, ST_MAIL, r, NULL) < 0)
+		return -1;
+	return r->code / 100 == 2 ? 0 : -1;
+}
+
+int
+smtpc_open_one(struct smtpc *sc, const struct smarthost_conf *sh, struct smtpc_reply *err)
 {
 	sc->sh = sh;
 	sc->start = sc->end = 0;
@@ -439,6 +487,7 @@ open_one(struct smtpc *sc, const struct smarthost_conf *sh, struct smtpc_reply *
 		return -1;
 	if (read_reply(sc, ST_GREETING, err, NULL) < 0)
 		return -1;
+	note(sc, "banner", "%s", err->text);
 	if (err->code != 220) {
 		/* A 421 or 554 greeting: try later, or another smarthost. */
 		err->code = 451;
@@ -455,6 +504,7 @@ open_one(struct smtpc *sc, const struct smarthost_conf *sh, struct smtpc_reply *
 		if (send_line(sc, ST_GREETING, "STARTTLS") < 0 ||
 		    read_reply(sc, ST_GREETING, err, NULL) < 0)
 			return -1;
+		note(sc, "starttls", "%s", err->text);
 		if (err->code != 220) {
 			err->code = 451;
 			return -1;
@@ -481,7 +531,7 @@ smtpc_open(struct smtpc *sc, struct smtpc_reply *err)
 	for (size_t i = 0; i < sc->conf->nsmarthosts; i++) {
 		const char *block = sc->conf->smarthosts[i].name;
 
-		if (open_one(sc, &sc->conf->smarthosts[i], err) == 0) {
+		if (smtpc_open_one(sc, &sc->conf->smarthosts[i], err) == 0) {
 			stats_connect(sc->conf, block, sc->name, 1, "connected");
 			return 0;
 		}

@@ -38,11 +38,22 @@ struct smtpc {
 	int auth_plain, auth_login;
 	uint64_t size_max;
 	char name[300];               /* host:port, for the log */
+	/* --probe-smarthost: each step told as it happens; NULL otherwise. */
+	void (*trace)(void *ctx, const char *step, const char *text);
+	void *trace_ctx;
 };
 
 void smtpc_init(struct smtpc *sc, const struct conf *c);
 /* smtpc_open - connect and greet; 0, or -1 with the reason in err (temporary). */
 int smtpc_open(struct smtpc *sc, struct smtpc_reply *err);
+/*
+ * smtpc_open_one - connect to that smarthost alone and get it ready for
+ * MAIL (TLS and AUTH as configured); 0, or -1 with err.
+ */
+int smtpc_open_one(struct smtpc *sc, const struct smarthost_conf *sh,
+    struct smtpc_reply *err);
+/* smtpc_reset - RSET on an open connection; its reply in r; 0, or -1. */
+int smtpc_reset(struct smtpc *sc, struct smtpc_reply *r);
 /*
  * smtpc_send - one transaction for the recipients idx[0..n) of env, message
  * from msgfd.  Fills rcpt[i] for each; returns 0 when the connection can be

@@ -25,6 +25,7 @@ netio_init(struct netio *io, int fd)
 	io->fd = fd;
 	io->ctx = NULL;
 	io->ssl = NULL;
+	io->peer_cert[0] = '\0';
 }
 
 /* wait_io - poll for events until deadline; 0 ready, -1 with errno. */
@@ -147,6 +148,38 @@ ssl_why(char *why, size_t whysize, const char *what)
 	ERR_clear_error();
 }
 
+/* describe_cert - "certificate SUBJECT, issued by ISSUER, expires DATE". */
+static void
+describe_cert(X509 *cert, char *buf, size_t size)
+{
+	char subject[256] = "", issuer[256] = "", expiry[64] = "?";
+	struct tm tm;
+
+	X509_NAME_oneline(X509_get_subject_name(cert), subject, (int)sizeof(subject));
+	X509_NAME_oneline(X509_get_issuer_name(cert), issuer, (int)sizeof(issuer));
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
+		strftime(expiry, sizeof(expiry), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	snprintf(buf, size, "certificate %s, issued by %s, expires %s", subject, issuer,
+	    expiry);
+}
+
+/*
+ * note_peer - the verify callback: the server's own certificate (depth 0)
+ * is described in its netio, whether it passes or not; the verdict is
+ * OpenSSL's, unchanged.
+ */
+static int
+note_peer(int ok, X509_STORE_CTX *store)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct netio *io = ssl ? SSL_get_app_data(ssl) : NULL;
+	X509 *cert = X509_STORE_CTX_get_current_cert(store);
+
+	if (io != NULL && cert != NULL && X509_STORE_CTX_get_error_depth(store) == 0)
+		describe_cert(cert, io->peer_cert, sizeof(io->peer_cert));
+	return ok;
+}
+
 int
 tls_start_client(struct netio *io, const char *host, int verify, const char *ca_file,
     int64_t deadline, char *why, size_t whysize)
@@ -165,7 +198,7 @@ tls_start_client(struct netio *io, const char *host, int verify, const char *ca_
 			ssl_why(why, whysize, "load CA certificates");
 			return -1;
 		}
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, note_peer);
 	} else {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	}
@@ -176,6 +209,8 @@ tls_start_client(struct netio *io, const char *host, int verify, const char *ca_
 		return -1;
 	}
 	io->ssl = ssl;
+	io->peer_cert[0] = '\0';
+	SSL_set_app_data(ssl, io);
 	{
 		/* The OpenSSL macro casts away const: give it a copy of its own. */
 		char sni[256];
@@ -206,6 +241,33 @@ tls_start_client(struct netio *io, const char *host, int verify, const char *ca_
 		}
 	}
 	return 0;
+}
+
+void
+tls_peer_info(const struct netio *io, char *buf, size_t size)
+{
+	SSL *ssl = io->ssl;
+	X509 *cert;
+	char desc[600];
+	long v;
+
+	if (ssl == NULL) {
+		str_copy(buf, size, "no TLS");
+		return;
+	}
+	cert = SSL_get1_peer_certificate(ssl);
+	if (cert != NULL) {
+		describe_cert(cert, desc, sizeof(desc));
+		X509_free(cert);
+	} else {
+		str_copy(desc, sizeof(desc), io->peer_cert[0] ? io->peer_cert
+		    : "no certificate seen");
+	}
+	v = SSL_get_verify_result(ssl);
+	snprintf(buf, size, "%s, %s; %s; verification: %s", SSL_get_version(ssl),
+	    SSL_get_cipher_name(ssl), desc, SSL_get_verify_mode(ssl) == SSL_VERIFY_NONE ?
+	    "not asked (tls_verify = false or tls = may)" : v == X509_V_OK ? "ok" :
+	    X509_verify_cert_error_string(v));
 }
 
 void

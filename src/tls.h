@@ -16,6 +16,8 @@ struct netio {
 	int fd;            /* non-blocking socket */
 	void *ctx;         /* SSL_CTX *, NULL while plain */
 	void *ssl;         /* SSL *, NULL while plain */
+	char peer_cert[600];  /* the server's certificate as verification saw it
+	                         (kept when it failed, for --probe-smarthost) */
 };
 
 void netio_init(struct netio *io, int fd);
@@ -30,6 +32,12 @@ int netio_write_all(struct netio *io, const void *buf, size_t n, int64_t deadlin
 int tls_start_client(struct netio *io, const char *host, int verify,
     const char *ca_file, int64_t deadline, char *why, size_t whysize);
 void netio_close(struct netio *io);
+/*
+ * tls_peer_info - for --probe-smarthost: protocol, cipher, the server's
+ * certificate (subject, issuer, expiry) and the verification result, after
+ * a handshake that worked or failed.
+ */
+void tls_peer_info(const struct netio *io, char *buf, size_t size);
 
 /*
  * The server side, for STARTTLS in a session whose input and output may be

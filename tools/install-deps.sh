@@ -19,14 +19,16 @@ apt-get install -y -qq --no-install-recommends \
 	libpcre2-dev libconfuse-dev libssl-dev libcrypt-dev libcmocka-dev \
 	python3 python3-pytest python3-aiosmtpd python3-cryptography \
 	swaks libwww-perl libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl \
-	mandoc procps strace valgrind systemd xinetd postfix haproxy mutt bsd-mailx \
+	mandoc procps strace valgrind systemd xinetd postfix sasl2-bin libsasl2-modules haproxy mutt bsd-mailx \
 	testssl.sh nmap pflogsumm fail2ban \
 	debhelper dpkg-dev lintian debootstrap \
 	request-tracker5 rt5-db-sqlite rt5-clients rt5-standalone >/dev/null
 # pflogsumm and fail2ban: the tests read undersmtpd's log with the tools
 # mail administrators run on Postfix's (fail2ban is installed, not started).
+# sasl2-bin: saslpasswd2 for the SASL users of the probe tests' private Postfix
+# (its saslauthd is not started either).
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-	systemctl disable --now fail2ban >/dev/null 2>&1 || true
+	systemctl disable --now fail2ban saslauthd >/dev/null 2>&1 || true
 fi
 # The real rt-mailgate for the tests, extracted without pulling in an MTA.
 sh "$(dirname "$0")/../tests/setup-rt-mailgate.sh"
