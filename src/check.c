@@ -155,7 +155,8 @@ access_as(const struct passwd *pw, const char *path, int mode)
 	if (pid < 0)
 		return errno;
 	if (pid == 0) {
-		if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
+		/* Its primary group alone, as a delivery and a queue run have it. */
+		if (setgroups(1, &pw->pw_gid) < 0 ||
 		    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
 		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
 			_exit(255);
@@ -203,22 +204,45 @@ check_users(const struct conf *c, struct diag *errors, struct diag *warnings)
 	}
 }
 
-/* find_program - argv0 as the launcher will find it: as is, or in path. */
+/*
+ * find_runnable - argv0 as the launcher finds it: as written, or the first
+ * file in path the user may execute (execve moves on past EACCES).  1:
+ * found, in out; 0: files exist but the user may run none (out: the first,
+ * err: why); -1: no such file anywhere.
+ */
 static int
-find_program(const char *argv0, const char *path, char *out, size_t size)
+find_runnable(const char *argv0, const char *path, const struct passwd *pw, char *out,
+    size_t size, int *err)
 {
-	if (strchr(argv0, '/') != NULL)
-		return str_copy(out, size, argv0) < 0 ? -1 : 0;
+	char cand[4096];
+	int seen = 0;
+
 	for (const char *dir = path; dir && *dir; ) {
 		const char *end = strchr(dir, ':');
 		size_t len = end ? (size_t)(end - dir) : strlen(dir);
+		struct stat st;
+		int e;
 
-		if (snprintf(out, size, "%.*s/%s", (int)len, dir, argv0) < (int)size &&
-		    access(out, F_OK) == 0)
-			return 0;
-		dir = end ? end + 1 : NULL;
+		if (strchr(argv0, '/') != NULL)
+			str_copy(cand, sizeof(cand), argv0);
+		else if (snprintf(cand, sizeof(cand), "%.*s/%s", (int)len, dir, argv0) >=
+		    (int)sizeof(cand))
+			cand[0] = '\0';
+		dir = strchr(argv0, '/') != NULL ? NULL : end ? end + 1 : NULL;
+		if (cand[0] == '\0' || stat(cand, &st) < 0)
+			continue;
+		e = !S_ISREG(st.st_mode) ? EISDIR : pw ? access_as(pw, cand, X_OK) : 0;
+		if (e == 0) {
+			str_copy(out, size, cand);
+			return 1;
+		}
+		if (!seen) {
+			str_copy(out, size, cand);
+			*err = e;
+			seen = 1;
+		}
 	}
-	return -1;
+	return seen ? 0 : -1;
 }
 
 /* check_program - one pipe target: its program exists and its user may run it. */
@@ -229,32 +253,26 @@ check_program(const struct conf *c, const struct alias_entry *e,
 	const struct pipe_conf *pc = conf_pipe_for(c, e->name);
 	const char *argv0 = t->cmd.argv[0];
 	const char *user = geteuid() == 0 ? (pc->user ? pc->user : "nobody") : NULL;
+	const char *path = pc->path ? pc->path : DEFAULT_PIPE_PATH;
 	struct passwd *pw = user ? getpwnam(user) : getpwuid(geteuid());
-	char path[4096];
-	struct stat st;
-	int err;
+	char found[4096];
+	int err = 0, rc;
 
 	/* A program chosen by a capture ($1) is known only at delivery. */
 	if (t->cmd.has_captures && strchr(argv0, '$') != NULL)
 		return;
-	if (find_program(argv0, pc->path ? pc->path : DEFAULT_PIPE_PATH, path,
-	    sizeof(path)) < 0 || stat(path, &st) < 0) {
+	/* An account that does not exist is reported with the accounts. */
+	rc = find_runnable(argv0, strchr(argv0, '/') ? "/" : path, pw, found, sizeof(found),
+	    &err);
+	if (rc < 0)
 		diag_error(errors, t->file, t->line, "%s: program %s not found%s%s", e->name,
-		    argv0, strchr(argv0, '/') ? "" : " in ", strchr(argv0, '/') ? ""
-		    : (pc->path ? pc->path : DEFAULT_PIPE_PATH));
-		return;
-	}
-	if (!S_ISREG(st.st_mode)) {
+		    argv0, strchr(argv0, '/') ? "" : " in ", strchr(argv0, '/') ? "" : path);
+	else if (rc == 0 && err == EISDIR)
 		diag_error(errors, t->file, t->line, "%s: %s is not a regular file", e->name,
-		    path);
-		return;
-	}
-	if (pw == NULL)
-		return;                 /* reported with the accounts */
-	err = access_as(pw, path, X_OK);
-	if (err != 0)
+		    found);
+	else if (rc == 0)
 		diag_error(errors, t->file, t->line, "%s: %s is not executable by %s: %s",
-		    e->name, path, pw->pw_name, strerror(err));
+		    e->name, found, pw ? pw->pw_name : "us", strerror(err));
 }
 
 static void

@@ -276,6 +276,7 @@ launcher_request(int fd, const struct delivery_values *v, int stdin_fd, long wai
 		return;
 	}
 	res->output[PIPE_OUTPUT_MAX] = '\0';
+	res->head[PIPE_HEAD_MAX] = '\0';
 }
 
 /*

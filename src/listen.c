@@ -1116,16 +1116,26 @@ shutdown_sessions(struct daemon *d)
 static void
 keep_metrics_running(struct daemon *d)
 {
-	int fds[MAX_LISTENERS + 2];
+	int *fds;
 	size_t n = 0;
 
 	if (d->metrics_fd < 0 || d->metrics_pid > 0 || time(NULL) < d->metrics_restart)
 		return;
+	/* Everything of the master's but the metrics socket: the listeners, the
+	 * signal pipe, the launcher's socket, every session's control and
+	 * report sockets (a copy kept would keep a retired session alive). */
+	fds = xcalloc(d->nlisteners + 3 + 2 * d->nslots, sizeof(*fds));
 	for (size_t i = 0; i < d->nlisteners; i++)
 		fds[n++] = d->listeners[i];
 	fds[n++] = d->sigpipe[0];
 	fds[n++] = d->sigpipe[1];
+	fds[n++] = d->dctx.ps.launcher_fd;
+	for (size_t i = 0; i < d->nslots; i++) {
+		fds[n++] = d->slots[i].ctl_fd;
+		fds[n++] = d->slots[i].report_fd;
+	}
 	d->metrics_pid = metrics_start(d->conf, d->metrics_fd, fds, n);
+	free(fds);
 	if (d->metrics_pid < 0) {
 		d->metrics_pid = 0;
 		d->metrics_restart = time(NULL) + 1;

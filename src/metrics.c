@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int
@@ -40,8 +41,9 @@ bind_unix(const char *path, char *why, size_t whysize)
 		return -1;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* The spool user and its group may scrape; nobody else. */
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    listen(fd, 16) < 0) {
+	    chmod(path, 0660) < 0 || listen(fd, 16) < 0) {
 		snprintf(why, whysize, "metrics_listen unix:%s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -189,10 +191,28 @@ metrics_answer(const struct conf *c, int fd)
 	close(fd);
 }
 
+/* serve_client - one connection in a child of its own; the child's pid or -1. */
+static pid_t
+serve_client(const struct conf *c, int listen_fd, int client)
+{
+	pid_t pid = fork();
+
+	if (pid != 0) {
+		if (pid < 0)
+			log_warn("metrics: fork for a client");
+		close(client);
+		return pid;
+	}
+	close(listen_fd);
+	metrics_answer(c, client);
+	_exit(0);
+}
+
 pid_t
 metrics_start(const struct conf *c, int fd, const int *close_fds, size_t n)
 {
 	pid_t parent = getpid(), pid = fork();
+	int clients = 0;
 
 	if (pid != 0) {
 		if (pid < 0)
@@ -200,7 +220,9 @@ metrics_start(const struct conf *c, int fd, const int *close_fds, size_t n)
 		return pid;
 	}
 	log_set_role("metrics");
+	/* None of the master's handlers: they write to its signal pipe. */
 	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -213,6 +235,15 @@ metrics_start(const struct conf *c, int fd, const int *close_fds, size_t n)
 		struct pollfd p = {fd, POLLIN, 0};
 		int client;
 
+		/* Each scrape in a child, METRICS_CLIENTS_MAX at once: a client that
+		 * sends nothing holds one of them for METRICS_TIMEOUT_MS at most. */
+		while (clients > 0 && waitpid(-1, NULL, WNOHANG) > 0)
+			clients--;
+		if (clients >= METRICS_CLIENTS_MAX) {
+			if (waitpid(-1, NULL, 0) > 0)
+				clients--;
+			continue;
+		}
 		if (poll(&p, 1, 1000) < 0 && errno != EINTR)
 			_exit(1);
 		if (getppid() != parent)
@@ -220,7 +251,7 @@ metrics_start(const struct conf *c, int fd, const int *close_fds, size_t n)
 		if (!(p.revents & POLLIN))
 			continue;
 		client = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (client >= 0)
-			metrics_answer(c, client);
+		if (client >= 0 && serve_client(c, fd, client) > 0)
+			clients++;
 	}
 }

@@ -2,10 +2,12 @@
  * metrics.h - the daemon's Prometheus endpoint (metrics_listen, off by
  * default).  A process of its own, started by the daemon master as the
  * spool user, owns the socket and answers GET /metrics with status.c's
- * figures (Prometheus text format 0.0.4), one connection at a time, each
- * bounded in size (a request of METRICS_REQUEST_MAX bytes) and in time
- * (METRICS_TIMEOUT_MS for the whole exchange): a slow or hostile scraper
- * holds up nothing but the next scrape, and never the mail.
+ * figures (Prometheus text format 0.0.4), each connection in a child of
+ * its own, METRICS_CLIENTS_MAX at once, each bounded in size (a request of
+ * METRICS_REQUEST_MAX bytes) and in time (METRICS_TIMEOUT_MS for the whole
+ * exchange): a slow or hostile client delays scrapes, never the mail.  On
+ * loopback every local user may connect; a unix: socket is the spool
+ * user's, mode 0660 (its group may scrape).
  */
 #ifndef METRICS_H
 #define METRICS_H
@@ -17,6 +19,7 @@
 
 #define METRICS_REQUEST_MAX 8192
 #define METRICS_TIMEOUT_MS 5000
+#define METRICS_CLIENTS_MAX 4     /* scrapes answered at once */
 
 /*
  * metrics_bind - a listening socket for spec: "host:port", "[v6]:port", a

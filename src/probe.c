@@ -22,7 +22,11 @@ print_step(void *ctx, const char *step, const char *text)
 {
 	FILE *out = ctx;
 
-	fprintf(out, LABEL "%s\n", step, text);
+	fprintf(out, LABEL, step);
+	/* A server's words, for a terminal: printable ASCII only. */
+	for (const char *p = text; *p; p++)
+		fputc(*p >= 32 && *p < 127 ? *p : '?', out);
+	fputc('\n', out);
 	fflush(out);
 }
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #define STATS_MAGIC "undersmtpd-st1\n"
+#define STATS_LOCK_WAIT_MS 100
 
 static const char *const outcome_words[STATS_NOUTCOMES] = {"sent", "deferred",
 	"bounced", "expired"};
@@ -84,6 +85,27 @@ reset(int fd, struct stats_head *h)
 }
 
 /*
+ * lock_briefly - the lock, waited for STATS_LOCK_WAIT_MS at most: holders
+ * keep it for microseconds, and a count is not worth holding mail up for
+ * (a stopped --status, a hung filesystem).  0, or -1 (the count is lost).
+ */
+static int
+lock_briefly(int fd, int how)
+{
+	for (int i = 0; i < STATS_LOCK_WAIT_MS; i++) {
+		struct timespec ms = {0, 1000000L};
+
+		if (flock(fd, how | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		nanosleep(&ms, NULL);
+	}
+	log_debug("stats: lock busy for %d ms: not counted", STATS_LOCK_WAIT_MS);
+	return -1;
+}
+
+/*
  * open_locked - the file, locked, laid out: an fd to close (which unlocks),
  * or -1.  Only the spool user can open it; anyone else counts nothing.
  */
@@ -96,11 +118,13 @@ open_locked(const struct conf *c, int create, struct stats_head *h)
 
 	if (str_fmt(path, sizeof(path), "%s/stats", c->spool_dir) < 0)
 		return -1;
-	fd = open(path, (create ? O_RDWR | O_CREAT : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* O_NONBLOCK: a FIFO planted there must not hang a delivery. */
+	fd = open(path, (create ? O_RDWR | O_CREAT : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC |
+	    O_NONBLOCK, 0600);
 	if (fd < 0)
 		return -1;
-	if (flock(fd, create ? LOCK_EX : LOCK_SH) < 0 || fstat(fd, &st) < 0 ||
-	    !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    lock_briefly(fd, create ? LOCK_EX : LOCK_SH) < 0) {
 		close(fd);
 		return -1;
 	}

@@ -85,15 +85,23 @@ status_daemon_up(const struct stats *s)
 static const char *
 when(int64_t t, char *buf, size_t size)
 {
-	time_t tt = (time_t)t;
+	time_t tt;
 	struct tm tm;
 	char stamp[64];
-	int64_t ago = (int64_t)time(NULL) - t;
+	int64_t ago;
 
-	if (t <= 0)
-		return str_copy(buf, size, "never") < 0 ? buf : buf;
-	localtime_r(&tt, &tm);
+	/* The file is the spool user's: a time beyond year 9999 is nonsense. */
+	if (t <= 0 || t > 253402300799LL) {
+		str_copy(buf, size, t <= 0 ? "never" : "(unreadable time)");
+		return buf;
+	}
+	tt = (time_t)t;
+	if (localtime_r(&tt, &tm) == NULL) {
+		str_copy(buf, size, "(unreadable time)");
+		return buf;
+	}
 	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S %z", &tm);
+	ago = (int64_t)time(NULL) - t;
 	if (ago < 0)
 		ago = 0;
 	if (ago < 120)
@@ -105,6 +113,22 @@ when(int64_t t, char *buf, size_t size)
 		    (long long)(ago % 3600 / 60));
 	else
 		snprintf(buf, size, "%s (%lld days ago)", stamp, (long long)(ago / 86400));
+	return buf;
+}
+
+/*
+ * shown - a string of the file, for a terminal: anything but printable
+ * ASCII becomes '?', so that nothing the spool user (or a smarthost's
+ * reply) wrote can move the cursor or retitle root's terminal.
+ */
+static const char *
+shown(const char *s, char *buf, size_t size)
+{
+	size_t i = 0;
+
+	for (; s[i] != '\0' && i + 1 < size; i++)
+		buf[i] = (s[i] >= 32 && s[i] < 127) ? s[i] : '?';
+	buf[i] = '\0';
 	return buf;
 }
 
@@ -139,7 +163,7 @@ void
 status_text(FILE *out, const struct stats *s, const struct queue_census *q)
 {
 	const struct stats_head *h = &s->head;
-	char t1[128], t2[128];
+	char t1[128], t2[128], safe[STATS_NAME_MAX + STATS_TEXT_MAX];
 
 	text_daemon(out, s);
 	fprintf(out, "queue:        %ld active, %ld deferred, %ld held, %ld in the maildrop",
@@ -162,7 +186,8 @@ status_text(FILE *out, const struct stats *s, const struct queue_census *q)
 		if (a->name[0] == '\0')
 			continue;
 		fprintf(out, "pipe %s:\n  runs %llu: %llu ok, %llu temporary failures, %llu "
-		    "permanent; time %.2f s average, %.2f s max\n", a->name,
+		    "permanent; time %.2f s average, %.2f s max\n",
+		    shown(a->name, safe, sizeof(safe)),
 		    (unsigned long long)runs, (unsigned long long)a->runs[STATS_OK],
 		    (unsigned long long)a->runs[STATS_TEMPFAIL],
 		    (unsigned long long)a->runs[STATS_PERMFAIL],
@@ -170,7 +195,8 @@ status_text(FILE *out, const struct stats *s, const struct queue_census *q)
 		    (double)a->ms_max / 1000.0);
 		fprintf(out, "  last success %s\n", when(a->last_ok, t1, sizeof(t1)));
 		fprintf(out, "  last failure %s%s%s\n", when(a->last_fail, t2, sizeof(t2)),
-		    a->last_fail ? ": " : "", a->last_fail ? a->last_fail_reply : "");
+		    a->last_fail ? ": " : "", a->last_fail ? shown(a->last_fail_reply, safe,
+		    sizeof(safe)) : "");
 	}
 	for (size_t i = 0; i < STATS_HOSTS; i++) {
 		const struct stats_host *sh = &s->host[i];
@@ -178,15 +204,16 @@ status_text(FILE *out, const struct stats *s, const struct queue_census *q)
 		if (sh->name[0] == '\0')
 			continue;
 		fprintf(out, "smarthost %s:\n  %llu sent, %llu deferred, %llu bounced; %llu "
-		    "connections, %llu failed\n", sh->name,
+		    "connections, %llu failed\n", shown(sh->name, safe, sizeof(safe)),
 		    (unsigned long long)sh->outcomes[STATS_SENT],
 		    (unsigned long long)sh->outcomes[STATS_DEFERRED],
 		    (unsigned long long)sh->outcomes[STATS_BOUNCED],
 		    (unsigned long long)sh->connections,
 		    (unsigned long long)sh->connect_failures);
-		fprintf(out, "  last connection %s to %s: %s%s\n",
-		    when(sh->last_connect, t1, sizeof(t1)), sh->last_peer[0] ? sh->last_peer : "?",
-		    sh->last_connect_ok ? "" : "FAILED: ", sh->last_reply);
+		fprintf(out, "  last connection %s to %s: %s", when(sh->last_connect, t1,
+		    sizeof(t1)), shown(sh->last_peer[0] ? sh->last_peer : "?", safe,
+		    sizeof(safe)), sh->last_connect_ok ? "" : "FAILED: ");
+		fprintf(out, "%s\n", shown(sh->last_reply, safe, sizeof(safe)));
 	}
 }
 

@@ -78,8 +78,10 @@ def steps(out, label):
 def postfix_tls_sasl(gw, request):
     """Postfix on 127.0.0.1 with STARTTLS (a certificate for the name asked,
     signed by a test CA) and AUTH PLAIN/LOGIN for probe:s3cret (sasldb)."""
-    if os.geteuid() != 0 or not available() or tool("saslpasswd2") is None:
-        pytest.skip("SKIP: needs root, postfix and sasl2-bin")
+    if os.geteuid() != 0:
+        pytest.skip("SKIP: needs root")
+    if not available() or tool("saslpasswd2") is None:
+        pytest.skip("postfix or sasl2-bin's saslpasswd2 is missing (tools/install-deps.sh)")
     name = getattr(request, "param", "localhost")
     base = gw.base / "postfix"
     base.mkdir(parents=True)

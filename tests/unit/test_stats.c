@@ -14,10 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "stats.h"
 #include "status.h"
+#include "util.h"
 #include "unit.h"
 
 struct fixture {
@@ -175,6 +177,54 @@ test_full_table_and_damaged_file(void **state)
 	free(s);
 }
 
+/* A FIFO planted where the file goes: nothing waits on it, nothing is counted. */
+static void
+test_fifo_does_not_hang(void **state)
+{
+	struct fixture *f = *state;
+	struct stats *s = malloc(sizeof(*s));
+	struct smtp_reply ok;
+	char path[128];
+	int64_t t0 = now_ms();
+
+	snprintf(path, sizeof(path), "%s/stats", f->dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	smtp_set_reply(&ok, 250, "2.0.0", "ok");
+	stats_program(f->c, "support", &ok, 1);
+	stats_outcome(f->c, "sent");
+	assert_int_equal(stats_read(f->c, s), -1);
+	assert_true(now_ms() - t0 < 5000);
+	free(s);
+}
+
+/* What the spool user wrote reaches root's terminal as printable ASCII only. */
+static void
+test_text_report_masks_controls(void **state)
+{
+	struct fixture *f = *state;
+	struct stats *s = malloc(sizeof(*s));
+	struct queue_census q;
+	struct smtp_reply perm;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	smtp_set_reply(&perm, 550, "5.1.1", "x");
+	stats_program(f->c, "evil\033]0;pwned\007\302\233", &perm, 1);
+	stats_connect(f->c, "isp", "peer\033[31m", 0, "451 \033[2J");
+	assert_int_equal(stats_read(f->c, s), 0);
+	memset(&q, 0, sizeof(q));
+	out = open_memstream(&text, &len);
+	status_text(out, s, &q);
+	fclose(out);
+	for (size_t i = 0; i < len; i++)
+		assert_true(text[i] == '\n' || (text[i] >= 32 && text[i] < 127));
+	assert_non_null(strstr(text, "pipe evil?]0;pwned???:"));
+	assert_non_null(strstr(text, "to peer?[31m: FAILED: 451 ?[2J"));
+	free(text);
+	free(s);
+}
+
 static void
 test_reports_escape(void **state)
 {
@@ -215,6 +265,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_counts_and_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_table_and_damaged_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reports_escape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fifo_does_not_hang, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_text_report_masks_controls, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
