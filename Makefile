@@ -158,7 +158,8 @@ asan:
 # tests/valgrind/check.py fails on any error, definite leak or leaked fd.
 VG_DIR := $(CURDIR)/$(BUILD)/valgrind
 VALGRIND_TESTS := test_protocol.py test_smuggling.py test_pipe.py test_injection.py \
-                  test_relay.py test_spool.py
+                  test_relay.py test_spool.py test_test_pipe.py test_check.py test_probe.py \
+                  test_status.py
 valgrind: all
 	rm -rf $(VG_DIR) && mkdir -p $(VG_DIR) && chmod 1777 $(VG_DIR)
 	UNDERSMTPD_WRAP="valgrind --track-fds=yes --leak-check=full \

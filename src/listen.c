@@ -1334,6 +1334,7 @@ daemon_main(struct conf *c, const struct daemon_opts *o)
 	d.conf = c;
 	d.opts = o;
 	d.metrics_fd = -1;
+	d.sigpipe[0] = d.sigpipe[1] = -1;
 	if (check_accounts(c) < 0) {
 		fprintf(stderr, "undersmtpd: unsafe or missing accounts (see the log)\n");
 		conf_free(c);
@@ -1374,6 +1375,17 @@ daemon_main(struct conf *c, const struct daemon_opts *o)
 	}
 	envelope_warm_up();
 	rc = serve(&d);
+	/* Leave nothing open: the sessions' sockets, the signal pipe, the
+	 * launcher's socket (its EOF tells the launcher we are done). */
+	for (size_t i = 0; i < d.nslots; i++)
+		free_slot(&d.slots[i]);
+	if (d.sigpipe[0] >= 0) {
+		close(d.sigpipe[0]);
+		close(d.sigpipe[1]);
+		signal_fd = -1;
+	}
+	if (d.dctx.ps.launcher_fd >= 0)
+		close(d.dctx.ps.launcher_fd);
 	aliases_free(d.aliases);
 	free(d.slots);
 	conf_free(d.conf);

@@ -208,6 +208,16 @@ serve_client(const struct conf *c, int listen_fd, int client)
 	_exit(0);
 }
 
+/* Set by SIGTERM (the master stopping, or dying: PR_SET_PDEATHSIG). */
+static volatile sig_atomic_t metrics_stop;
+
+static void
+on_term(int sig)
+{
+	(void)sig;
+	metrics_stop = 1;
+}
+
 pid_t
 metrics_start(const struct conf *c, int fd, const int *close_fds, size_t n)
 {
@@ -221,7 +231,13 @@ metrics_start(const struct conf *c, int fd, const int *close_fds, size_t n)
 	}
 	log_set_role("metrics");
 	/* None of the master's handlers: they write to its signal pipe. */
-	signal(SIGTERM, SIG_DFL);
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_term;       /* no SA_RESTART: poll returns at once */
+		sigaction(SIGTERM, &sa, NULL);
+	}
 	signal(SIGINT, SIG_DFL);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
@@ -244,10 +260,14 @@ metrics_start(const struct conf *c, int fd, const int *close_fds, size_t n)
 				clients--;
 			continue;
 		}
-		if (poll(&p, 1, 1000) < 0 && errno != EINTR)
-			_exit(1);
-		if (getppid() != parent)
+		if (metrics_stop || getppid() != parent ||
+		    (poll(&p, 1, 1000) < 0 && errno != EINTR)) {
+			/* Its socket closed and its clients ended: nothing left open. */
+			close(fd);
+			while (clients-- > 0)
+				waitpid(-1, NULL, 0);
 			_exit(0);
+		}
 		if (!(p.revents & POLLIN))
 			continue;
 		client = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);

@@ -64,7 +64,8 @@ def test_spool_on_tmpfs(gw):
                              stderr=subprocess.DEVNULL)
         try:
             assert gw.wait_log("would refuse to start"), gw.log_text()
-            assert p.poll() is None                     # it runs all the same
+            assert gw.wait_log("daemon started"), gw.log_text()   # all the same
+            assert p.poll() is None
         finally:
             p.terminate()
             p.wait(timeout=20)

@@ -204,6 +204,9 @@ def test_metrics_endpoint_answers_only_metrics(setup):
         s.close()
 
 
+@pytest.mark.skipif(os.environ.get("UNDERSMTPD_SANITIZED") == "1",
+                    reason="SKIP: sanitized (a process killed with -9 leaves no report, "
+                    "and its sessions end without closing what they hold)")
 def test_metrics_restarted_and_status_after_kill(gw):
     """kill -9 of the metrics server: the master starts another.  kill -9 of the
     daemon: --status says it is gone without stopping, and exits 1."""
