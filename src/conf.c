@@ -568,7 +568,10 @@ validate_path(cfg_t *cfg, cfg_opt_t *opt)
 	CFG_STR("policy", defaults ? "sync" : NULL, defaults ? 0 : CFGF_NODEFAULT), \
 	CFG_INT_LIST("tempfail", NULL, CFGF_NODEFAULT),                         \
 	CFG_INT("max_concurrency", defaults ? CONF_PIPE_MAX_CONCURRENCY : 0,       \
-	    defaults ? 0 : CFGF_NODEFAULT)
+	    defaults ? 0 : CFGF_NODEFAULT),                                     \
+	CFG_INT("breaker", defaults ? CONF_BREAKER : 0, defaults ? 0 : CFGF_NODEFAULT), \
+	CFG_STR("breaker_wait", defaults ? "30s" : NULL, defaults ? 0 : CFGF_NODEFAULT), \
+	CFG_STR("breaker_wait_max", defaults ? "10m" : NULL, defaults ? 0 : CFGF_NODEFAULT)
 
 static cfg_opt_t pipe_opts[] = { PIPE_KEYS(1), CFG_END() };
 static cfg_opt_t alias_opts[] = { PIPE_KEYS(0), CFG_END() };
@@ -696,6 +699,12 @@ static const struct {
 	{"alias|policy", validate_policy},
 	{"alias|tempfail", validate_tempfail},
 	{"alias|max_concurrency", validate_nonnegative},
+	{"pipe|breaker", validate_nonnegative},
+	{"pipe|breaker_wait", validate_duration},
+	{"pipe|breaker_wait_max", validate_duration},
+	{"alias|breaker", validate_nonnegative},
+	{"alias|breaker_wait", validate_duration},
+	{"alias|breaker_wait_max", validate_duration},
 	{"smarthost|host", validate_host},
 	{"smarthost|port", validate_port},
 	{"smarthost|tls", validate_tls},
@@ -778,6 +787,12 @@ copy_pipe(cfg_t *sec, struct pipe_conf *p)
 	}
 	if ((opt = cfg_getopt(sec, "max_concurrency")) && opt->nvalues)
 		p->max_concurrency = cfg_getint(sec, "max_concurrency");
+	if ((opt = cfg_getopt(sec, "breaker")) && opt->nvalues)
+		p->breaker = cfg_getint(sec, "breaker");
+	if ((opt = cfg_getopt(sec, "breaker_wait")) && opt->nvalues)
+		p->breaker_wait = duration_of(sec, "breaker_wait", 30);
+	if ((opt = cfg_getopt(sec, "breaker_wait_max")) && opt->nvalues)
+		p->breaker_wait_max = duration_of(sec, "breaker_wait_max", 600);
 }
 
 /* copy_cidrs - a list of networks (each already validated). */

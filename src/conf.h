@@ -31,11 +31,16 @@ struct pipe_conf {
 	enum pipe_policy policy;
 	int tempfail[CONF_MAX_TEMPFAIL];
 	size_t ntempfail;
+	long breaker;             /* temporary failures in a row that open the
+	                             alias's circuit breaker; 0: none (breaker.h) */
+	long breaker_wait;        /* seconds it stays open first */
+	long breaker_wait_max;    /* the most it doubles up to */
 	long max_concurrency;     /* pipe section: all programs together (default
 	                             CONF_PIPE_MAX_CONCURRENCY); alias block: that
 	                             alias's own share, 0 for none of its own */
 };
 #define CONF_PIPE_MAX_CONCURRENCY 100
+#define CONF_BREAKER 5
 
 struct alias_conf {
 	char *name;               /* the alias name this block overrides */

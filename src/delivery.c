@@ -2,6 +2,7 @@
  * delivery.c - a message to the program of a pipe alias.  See delivery.h.
  */
 #include "delivery.h"
+#include "breaker.h"
 #include "stats.h"
 #include "launcher.h"
 #include "log.h"
@@ -383,6 +384,7 @@ delivery_run(const struct delivery_ctx *ctx, const struct delivery_job *job,
 	struct pipe_result res;
 	int64_t until = now_ms() + pc->timeout * 1000;
 	int stdin_fd, all = -2, mine = -2;
+	long left = 0;
 
 	if (seen != NULL) {
 		memset(seen, 0, sizeof(*seen));
@@ -401,6 +403,16 @@ delivery_run(const struct delivery_ctx *ctx, const struct delivery_job *job,
 			smtp_reply_append(out, " ", job->recipients[i]);
 			return;
 		}
+	/* Issue 20: an open circuit breaker runs no program; a probe may. */
+	if (!breaker_may_run(c, d->entry->name, pc, &left)) {
+		char text[120];
+
+		snprintf(text, sizeof(text), "Temporarily unavailable: the program of this "
+		    "alias keeps failing; next try in %ld s (circuit breaker)", left);
+		smtp_set_reply(out, 451, "4.3.0", text);
+		log_info("%s: <%s>: %s", job->v.queue_id, job->recipients[0], text);
+		return;
+	}
 	stdin_fd = pipe_make_input(job->msgfd, job->v.sender, job->recipients,
 	    job->nrecipients);
 	if (stdin_fd < 0) {
@@ -433,6 +445,7 @@ delivery_run(const struct delivery_ctx *ctx, const struct delivery_job *job,
 			run_here(ctx, job, stdin_fd, &res);
 		pipe_reply(&res, pc->tempfail, pc->ntempfail, cmd->use_shell, out);
 		stats_program(c, d->entry->name, out, now_ms() - started);
+		breaker_report(c, d->entry->name, pc, out->code);
 		if (seen != NULL)
 			*seen = res;
 		pipe_describe(&res, how, sizeof(how));

@@ -600,6 +600,7 @@ static int
 run_status(const struct conf *c, int json)
 {
 	struct stats *s = xmalloc(sizeof(*s));
+	struct breakers *b = xmalloc(sizeof(*b));
 	struct queue_census q;
 	int rc = 0;
 
@@ -608,12 +609,14 @@ run_status(const struct conf *c, int json)
 		rc = 1;
 	}
 	status_census(c, &q);
+	breaker_read(c, b);            /* none yet: an empty table */
 	if (json)
-		status_json(stdout, s, &q);
+		status_json(stdout, s, &q, b);
 	else
-		status_text(stdout, s, &q);
+		status_text(stdout, s, &q, b);
 	if (s->head.daemon_pid > 0 && !status_daemon_up(s))
 		rc = 1;
+	free(b);
 	free(s);
 	return rc;
 }

@@ -170,6 +170,7 @@ metrics_answer(const struct conf *c, int fd)
 		    deadline);
 	} else {
 		struct stats *s = xmalloc(sizeof(*s));
+		struct breakers *b = xmalloc(sizeof(*b));
 		struct queue_census q;
 		char *body = NULL;
 		size_t len = 0;
@@ -178,14 +179,16 @@ metrics_answer(const struct conf *c, int fd)
 		if (stats_read(c, s) < 0 && errno != ENOENT)
 			log_warn("metrics: read %s/stats", c->spool_dir);
 		status_census(c, &q);
+		breaker_read(c, b);
 		if (mem != NULL) {
-			status_prometheus(mem, s, &q);
+			status_prometheus(mem, s, &q, b);
 			fclose(mem);
 		}
 		if (body != NULL)
 			respond(fd, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body,
 			    req[0] == 'H' ? 0 : len, deadline);
 		free(body);
+		free(b);
 		free(s);
 	}
 	close(fd);

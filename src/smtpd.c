@@ -11,6 +11,7 @@
  * command that caused them and counts errors toward max_errors.
  */
 #include "smtpd.h"
+#include "breaker.h"
 #include "stats.h"
 #include "smtpd_session.h"
 #include "accept.h"
@@ -288,6 +289,26 @@ already_recipient(const struct session *s, const struct addr *a)
 	return 0;
 }
 
+/*
+ * refused_by_breaker - a sync alias whose circuit breaker is open gets 451
+ * at RCPT (issue 20): nothing would run at DATA anyway.  Queued policies
+ * are accepted: their message waits in the spool.  1 when refused (r freed).
+ */
+static int
+refused_by_breaker(struct session *s, struct route_result *r, const char *shown)
+{
+	const struct pipe_conf *pc = delivery_pipe_conf(s->conf, r);
+	long left = 0;
+
+	if (pc->policy != POLICY_SYNC || breaker_closed_for_rcpt(s->conf,
+	    route_pipe(r)->entry->name, pc, &left))
+		return 0;
+	smtpd_reply(s, 451, "4.3.0", "<%s>: temporarily unavailable, try again in %ld s "
+	    "(circuit breaker)", shown, left);
+	free(r);
+	return 1;
+}
+
 static void
 cmd_rcpt(struct session *s, const char *arg, size_t len)
 {
@@ -321,6 +342,8 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		free(r);
 		return;
 	}
+	if (route_pipe(r) != NULL && refused_by_breaker(s, r, shown))
+		return;
 	switch (accept_rcpt(s->conf, &s->tx, &to, shown, r)) {
 	case ACCEPT_OK:
 		break;

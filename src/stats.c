@@ -3,6 +3,7 @@
  */
 #include "stats.h"
 #include "log.h"
+#include "recfile.h"
 #include "util.h"
 
 #include <errno.h>
@@ -16,7 +17,6 @@
 #include <unistd.h>
 
 #define STATS_MAGIC "undersmtpd-st1\n"
-#define STATS_LOCK_WAIT_MS 100
 
 static const char *const outcome_words[STATS_NOUTCOMES] = {"sent", "deferred",
 	"bounced", "expired"};
@@ -42,22 +42,6 @@ outcome_of(const char *word)
 #define HOST_AT(i) ((off_t)offsetof(struct stats, host) + (off_t)(i) * \
 	(off_t)sizeof(struct stats_host))
 
-static int
-read_at(int fd, void *buf, size_t len, off_t off)
-{
-	ssize_t n = pread(fd, buf, len, off);
-
-	return n == (ssize_t)len ? 0 : -1;
-}
-
-static int
-write_at(int fd, const void *buf, size_t len, off_t off)
-{
-	ssize_t n = pwrite(fd, buf, len, off);
-
-	return n == (ssize_t)len ? 0 : -1;
-}
-
 /* fresh_head - an empty file's header, counting from now. */
 static void
 fresh_head(struct stats_head *h)
@@ -70,130 +54,44 @@ fresh_head(struct stats_head *h)
 }
 
 /*
- * reset - the file emptied and laid out again (a new file, one of another
- * layout, or the daemon starting): zeros, then the header.
+ * open_locked - the file, locked (exclusively to write), its header in h:
+ * an fd to close, or -1.  Only the spool user can open it; anyone else
+ * counts nothing.  A new file counts from now.
  */
 static int
-reset(int fd, struct stats_head *h)
+open_locked(const struct conf *c, int write, struct stats_head *h)
 {
-	if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)sizeof(struct stats)) < 0)
-		return -1;
-	/* Blocks now, so that a full disk cannot fail a later update halfway. */
-	(void)posix_fallocate(fd, 0, (off_t)sizeof(struct stats));
-	fresh_head(h);
-	return write_at(fd, h, sizeof(*h), 0);
-}
+	int fresh, fd = recfile_open(c, "stats", STATS_MAGIC, sizeof(struct stats), write,
+	    &fresh);
 
-/*
- * lock_briefly - the lock, waited for STATS_LOCK_WAIT_MS at most: holders
- * keep it for microseconds, and a count is not worth holding mail up for
- * (a stopped --status, a hung filesystem).  0, or -1 (the count is lost).
- */
-static int
-lock_briefly(int fd, int how)
-{
-	for (int i = 0; i < STATS_LOCK_WAIT_MS; i++) {
-		struct timespec ms = {0, 1000000L};
-
-		if (flock(fd, how | LOCK_NB) == 0)
-			return 0;
-		if (errno != EWOULDBLOCK && errno != EINTR)
-			return -1;
-		nanosleep(&ms, NULL);
-	}
-	log_debug("stats: lock busy for %d ms: not counted", STATS_LOCK_WAIT_MS);
-	return -1;
-}
-
-/*
- * open_locked - the file, locked, laid out: an fd to close (which unlocks),
- * or -1.  Only the spool user can open it; anyone else counts nothing.
- */
-static int
-open_locked(const struct conf *c, int create, struct stats_head *h)
-{
-	char path[4096];
-	struct stat st;
-	int fd;
-
-	if (str_fmt(path, sizeof(path), "%s/stats", c->spool_dir) < 0)
-		return -1;
-	/* O_NONBLOCK: a FIFO planted there must not hang a delivery. */
-	fd = open(path, (create ? O_RDWR | O_CREAT : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC |
-	    O_NONBLOCK, 0600);
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    lock_briefly(fd, create ? LOCK_EX : LOCK_SH) < 0) {
-		close(fd);
-		return -1;
-	}
-	if (st.st_size != (off_t)sizeof(struct stats) || read_at(fd, h, sizeof(*h), 0) < 0 ||
-	    memcmp(h->magic, STATS_MAGIC, sizeof(STATS_MAGIC)) != 0 ||
-	    h->naliases != STATS_ALIASES || h->nhosts != STATS_HOSTS) {
-		if (!create || reset(fd, h) < 0) {
+	if (fresh) {
+		fresh_head(h);
+		if (recfile_write(fd, h, sizeof(*h), 0) < 0) {
 			close(fd);
-			errno = create ? errno : ENOENT;
 			return -1;
 		}
+	} else if (recfile_read(fd, h, sizeof(*h), 0) < 0) {
+		close(fd);
+		return -1;
 	}
 	return fd;
 }
 
-/* slot_hash - FNV-1a: where a name's record is looked for first. */
-static size_t
-slot_hash(const char *name, size_t n)
-{
-	uint64_t h = 14695981039346656037ULL;
-
-	for (const char *p = name; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	return (size_t)(h % n);
-}
-
-/*
- * find_alias - the record of name (claimed if new) read into rec; its
- * index, or -1 (the table is full: that alias is not counted).
- */
+/* find_alias, find_host - the record of name, claimed if new; its index or -1. */
 static long
 find_alias(int fd, const char *name, struct stats_alias *rec)
 {
-	size_t start = slot_hash(name, STATS_ALIASES);
-
-	for (size_t k = 0; k < STATS_ALIASES; k++) {
-		size_t i = (start + k) % STATS_ALIASES;
-
-		if (read_at(fd, rec, sizeof(*rec), ALIAS_AT(i)) < 0)
-			return -1;
-		rec->name[sizeof(rec->name) - 1] = '\0';
-		if (rec->name[0] == '\0') {
-			memset(rec, 0, sizeof(*rec));
-			str_copy(rec->name, sizeof(rec->name), name);
-			return (long)i;
-		}
-		if (strncmp(rec->name, name, sizeof(rec->name) - 1) == 0)
-			return (long)i;
-	}
-	return -1;
+	return recfile_find(fd, ALIAS_AT(0), sizeof(*rec), STATS_ALIASES, sizeof(rec->name),
+	    name, rec);
 }
 
-/* find_host - the same for a smarthost block, in a small table scanned in order. */
 static long
 find_host(int fd, const char *name, struct stats_host *rec)
 {
-	for (size_t i = 0; i < STATS_HOSTS; i++) {
-		if (read_at(fd, rec, sizeof(*rec), HOST_AT(i)) < 0)
-			return -1;
-		rec->name[sizeof(rec->name) - 1] = '\0';
-		if (rec->name[0] == '\0') {
-			memset(rec, 0, sizeof(*rec));
-			str_copy(rec->name, sizeof(rec->name), name);
-			return (long)i;
-		}
-		if (strncmp(rec->name, name, sizeof(rec->name) - 1) == 0)
-			return (long)i;
-	}
-	return -1;
+	return recfile_find(fd, HOST_AT(0), sizeof(*rec), STATS_HOSTS, sizeof(rec->name),
+	    name, rec);
 }
 
 void
@@ -221,7 +119,7 @@ stats_program(const struct conf *c, const char *alias, const struct smtp_reply *
 			rec.last_fail = (int64_t)time(NULL);
 			smtp_reply_line(r, rec.last_fail_reply, sizeof(rec.last_fail_reply));
 		}
-		if (write_at(fd, &rec, sizeof(rec), ALIAS_AT(i)) < 0)
+		if (recfile_write(fd, &rec, sizeof(rec), ALIAS_AT(i)) < 0)
 			log_debug("stats: write: %s", strerror(errno));
 	}
 	close(fd);
@@ -237,7 +135,7 @@ update_head(const struct conf *c, void (*change)(struct stats_head *, int), int 
 	if (fd < 0)
 		return;
 	change(&h, arg);
-	if (write_at(fd, &h, sizeof(h), 0) < 0)
+	if (recfile_write(fd, &h, sizeof(h), 0) < 0)
 		log_debug("stats: write: %s", strerror(errno));
 	close(fd);
 }
@@ -289,7 +187,7 @@ update_host(const struct conf *c, const char *name,
 	i = find_host(fd, name, &rec);
 	if (i >= 0) {
 		change(&rec, arg);
-		if (write_at(fd, &rec, sizeof(rec), HOST_AT(i)) < 0)
+		if (recfile_write(fd, &rec, sizeof(rec), HOST_AT(i)) < 0)
 			log_debug("stats: write: %s", strerror(errno));
 	}
 	close(fd);
@@ -357,15 +255,16 @@ stats_daemon(const struct conf *c, pid_t pid, int starting)
 		return;
 	}
 	if (starting) {
-		if (reset(fd, &h) < 0)
+		if (recfile_reset(fd, STATS_MAGIC, sizeof(struct stats)) < 0)
 			log_warn("stats: reset %s/stats", c->spool_dir);
+		fresh_head(&h);
 		h.daemon_pid = (int64_t)pid;
 		h.daemon_started = (int64_t)time(NULL);
 	} else {
 		h.daemon_pid = 0;
 		h.daemon_stopped = (int64_t)time(NULL);
 	}
-	if (write_at(fd, &h, sizeof(h), 0) < 0)
+	if (recfile_write(fd, &h, sizeof(h), 0) < 0)
 		log_warn("stats: write %s/stats", c->spool_dir);
 	close(fd);
 }
@@ -385,7 +284,7 @@ stats_read(const struct conf *c, struct stats *s)
 		errno = err;
 		return -1;
 	}
-	err = read_at(fd, s, sizeof(*s), 0) < 0 ? (errno ? errno : EIO) : 0;
+	err = recfile_read(fd, s, sizeof(*s), 0) < 0 ? (errno ? errno : EIO) : 0;
 	close(fd);
 	if (err != 0) {
 		memset(s, 0, sizeof(*s));

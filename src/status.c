@@ -159,8 +159,36 @@ text_daemon(FILE *out, const struct stats *s)
 	    when(s->head.since, t2, sizeof(t2)) : "nothing counted yet");
 }
 
+static const char *
+breaker_word(uint32_t state)
+{
+	return state == BREAKER_OPEN ? "open" : state == BREAKER_PROBING ? "probing" : "closed";
+}
+
+static void
+text_breakers(FILE *out, const struct breakers *b)
+{
+	char t1[128], safe[BREAKER_NAME_MAX];
+
+	for (size_t i = 0; b != NULL && i < BREAKER_ALIASES; i++) {
+		const struct breaker_rec *r = &b->rec[i];
+
+		if (r->name[0] == '\0')
+			continue;
+		fprintf(out, "breaker %s: %s", shown(r->name, safe, sizeof(safe)),
+		    r->state == BREAKER_CLOSED ? "closed" : r->state == BREAKER_OPEN ? "OPEN" :
+		    "PROBING (one delivery let through)");
+		if (r->state == BREAKER_OPEN)
+			fprintf(out, ", no program until %s", when(r->open_until, t1, sizeof(t1)));
+		fprintf(out, "; %u temporary failures in a row; opened %llu times, %llu "
+		    "deliveries held\n", r->failures, (unsigned long long)r->opens,
+		    (unsigned long long)r->held);
+	}
+}
+
 void
-status_text(FILE *out, const struct stats *s, const struct queue_census *q)
+status_text(FILE *out, const struct stats *s, const struct queue_census *q,
+    const struct breakers *b)
 {
 	const struct stats_head *h = &s->head;
 	char t1[128], t2[128], safe[STATS_NAME_MAX + STATS_TEXT_MAX];
@@ -215,6 +243,7 @@ status_text(FILE *out, const struct stats *s, const struct queue_census *q)
 		    sizeof(safe)), sh->last_connect_ok ? "" : "FAILED: ");
 		fprintf(out, "%s\n", shown(sh->last_reply, safe, sizeof(safe)));
 	}
+	text_breakers(out, b);
 }
 
 static void
@@ -224,7 +253,8 @@ json_u64(FILE *out, const char *name, uint64_t v, int comma)
 }
 
 void
-status_json(FILE *out, const struct stats *s, const struct queue_census *q)
+status_json(FILE *out, const struct stats *s, const struct queue_census *q,
+    const struct breakers *b)
 {
 	const struct stats_head *h = &s->head;
 	int first = 1;
@@ -284,6 +314,21 @@ status_json(FILE *out, const struct stats *s, const struct queue_census *q)
 		fputs(",\"last_reply\":", out);
 		json_write_string(out, sh->last_reply);
 		fputc('}', out);
+	}
+	fputs("],\"breakers\":[", out);
+	first = 1;
+	for (size_t i = 0; b != NULL && i < BREAKER_ALIASES; i++) {
+		const struct breaker_rec *r = &b->rec[i];
+
+		if (r->name[0] == '\0')
+			continue;
+		fprintf(out, "%s{\"alias\":", first ? "" : ",");
+		first = 0;
+		json_write_string(out, r->name);
+		fprintf(out, ",\"state\":\"%s\",\"failures\":%u,\"open_until\":%lld,"
+		    "\"opens\":%llu,\"held\":%llu}", breaker_word(r->state), r->failures,
+		    (long long)r->open_until, (unsigned long long)r->opens,
+		    (unsigned long long)r->held);
 	}
 	fputs("]}\n", out);
 }
@@ -403,8 +448,39 @@ prom_hosts(FILE *out, const struct stats *s)
 		}
 }
 
+static void
+prom_breakers(FILE *out, const struct breakers *b)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} fam[] = {
+		{"undersmtpd_pipe_breaker_open", "gauge",
+		    "Whether a pipe alias's circuit breaker stops its program (1: open or probing)."},
+		{"undersmtpd_pipe_breaker_opens_total", "counter",
+		    "Times a pipe alias's circuit breaker opened."},
+		{"undersmtpd_pipe_breaker_held_total", "counter",
+		    "Deliveries not run because a pipe alias's circuit breaker was open."},
+	};
+
+	for (size_t f = 0; f < ARRAY_LEN(fam); f++) {
+		family(out, fam[f].name, fam[f].type, fam[f].help);
+		for (size_t i = 0; b != NULL && i < BREAKER_ALIASES; i++) {
+			const struct breaker_rec *r = &b->rec[i];
+
+			if (r->name[0] == '\0')
+				continue;
+			fprintf(out, "%s{alias=\"", fam[f].name);
+			label(out, r->name);
+			fprintf(out, "\"} %llu\n", f == 0 ? (unsigned long long)(r->state !=
+			    BREAKER_CLOSED) : f == 1 ? (unsigned long long)r->opens :
+			    (unsigned long long)r->held);
+		}
+	}
+}
+
 void
-status_prometheus(FILE *out, const struct stats *s, const struct queue_census *q)
+status_prometheus(FILE *out, const struct stats *s, const struct queue_census *q,
+    const struct breakers *b)
 {
 	const struct stats_head *h = &s->head;
 
@@ -442,4 +518,5 @@ status_prometheus(FILE *out, const struct stats *s, const struct queue_census *q
 	fprintf(out, "undersmtpd_notices_total %llu\n", (unsigned long long)h->notices);
 	prom_pipes(out, s);
 	prom_hosts(out, s);
+	prom_breakers(out, b);
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "conf.h"
+#include "breaker.h"
 #include "stats.h"
 
 struct queue_census {
@@ -27,8 +28,12 @@ struct queue_census {
 void status_census(const struct conf *c, struct queue_census *q);
 /* status_daemon_up - the pid the daemon recorded is alive. */
 int status_daemon_up(const struct stats *s);
-void status_text(FILE *out, const struct stats *s, const struct queue_census *q);
-void status_json(FILE *out, const struct stats *s, const struct queue_census *q);
-void status_prometheus(FILE *out, const struct stats *s, const struct queue_census *q);
+/* The reports; b, the circuit breakers (breaker.h), may be NULL: none yet. */
+void status_text(FILE *out, const struct stats *s, const struct queue_census *q,
+    const struct breakers *b);
+void status_json(FILE *out, const struct stats *s, const struct queue_census *q,
+    const struct breakers *b);
+void status_prometheus(FILE *out, const struct stats *s, const struct queue_census *q,
+    const struct breakers *b);
 
 #endif

@@ -16,7 +16,7 @@ RT_MAILGATE = Path(__file__).resolve().parents[1] / ".rt" / "usr" / "bin" / "rt-
 
 
 class FakeRT:
-    def __init__(self):
+    def __init__(self, port=0):
         self.posts = []
         self.status = 200
         outer = self
@@ -42,7 +42,7 @@ class FakeRT:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
