@@ -3,6 +3,7 @@
  * message's way out once read.  See accept.h.
  */
 #include "accept.h"
+#include "notice.h"
 #include "stats.h"
 #include "log.h"
 #include "util.h"
@@ -10,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *
 accept_outcome(int code)
@@ -179,12 +181,40 @@ spool_copy(const struct conf *c, struct envelope *tx, const struct envelope_clie
 	return 1;
 }
 
+/*
+ * notify_refusal - issue 20: the program refused the message for good; the
+ * client gets the 5xx (and its MTA tells the sender), the alias's notify
+ * address gets a notice.  1 when one was spooled (the queue has mail).
+ */
+static int
+notify_refusal(const struct conf *c, const struct envelope *tx, const struct smtp_reply *rep)
+{
+	const struct route_dest *d = route_pipe(tx->pipe_route);
+	const struct pipe_conf *pc = delivery_pipe_conf(c, tx->pipe_route);
+	struct notice_facts f;
+	char line[320];
+
+	if (d == NULL || pc->notify == NULL)
+		return 0;
+	smtp_reply_line(rep, line, sizeof(line));
+	f.alias = d->entry->name;
+	f.source = d->source;
+	f.command = d->target->cmd.text;
+	f.queue_id = tx->id;
+	f.sender = tx->sender_text;
+	f.recipient = tx->pipe_route->address;
+	f.reply = line;
+	f.received = (long long)time(NULL);
+	return notice_send(c, pc, &f, tx->msg_fd) > 0;
+}
+
 int
 accept_message(const struct delivery_ctx *dctx, struct envelope *tx,
     const struct envelope_client *cl, uint64_t size, int64_t started,
     struct smtp_reply *rep)
 {
 	char relay[300] = "none";
+	int noticed = 0;
 
 	memset(rep, 0, sizeof(*rep));
 	/*
@@ -196,6 +226,8 @@ accept_message(const struct delivery_ctx *dctx, struct envelope *tx,
 		run_program(dctx, tx, cl, rep, relay, sizeof(relay));
 		accept_log(dctx->conf, tx, rep, relay, started);
 		tx->outcome_logged = 1;
+		if (rep->code / 100 == 5)
+			noticed = notify_refusal(dctx->conf, tx, rep);
 		if (rep->code / 100 == 4 && delivery_pipe_conf(dctx->conf,
 		    tx->pipe_route)->policy == POLICY_SYNC_THEN_QUEUE) {
 			/* SPEC 7.1: a temporary failure is spooled and retried. */
@@ -206,6 +238,6 @@ accept_message(const struct delivery_ctx *dctx, struct envelope *tx,
 		}
 	}
 	if (tx->ndests > 0 && (rep->code == 0 || rep->code == 250))
-		return spool_copy(dctx->conf, tx, cl, size, rep);
-	return 0;
+		return spool_copy(dctx->conf, tx, cl, size, rep) + noticed;
+	return noticed;
 }

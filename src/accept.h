@@ -52,7 +52,8 @@ enum accept_verdict accept_rcpt(const struct conf *c, struct envelope *tx,
 /*
  * accept_message - tx's message, read and checked (envelope_finish_message
  * done): the program run, the spooled copy, the outcome logged.  Returns
- * the number of messages spooled (0 or 1); rep holds the reply, 250 with
+ * the number of messages spooled (the copy, a failure notice); rep holds
+ * the reply, 250 with
  * "delivered to command" / "queued" as its text.
  */
 int accept_message(const struct delivery_ctx *dctx, struct envelope *tx,

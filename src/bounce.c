@@ -75,9 +75,8 @@ rfc5322_date(char *buf, size_t size, time_t t)
 	strftime(buf, size, "%a, %d %b %Y %H:%M:%S %z", &tm);
 }
 
-/* copy_headers - the original's header section (up to the empty line), bounded. */
-static void
-copy_headers(FILE *out, int msgfd)
+void
+bounce_copy_headers(FILE *out, int msgfd)
 {
 	char buf[8192];
 	size_t total = 0;
@@ -143,7 +142,7 @@ write_dsn(FILE *out, const struct conf *c, const struct spool_env *env,
 	}
 	fprintf(out, "\n--%s\nContent-Description: Undelivered Message Headers\n"
 	    "Content-Type: text/rfc822-headers\n\n", boundary);
-	copy_headers(out, msgfd);
+	bounce_copy_headers(out, msgfd);
 	fprintf(out, "\n--%s--\n", boundary);
 }
 
@@ -166,18 +165,18 @@ stream_on_copy(int fd)
 }
 
 int
-bounce_create(const struct conf *c, const struct spool_env *env, int msgfd)
+bounce_spool(const struct conf *c, const char *rcpt,
+    void (*write)(FILE *, const void *, const char *), const void *arg,
+    char id[SPOOL_ID_MAX])
 {
-	struct spool_env dsn;
+	struct spool_env msg;
 	char path[4096];
 	FILE *out;
 	int fd, rc, saved;
 
-	if (env->sender[0] == '\0' || env->bounce)
-		return 0;     /* never a bounce of a bounce */
-	memset(&dsn, 0, sizeof(dsn));
-	if (random_hex(dsn.id, sizeof(dsn.id), 6) < 0 ||
-	    spool_path(c, "tmp", dsn.id, ".msg", path, sizeof(path)) < 0) {
+	memset(&msg, 0, sizeof(msg));
+	if (random_hex(msg.id, sizeof(msg.id), 6) < 0 ||
+	    spool_path(c, "tmp", msg.id, ".msg", path, sizeof(path)) < 0) {
 		errno = EIO;
 		return -1;
 	}
@@ -191,7 +190,7 @@ bounce_create(const struct conf *c, const struct spool_env *env, int msgfd)
 		errno = saved;
 		return -1;
 	}
-	write_dsn(out, c, env, dsn.id, msgfd);
+	write(out, arg, msg.id);
 	if (fflush(out) != 0 || ferror(out)) {
 		saved = errno;
 		fclose(out);
@@ -200,26 +199,56 @@ bounce_create(const struct conf *c, const struct spool_env *env, int msgfd)
 		errno = saved;
 		return -1;
 	}
-	dsn.size = (uint64_t)ftell(out);
+	msg.size = (uint64_t)ftell(out);
 	fclose(out);
-	dsn.created = dsn.next_try = time(NULL);
-	dsn.bounce = 1;
-	/* A non-ASCII sender can only be reached with SMTPUTF8. */
-	for (const unsigned char *p = (const unsigned char *)env->sender; *p; p++)
+	msg.created = msg.next_try = time(NULL);
+	msg.bounce = 1;
+	/* A non-ASCII recipient can only be reached with SMTPUTF8. */
+	for (const unsigned char *p = (const unsigned char *)rcpt; *p; p++)
 		if (*p >= 0x80)
-			dsn.smtputf8 = 1;
-	str_copy(dsn.client, sizeof(dsn.client), "127.0.0.1");
-	str_copy(dsn.helo, sizeof(dsn.helo), c->hostname);
-	spool_add_rcpt(&dsn, env->sender, env->sender);
-	rc = spool_commit(c, fd, &dsn);
+			msg.smtputf8 = 1;
+	str_copy(msg.client, sizeof(msg.client), "127.0.0.1");
+	str_copy(msg.helo, sizeof(msg.helo), c->hostname);
+	spool_add_rcpt(&msg, rcpt, rcpt);
+	rc = spool_commit(c, fd, &msg);
 	saved = errno;
-	spool_env_free(&dsn);
+	str_copy(id, SPOOL_ID_MAX, msg.id);
+	spool_env_free(&msg);
 	close(fd);
-	if (rc == 0) {
-		log_info_as("bounce", "%s: sender non-delivery notification: %s", env->id,
-		    dsn.id);
-		stats_count(c, STATS_NOTICES);
-	}
 	errno = saved;
 	return rc;
+}
+
+struct dsn_args {
+	const struct conf *c;
+	const struct spool_env *env;
+	int msgfd;
+};
+
+static void
+dsn_text(FILE *out, const void *arg, const char *id)
+{
+	const struct dsn_args *a = arg;
+
+	write_dsn(out, a->c, a->env, id, a->msgfd);
+}
+
+int
+bounce_create(const struct conf *c, const struct spool_env *env, int msgfd)
+{
+	struct dsn_args a = {c, env, msgfd};
+	char id[SPOOL_ID_MAX];
+	int failed = 0;
+
+	if (env->sender[0] == '\0' || env->bounce)
+		return 0;     /* never a bounce of a bounce */
+	for (size_t i = 0; i < env->nrcpts; i++)
+		failed += env->rcpts[i].state == RCPT_FAILED;
+	if (failed == 0)
+		return 0;     /* all told otherwise (notify_sender = no) */
+	if (bounce_spool(c, env->sender, dsn_text, &a, id) < 0)
+		return -1;
+	log_info_as("bounce", "%s: sender non-delivery notification: %s", env->id, id);
+	stats_count(c, STATS_NOTICES);
+	return 0;
 }

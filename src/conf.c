@@ -376,6 +376,20 @@ validate_domains(cfg_t *cfg, cfg_opt_t *opt)
  * Message-ID:, so it must be a domain name as RFC 5321 writes one: not
  * empty, no address literal, no trailing dot, no white space or CR LF.
  */
+/* validate_notify - an address, or a local name (an alias of this host). */
+static int
+validate_notify(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+	struct addr a;
+
+	if (s != NULL && (s[0] == '\0' || strlen(s) > 200 ||
+	    (strchr(s, '@') != NULL ? addr_parse_plain(s, &a) < 0 || a.domain[0] == '\0'
+	    : strcspn(s, " \t\"<>()[]\\,;:") != strlen(s))))
+		bad_value(cfg, opt, s, "expected an address, or the name of a local alias");
+	return 0;
+}
+
 static int
 validate_hostname(cfg_t *cfg, cfg_opt_t *opt)
 {
@@ -571,7 +585,10 @@ validate_path(cfg_t *cfg, cfg_opt_t *opt)
 	    defaults ? 0 : CFGF_NODEFAULT),                                     \
 	CFG_INT("breaker", defaults ? CONF_BREAKER : 0, defaults ? 0 : CFGF_NODEFAULT), \
 	CFG_STR("breaker_wait", defaults ? "30s" : NULL, defaults ? 0 : CFGF_NODEFAULT), \
-	CFG_STR("breaker_wait_max", defaults ? "10m" : NULL, defaults ? 0 : CFGF_NODEFAULT)
+	CFG_STR("breaker_wait_max", defaults ? "10m" : NULL, defaults ? 0 : CFGF_NODEFAULT), \
+	CFG_STR("notify", NULL, CFGF_NODEFAULT),                                \
+	CFG_BOOL("notify_sender", cfg_true, defaults ? 0 : CFGF_NODEFAULT),     \
+	CFG_STR("notify_interval", defaults ? "1h" : NULL, defaults ? 0 : CFGF_NODEFAULT)
 
 static cfg_opt_t pipe_opts[] = { PIPE_KEYS(1), CFG_END() };
 static cfg_opt_t alias_opts[] = { PIPE_KEYS(0), CFG_END() };
@@ -705,6 +722,10 @@ static const struct {
 	{"alias|breaker", validate_nonnegative},
 	{"alias|breaker_wait", validate_duration},
 	{"alias|breaker_wait_max", validate_duration},
+	{"pipe|notify", validate_notify},
+	{"pipe|notify_interval", validate_duration},
+	{"alias|notify", validate_notify},
+	{"alias|notify_interval", validate_duration},
 	{"smarthost|host", validate_host},
 	{"smarthost|port", validate_port},
 	{"smarthost|tls", validate_tls},
@@ -793,6 +814,12 @@ copy_pipe(cfg_t *sec, struct pipe_conf *p)
 		p->breaker_wait = duration_of(sec, "breaker_wait", 30);
 	if ((opt = cfg_getopt(sec, "breaker_wait_max")) && opt->nvalues)
 		p->breaker_wait_max = duration_of(sec, "breaker_wait_max", 600);
+	if ((opt = cfg_getopt(sec, "notify")) && opt->nvalues)
+		p->notify = xstrdup(cfg_getstr(sec, "notify"));
+	if ((opt = cfg_getopt(sec, "notify_sender")) && opt->nvalues)
+		p->notify_sender = cfg_getbool(sec, "notify_sender") == cfg_true;
+	if ((opt = cfg_getopt(sec, "notify_interval")) && opt->nvalues)
+		p->notify_interval = duration_of(sec, "notify_interval", 3600);
 }
 
 /* copy_cidrs - a list of networks (each already validated). */
@@ -974,8 +1001,9 @@ conf_build(cfg_t *cfg)
 		a->pipe.max_concurrency = 0;
 		a->pipe.user = dup_or_null(c->pipe.user);
 		a->pipe.path = xstrdup(c->pipe.path);
+		a->pipe.notify = dup_or_null(c->pipe.notify);
 		{
-			char *u = a->pipe.user, *p = a->pipe.path;
+			char *u = a->pipe.user, *p = a->pipe.path, *n = a->pipe.notify;
 			cfg_opt_t *o;
 
 			copy_pipe(sec, &a->pipe);
@@ -984,6 +1012,8 @@ conf_build(cfg_t *cfg)
 				free(u);
 			if ((o = cfg_getopt(sec, "path")) && o->nvalues)
 				free(p);
+			if ((o = cfg_getopt(sec, "notify")) && o->nvalues)
+				free(n);
 		}
 	}
 	c->nsmarthosts = cfg_size(cfg, "smarthost");
@@ -1108,10 +1138,12 @@ conf_free(struct conf *c)
 	free(c->postmaster);
 	free(c->pipe.user);
 	free(c->pipe.path);
+	free(c->pipe.notify);
 	for (size_t i = 0; i < c->nalias_overrides; i++) {
 		free(c->alias_overrides[i].name);
 		free(c->alias_overrides[i].pipe.user);
 		free(c->alias_overrides[i].pipe.path);
+		free(c->alias_overrides[i].pipe.notify);
 	}
 	free(c->alias_overrides);
 	for (size_t i = 0; i < c->nsmarthosts; i++) {

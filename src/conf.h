@@ -35,6 +35,9 @@ struct pipe_conf {
 	                             alias's circuit breaker; 0: none (breaker.h) */
 	long breaker_wait;        /* seconds it stays open first */
 	long breaker_wait_max;    /* the most it doubles up to */
+	char *notify;             /* failure notices go there (notice.h); NULL: none */
+	int notify_sender;        /* a DSN to the sender as well */
+	long notify_interval;     /* seconds: one notice per alias and reason */
 	long max_concurrency;     /* pipe section: all programs together (default
 	                             CONF_PIPE_MAX_CONCURRENCY); alias block: that
 	                             alias's own share, 0 for none of its own */

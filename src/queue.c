@@ -14,6 +14,7 @@
 #include "bounce.h"
 #include "log.h"
 #include "maildrop.h"
+#include "notice.h"
 #include "smtpc.h"
 #include "reply.h"
 #include "spool.h"
@@ -145,9 +146,17 @@ to_program(struct queue_ctx *q, struct spool_env *e, size_t i,
 	{
 		char text[SPOOL_REPLY_MAX];
 
+		const struct route_dest *d = route_pipe(route);
+		struct spool_rcpt *r;
+
 		smtp_reply_line(&rep, text, sizeof(text));
 		/* spool_add_rcpt may have moved the array: index, not pointer. */
-		record(q->conf, e, &e->rcpts[i], text, rep.code, "pipe", relay, res);
+		r = &e->rcpts[i];
+		record(q->conf, e, r, text, rep.code, "pipe", relay, res);
+		/* Whose failure it is, should it become a notice (finish). */
+		str_copy(r->via_alias, sizeof(r->via_alias), d->entry->name);
+		str_copy(r->via_source, sizeof(r->via_source), d->source);
+		str_copy(r->via_command, sizeof(r->via_command), d->target->cmd.text);
 	}
 }
 
@@ -273,6 +282,42 @@ expire(const struct conf *c, struct spool_env *e)
 }
 
 /*
+ * notify - issue 20: a program's recipient that failed for good (or
+ * expired) tells the alias's notify address; with notify_sender = no that
+ * notice is all, and the sender gets no DSN for it (unless the notice could
+ * not be spooled: then the DSN still goes, someone must be told).
+ */
+static void
+notify(const struct conf *c, struct spool_env *e, int msgfd)
+{
+	for (size_t i = 0; i < e->nrcpts; i++) {
+		struct spool_rcpt *r = &e->rcpts[i];
+		const struct pipe_conf *pc;
+		struct notice_facts f;
+
+		if (r->state != RCPT_FAILED || r->via_alias[0] == '\0')
+			continue;
+		pc = conf_pipe_for(c, r->via_alias);
+		if (pc->notify == NULL)
+			continue;
+		f.alias = r->via_alias;
+		f.source = r->via_source;
+		f.command = r->via_command;
+		f.queue_id = e->id;
+		f.sender = e->sender;
+		f.recipient = r->addr;
+		f.reply = r->last;
+		f.received = (long long)e->created;
+		if (notice_send(c, pc, &f, msgfd) >= 0 && !pc->notify_sender && !e->bounce &&
+		    e->sender[0] != '\0') {
+			r->state = RCPT_BOUNCED;     /* told to the notify address instead */
+			log_info("%s: to=<%s>: no non-delivery notification: notify_sender = no "
+			    "(alias %s)", e->id, r->addr, r->via_alias);
+		}
+	}
+}
+
+/*
  * finish - failed recipients get their DSN now (SPEC 8: on a 5xx, a bounce);
  * a message whose recipients are all final is removed; otherwise it is
  * scheduled for a retry with backoff.
@@ -282,6 +327,7 @@ finish(const struct conf *c, struct spool_env *e, int msgfd, struct queue_result
 {
 	int open = 0, failed = 0;
 
+	notify(c, e, msgfd);
 	for (size_t i = 0; i < e->nrcpts; i++)
 		failed += e->rcpts[i].state == RCPT_FAILED;
 	if (failed > 0) {

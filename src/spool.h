@@ -43,6 +43,12 @@ struct spool_rcpt {
 	enum rcpt_state state;
 	int attempts;
 	char last[SPOOL_REPLY_MAX];        /* last reply, "" when none */
+	/* In memory only, for a queue run's failure notices (notice.h): the
+	 * pipe alias this recipient's last reply came from, its aliases line
+	 * and command; "" when not a program's. */
+	char via_alias[200];
+	char via_source[128];
+	char via_command[256];
 };
 
 struct spool_env {

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 
 #include "bounce.h"
+#include "notice.h"
 #include "spool.h"
 #include "unit.h"
 
@@ -386,6 +387,95 @@ test_write_failure_leaves_nothing(void **state)
 	}
 }
 
+/*
+ * test_notice_once_per_interval - notice.c (issue 20): a failure notice to
+ * the notify address, from <>, with the reason, the alias, its line and
+ * command, the envelope and the header; the next one for the same alias and
+ * reason is held back within notify_interval, another reason or alias goes;
+ * none for a message from <>, none without notify; the count of held-back
+ * notices is told in the next one.
+ */
+static void
+test_notice_once_per_interval(void **state)
+{
+	struct fixture *f = *state;
+	struct pipe_conf pc;
+	struct notice_facts nf = {"support", "/etc/aliases:3", "/usr/bin/rt-mailgate --queue x",
+	    "0123456789AB", "alice@example.org", "support@mx.example.com",
+	    "550 5.1.1 user unknown: exit 67 (EX_NOUSER)", 1764583200};
+	struct spool_env dsn;
+	size_t len;
+	char *text;
+	char path[128];
+	int fd;
+
+	memset(&pc, 0, sizeof(pc));
+	pc.notify = "rt-admin";
+	pc.notify_sender = 0;
+	pc.notify_interval = 3600;
+	assert_int_equal(notice_send(&f->c, &pc, &nf, f->msgfd), 1);
+	text = the_dsn(f, &dsn, &len);
+	assert_string_equal(dsn.sender, "");
+	assert_int_equal(dsn.bounce, 1);
+	assert_string_equal(dsn.rcpts[0].addr, "rt-admin@mx.example.com");
+	assert_non_null(strstr(text, "Subject: undersmtpd: alias support failed: 550 5.1.1"));
+	assert_non_null(strstr(text, "Alias:      support, /etc/aliases:3\n"));
+	assert_non_null(strstr(text, "Command:    |/usr/bin/rt-mailgate --queue x\n"));
+	assert_non_null(strstr(text, "from <alice@example.org> to <support@mx.example.com>"));
+	assert_non_null(strstr(text, "is not told (notify_sender = no)"));
+	assert_non_null(strstr(text, "Subject: quarterly figures\n"));
+	assert_null(strstr(text, "SECRET BODY LINE"));           /* the header only */
+	free(text);
+	spool_env_free(&dsn);
+	/* The same again: held back.  Another reason, another alias: they go. */
+	assert_int_equal(notice_send(&f->c, &pc, &nf, f->msgfd), 0);
+	assert_int_equal(notice_send(&f->c, &pc, &nf, f->msgfd), 0);
+	nf.reply = "554 5.4.7 message expired";
+	assert_int_equal(notice_send(&f->c, &pc, &nf, f->msgfd), 1);
+	nf.alias = "billing";
+	assert_int_equal(notice_send(&f->c, &pc, &nf, f->msgfd), 1);
+	assert_int_equal(count_files(f->dir, "queue"), 6);
+	/* Never about a message from <>; nothing without notify. */
+	nf.sender = "";
+	assert_int_equal(notice_send(&f->c, &pc, &nf, f->msgfd), 0);
+	nf.sender = "alice@example.org";
+	pc.notify = NULL;
+	assert_int_equal(notice_send(&f->c, &pc, &nf, f->msgfd), 0);
+	assert_int_equal(count_files(f->dir, "queue"), 6);
+	/* The interval is over (the record moved back): the two held back are told. */
+	pc.notify = "rt-admin@example.net";
+	nf.alias = "support";
+	nf.reply = "550 5.1.1 again";
+	pc.notify_interval = 0;
+	assert_int_equal(notice_send(&f->c, &pc, &nf, f->msgfd), 1);
+	snprintf(path, sizeof(path), "%s/notices", f->dir);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	close(fd);
+	{
+		char **ids = spool_ids(&f->c), why[256], mpath[4096];
+		int found = 0;
+
+		for (size_t i = 0; ids[i] != NULL; i++) {
+			struct spool_env e;
+			char *t;
+
+			assert_int_equal(spool_read(&f->c, ids[i], &e, why, sizeof(why)), 0);
+			if (strcmp(e.rcpts[0].addr, "rt-admin@example.net") == 0) {
+				spool_path(&f->c, "queue", ids[i], ".msg", mpath, sizeof(mpath));
+				t = file_text(mpath);
+				assert_non_null(strstr(t, "Before it:  2 notices like this one were "
+				    "not sent"));
+				free(t);
+				found = 1;
+			}
+			spool_env_free(&e);
+		}
+		spool_ids_free(ids);
+		assert_true(found);
+	}
+}
+
 int
 main(void)
 {
@@ -397,6 +487,7 @@ main(void)
 		T(test_headers_copied_bounded),
 		T(test_utf8_sender),
 		T(test_write_failure_leaves_nothing),
+		T(test_notice_once_per_interval),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
