@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #define NOTICE_MAGIC "undersmtpd-nt1\n"
+#define NOTICE_LOCK_WAIT_MS 10000
 
 /* One alias and reason: when its last notice went, and how many were held back. */
 struct notice_rec {
@@ -48,7 +49,9 @@ due(const struct conf *c, const char *key, long interval, uint64_t *held)
 	long i;
 
 	*held = 0;
-	fd = recfile_open(c, "notices", NOTICE_MAGIC, sizeof(struct notice_file), 1, &fresh);
+	/* A queue run's: it may wait longer than a session, a storm is worse. */
+	fd = recfile_open_wait(c, "notices", NOTICE_MAGIC, sizeof(struct notice_file), 1,
+	    &fresh, NOTICE_LOCK_WAIT_MS);
 	if (fd < 0)
 		return 1;
 	i = recfile_find(fd, REC_AT(0), sizeof(rec), NOTICES_MAX, sizeof(rec.key), key, &rec);

@@ -46,14 +46,13 @@ recfile_reset(int fd, const char *magic, size_t size)
 }
 
 /*
- * lock_briefly - the lock, waited for RECFILE_LOCK_WAIT_MS at most: holders
- * keep it for microseconds, and a count is not worth holding mail up for
- * (a stopped --status, a hung filesystem).  0, or -1.
+ * lock_briefly - the lock, waited for wait_ms at most (a stopped --status,
+ * a hung filesystem must not stop mail).  0, or -1.
  */
 static int
-lock_briefly(int fd, int how)
+lock_briefly(int fd, int how, int wait_ms)
 {
-	for (int i = 0; i < RECFILE_LOCK_WAIT_MS; i++) {
+	for (int i = 0; i < wait_ms; i++) {
 		struct timespec ms = {0, 1000000L};
 
 		if (flock(fd, how | LOCK_NB) == 0)
@@ -62,7 +61,7 @@ lock_briefly(int fd, int how)
 			return -1;
 		nanosleep(&ms, NULL);
 	}
-	log_debug("lock busy for %d ms: given up", RECFILE_LOCK_WAIT_MS);
+	log_debug("lock busy for %d ms: given up", wait_ms);
 	errno = EWOULDBLOCK;
 	return -1;
 }
@@ -70,6 +69,13 @@ lock_briefly(int fd, int how)
 int
 recfile_open(const struct conf *c, const char *name, const char *magic, size_t size,
     int write, int *fresh)
+{
+	return recfile_open_wait(c, name, magic, size, write, fresh, RECFILE_LOCK_WAIT_MS);
+}
+
+int
+recfile_open_wait(const struct conf *c, const char *name, const char *magic,
+    size_t size, int write, int *fresh, int wait_ms)
 {
 	char path[4096], m[RECFILE_MAGIC_LEN], want[RECFILE_MAGIC_LEN];
 	struct stat st;
@@ -86,7 +92,7 @@ recfile_open(const struct conf *c, const char *name, const char *magic, size_t s
 	if (fd < 0)
 		return -1;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    lock_briefly(fd, write ? LOCK_EX : LOCK_SH) < 0) {
+	    lock_briefly(fd, write ? LOCK_EX : LOCK_SH, wait_ms) < 0) {
 		int err = S_ISREG(st.st_mode) ? errno : EINVAL;
 
 		close(fd);

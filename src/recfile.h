@@ -4,7 +4,9 @@
  * the circuit breakers (breaker.h).
  *
  * Each use opens the file, takes its flock (waited for RECFILE_LOCK_WAIT_MS
- * at most: nothing is worth holding mail up for), reads what it needs with
+ * at most, unless the caller says otherwise: holders keep it for
+ * microseconds, but a journal busy with other files' fsyncs can stretch
+ * that, and nothing is worth holding mail up for longer), reads what it needs with
  * pread, writes back with pwrite, and closes it, which unlocks.  Nothing is
  * kept between uses, and a process killed in the middle leaves at worst one
  * record unchanged.  The file begins with a magic string; a file of another
@@ -20,7 +22,7 @@
 
 #include "conf.h"
 
-#define RECFILE_LOCK_WAIT_MS 100
+#define RECFILE_LOCK_WAIT_MS 1000
 #define RECFILE_MAGIC_LEN 16
 
 /*
@@ -31,6 +33,9 @@
  */
 int recfile_open(const struct conf *c, const char *name, const char *magic, size_t size,
     int write, int *fresh);
+/* recfile_open_wait - the same, waiting wait_ms at most for the lock. */
+int recfile_open_wait(const struct conf *c, const char *name, const char *magic,
+    size_t size, int write, int *fresh, int wait_ms);
 /* recfile_reset - lay the open file out afresh (zeros, then the magic). */
 int recfile_reset(int fd, const char *magic, size_t size);
 /* recfile_read, recfile_write - exactly len bytes at off; 0, or -1. */

@@ -190,6 +190,7 @@ def test_certificates_and_password_files(gw):
            "expires in 5 days" in r.stderr
 
 
+@needs_root      # sendmail -C: root and the default configuration's user alone
 def test_newaliases_checks_only_the_aliases(gw):
     """newaliases (sendmail -bi) is run by package scripts: it checks the aliases'
     syntax, and neither resolves names nor probes programs."""
