@@ -317,6 +317,24 @@ check_readable(const struct conf *c, const char *path, int line, const char *wha
 		    path, pw ? pw->pw_name : "us", strerror(err));
 }
 
+/* check_token_command - the OAuth2 helper can be run by the spool user. */
+static void
+check_token_command(const struct conf *c, const struct smarthost_conf *s,
+    struct diag *errors)
+{
+	struct passwd *pw = geteuid() == 0 ? getpwnam(c->user) : getpwuid(geteuid());
+	char prog[4096];
+	int err;
+
+	str_copy(prog, sizeof(prog), s->auth_token_command);
+	prog[strcspn(prog, " \t")] = '\0';
+	err = pw ? access_as(pw, prog, X_OK) : (access(prog, X_OK) == 0 ? 0 : errno);
+	if (err != 0)
+		diag_error(errors, where(c), conf_line(c, "smarthost", s->name,
+		    "auth_token_command"), "auth_token_command %s cannot be run by %s: %s",
+		    prog, pw ? pw->pw_name : "us", strerror(err));
+}
+
 /* check_certificate - the server certificate loads and is in date. */
 static void
 check_certificate(const struct conf *c, struct diag *errors, struct diag *warnings)
@@ -382,6 +400,8 @@ check_world(const struct conf *c, const struct aliases *a, struct diag *errors,
 		if (s->auth_password_file != NULL)
 			check_readable(c, s->auth_password_file, conf_line(c, "smarthost",
 			    s->name, "auth_password_file"), "auth_password_file", errors);
+		if (s->auth_token_command != NULL)
+			check_token_command(c, s, errors);
 	}
 	if (c->tls.cert_file != NULL)
 		check_certificate(c, errors, warnings);

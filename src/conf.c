@@ -520,6 +520,15 @@ validate_unknown_local(cfg_t *cfg, cfg_opt_t *opt)
 	return validate_choice(cfg, opt, unknown_names);
 }
 
+static const char *const mechanism_names[] = {"auto", "plain", "login", "xoauth2",
+	"oauthbearer", NULL};
+
+static int
+validate_mechanism(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return validate_choice(cfg, opt, mechanism_names);
+}
+
 static int
 validate_tls(cfg_t *cfg, cfg_opt_t *opt)
 {
@@ -602,6 +611,8 @@ static cfg_opt_t smarthost_opts[] = {
 	CFG_STR("auth_user", NULL, CFGF_NODEFAULT),
 	CFG_STR("auth_password_file", NULL, CFGF_NODEFAULT),
 	CFG_BOOL("auth_plaintext", cfg_false, 0),
+	CFG_STR("auth_mechanism", "auto", 0),
+	CFG_STR("auth_token_command", NULL, CFGF_NODEFAULT),
 	CFG_STR("rewrite_sender", NULL, CFGF_NODEFAULT),
 	CFG_STR("timeout", NULL, CFGF_NODEFAULT),
 	CFG_END()
@@ -731,6 +742,8 @@ static const struct {
 	{"smarthost|tls", validate_tls},
 	{"smarthost|ca_file", validate_absolute_path},
 	{"smarthost|auth_password_file", validate_absolute_path},
+	{"smarthost|auth_mechanism", validate_mechanism},
+	{"smarthost|auth_token_command", validate_absolute_path},
 	{"smarthost|rewrite_sender", validate_address},
 	{"smarthost|timeout", validate_duration},
 	{"queue|retry_min", validate_duration},
@@ -894,6 +907,10 @@ copy_smarthost(cfg_t *sec, struct smarthost_conf *s)
 	s->auth_password_file = dup_or_null(cfg_getstr(sec, "auth_password_file"));
 	s->rewrite_sender = dup_or_null(cfg_getstr(sec, "rewrite_sender"));
 	s->auth_plaintext = cfg_getbool(sec, "auth_plaintext");
+	for (int m = 0; mechanism_names[m] != NULL; m++)
+		if (strcmp(cfg_getstr(sec, "auth_mechanism"), mechanism_names[m]) == 0)
+			s->auth_mechanism = (enum sasl_mech)m;
+	s->auth_token_command = dup_or_null(cfg_getstr(sec, "auth_token_command"));
 	s->timeout = cfg_getopt(sec, "timeout")->nvalues ? duration_of(sec, "timeout", 0) : 0;
 }
 
@@ -906,9 +923,17 @@ check_semantics(const struct conf *c, struct diag *d, const char *file)
 
 		if (s->host == NULL)
 			diag_error(d, file, 0, "smarthost \"%s\": host is not set", s->name);
-		if ((s->auth_user == NULL) != (s->auth_password_file == NULL))
+		if (s->auth_mechanism == SASL_XOAUTH2 || s->auth_mechanism == SASL_OAUTHBEARER) {
+			if (s->auth_user == NULL || s->auth_token_command == NULL)
+				diag_error(d, file, 0, "smarthost \"%s\": OAuth2 needs auth_user and "
+				    "auth_token_command", s->name);
+			if (s->tls == TLSMODE_NONE)
+				diag_error(d, file, 0, "smarthost \"%s\": an OAuth2 token is never "
+				    "sent without TLS (tls = none)", s->name);
+		} else if ((s->auth_user == NULL) != (s->auth_password_file == NULL)) {
 			diag_error(d, file, 0, "smarthost \"%s\": auth_user and "
 			    "auth_password_file go together", s->name);
+		}
 	}
 	if (c->queue.retry_min > c->queue.retry_max)
 		diag_error(d, file, 0, "queue: retry_min is longer than retry_max");
@@ -1154,6 +1179,7 @@ conf_free(struct conf *c)
 		free(s->ca_file);
 		free(s->auth_user);
 		free(s->auth_password_file);
+		free(s->auth_token_command);
 		free(s->rewrite_sender);
 	}
 	free(c->smarthosts);

@@ -20,6 +20,8 @@
 enum pipe_policy { POLICY_SYNC, POLICY_QUEUE, POLICY_SYNC_THEN_QUEUE };
 enum unknown_local { UNKNOWN_REJECT, UNKNOWN_RELAY };
 enum tls_mode { TLSMODE_NONE, TLSMODE_MAY, TLSMODE_STARTTLS, TLSMODE_IMPLICIT };
+/* How we authenticate to a smarthost: a password (PLAIN, else LOGIN), or OAuth2. */
+enum sasl_mech { SASL_AUTO, SASL_PLAIN, SASL_LOGIN, SASL_XOAUTH2, SASL_OAUTHBEARER };
 
 #define CONF_MAX_TEMPFAIL 32
 
@@ -60,7 +62,9 @@ struct smarthost_conf {
 	char *auth_user;
 	char *auth_password_file;
 	char *rewrite_sender;
-	int auth_plaintext;       /* AUTH allowed without TLS */
+	int auth_plaintext;       /* AUTH allowed without TLS (never for OAuth2) */
+	enum sasl_mech auth_mechanism;
+	char *auth_token_command; /* OAuth2: prints an access token (oauth.h) */
 	long timeout;             /* seconds for every stage; 0: RFC 5321 4.5.3.2 */
 };
 

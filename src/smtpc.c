@@ -7,6 +7,7 @@
  * only and dot-stuffed; a stray CR in the stored text is sent as a space.
  */
 #include "smtpc.h"
+#include "oauth.h"
 #include "stats.h"
 #include "buf.h"
 #include "log.h"
@@ -253,6 +254,8 @@ ehlo_keyword(struct smtpc *sc, const char *kw)
 	} else if (strcmp(up, "AUTH") == 0) {
 		sc->auth_plain = has_mechanism(kw + i, "PLAIN");
 		sc->auth_login = has_mechanism(kw + i, "LOGIN");
+		sc->auth_xoauth2 = has_mechanism(kw + i, "XOAUTH2");
+		sc->auth_oauthbearer = has_mechanism(kw + i, "OAUTHBEARER");
 	}
 }
 
@@ -261,6 +264,7 @@ ehlo(struct smtpc *sc, struct smtpc_reply *r)
 {
 	sc->pipelining = sc->eightbitmime = sc->smtputf8 = sc->starttls = 0;
 	sc->has_size = sc->auth_plain = sc->auth_login = 0;
+	sc->auth_xoauth2 = sc->auth_oauthbearer = 0;
 	sc->size_max = 0;
 	if (send_line(sc, ST_GREETING, "EHLO %s", sc->conf->hostname) < 0 ||
 	    read_reply(sc, ST_GREETING, r, ehlo_keyword) < 0)
@@ -404,6 +408,95 @@ b64(const char *in, size_t len, char *out, size_t size)
 	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)in, (int)len);
 }
 
+/* send_auth - "AUTH MECH RESPONSE": longer than any other command (a token). */
+static int
+send_auth(struct smtpc *sc, const char *mech, const char *response)
+{
+	size_t len = strlen("AUTH  \r\n") + strlen(mech) + strlen(response) + 1;
+	char *line = xmalloc(len);
+	int n = snprintf(line, len, "AUTH %s %s\r\n", mech, response), rc;
+
+	rc = n < 0 || (size_t)n >= len ? -1 : netio_write_all(&sc->io, line, (size_t)n,
+	    deadline_for(sc, ST_MAIL));
+	explicit_bzero(line, len);
+	free(line);
+	return rc;
+}
+
+/*
+ * authenticate_oauth - AUTH XOAUTH2 or OAUTHBEARER with a token from the
+ * administrator's helper, over TLS only.  A refused token is asked for
+ * afresh and tried once more; a server's error challenge (334 with its JSON)
+ * is answered as each mechanism says, to get its final reply.
+ */
+static int
+authenticate_oauth(struct smtpc *sc, const struct smarthost_conf *sh,
+    struct smtpc_reply *err)
+{
+	int xo = sh->auth_mechanism == SASL_XOAUTH2, rc = -1;
+	const char *mech = xo ? "XOAUTH2" : "OAUTHBEARER";
+	size_t rsize = OAUTH_TOKEN_MAX + 700, esize = 4 * (rsize / 3 + 1) + 1;
+	char *token = xmalloc(OAUTH_TOKEN_MAX + 1), *resp = xmalloc(rsize), *enc = xmalloc(esize);
+	char why[600];
+
+	if (sc->io.ssl == NULL) {
+		synth(err, 451, "451 4.7.10 %s: refusing to send an OAuth2 token without TLS",
+		    sc->name);
+		goto out;
+	}
+	if (!(xo ? sc->auth_xoauth2 : sc->auth_oauthbearer)) {
+		synth(err, 451, "451 4.7.0 %s: does not offer AUTH %s", sc->name, mech);
+		goto out;
+	}
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int n;
+
+		if (oauth_token(sc->conf, sh, attempt > 0, token, OAUTH_TOKEN_MAX + 1, why,
+		    sizeof(why)) < 0) {
+			synth(err, 451, "451 4.7.0 %s: %s", sc->name, why);
+			goto out;
+		}
+		n = oauth_response(sh, token, resp, rsize);
+		if (n < 0) {
+			synth(err, 451, "451 4.7.0 %s: the OAuth2 response is too long", sc->name);
+			goto out;
+		}
+		EVP_EncodeBlock((unsigned char *)enc, (const unsigned char *)resp, n);
+		if (send_auth(sc, mech, enc) < 0) {
+			synth(err, 451, "451 4.4.2 %s: sending AUTH: %s", sc->name, strerror(errno));
+			goto out;
+		}
+		if (read_reply(sc, ST_MAIL, err, NULL) < 0)
+			goto out;
+		/* RFC 7628 3.2.3 and Google's XOAUTH2: an error is a 334 first. */
+		if (err->code == 334 && (send_line(sc, ST_MAIL, "%s", xo ? "" : "AQ==") < 0 ||
+		    read_reply(sc, ST_MAIL, err, NULL) < 0))
+			goto out;
+		note(sc, "auth", "%s as %s%s: %s", mech, sh->auth_user, attempt ? " (a fresh "
+		    "token)" : "", err->text);
+		if (err->code == 235) {
+			rc = 0;
+			goto out;
+		}
+		if (err->code / 100 != 5)
+			break;      /* 4xx: the server's trouble, try later */
+	}
+	if (err->code / 100 != 4) {
+		char text[SPOOL_REPLY_MAX];
+
+		str_copy(text, sizeof(text), err->text);
+		synth(err, 451, "451 4.7.8 %s: authentication failed: %s", sc->name, text);
+	}
+out:
+	explicit_bzero(token, OAUTH_TOKEN_MAX + 1);
+	explicit_bzero(resp, rsize);
+	explicit_bzero(enc, esize);
+	free(token);
+	free(resp);
+	free(enc);
+	return rc;
+}
+
 static int
 authenticate(struct smtpc *sc, const struct smarthost_conf *sh, struct smtpc_reply *err)
 {
@@ -411,6 +504,8 @@ authenticate(struct smtpc *sc, const struct smarthost_conf *sh, struct smtpc_rep
 	size_t ulen = strlen(sh->auth_user), plen;
 	int rc = -1;
 
+	if (sh->auth_mechanism == SASL_XOAUTH2 || sh->auth_mechanism == SASL_OAUTHBEARER)
+		return authenticate_oauth(sc, sh, err);
 	if (sc->io.ssl == NULL && !sh->auth_plaintext) {
 		synth(err, 451, "451 4.7.10 %s: refusing AUTH without TLS (set auth_plaintext "
 		    "to allow it)", sc->name);
@@ -421,7 +516,7 @@ authenticate(struct smtpc *sc, const struct smarthost_conf *sh, struct smtpc_rep
 		return -1;
 	}
 	plen = strlen(pass);
-	if (sc->auth_plain && ulen + plen + 2 < sizeof(buf)) {
+	if (sc->auth_plain && sh->auth_mechanism != SASL_LOGIN && ulen + plen + 2 < sizeof(buf)) {
 		buf[0] = '\0';
 		memcpy(buf + 1, sh->auth_user, ulen);
 		buf[ulen + 1] = '\0';
@@ -430,7 +525,7 @@ authenticate(struct smtpc *sc, const struct smarthost_conf *sh, struct smtpc_rep
 		if (send_line(sc, ST_MAIL, "AUTH PLAIN %s", enc) < 0 ||
 		    read_reply(sc, ST_MAIL, err, NULL) < 0)
 			goto out;
-	} else if (sc->auth_login) {
+	} else if (sc->auth_login && sh->auth_mechanism != SASL_PLAIN) {
 		if (send_line(sc, ST_MAIL, "AUTH LOGIN") < 0 ||
 		    read_reply(sc, ST_MAIL, err, NULL) < 0)
 			goto out;

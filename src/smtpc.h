@@ -35,7 +35,7 @@ struct smtpc {
 	char in[8192];
 	size_t start, end;
 	int pipelining, eightbitmime, smtputf8, starttls, has_size;
-	int auth_plain, auth_login;
+	int auth_plain, auth_login, auth_xoauth2, auth_oauthbearer;
 	uint64_t size_max;
 	char name[300];               /* host:port, for the log */
 	/* --probe-smarthost: each step told as it happens; NULL otherwise. */
