@@ -524,6 +524,14 @@ static const char *const mechanism_names[] = {"auto", "plain", "login", "xoauth2
 	"oauthbearer", NULL};
 
 static int
+validate_smarthost_mode(cfg_t *cfg, cfg_opt_t *opt)
+{
+	static const char *const names[] = {"store", "proxy", NULL};
+
+	return validate_choice(cfg, opt, names);
+}
+
+static int
 validate_mechanism(cfg_t *cfg, cfg_opt_t *opt)
 {
 	return validate_choice(cfg, opt, mechanism_names);
@@ -613,6 +621,7 @@ static cfg_opt_t smarthost_opts[] = {
 	CFG_BOOL("auth_plaintext", cfg_false, 0),
 	CFG_STR("auth_mechanism", "auto", 0),
 	CFG_STR("auth_token_command", NULL, CFGF_NODEFAULT),
+	CFG_STR("mode", "store", 0),
 	CFG_STR("rewrite_sender", NULL, CFGF_NODEFAULT),
 	CFG_STR("timeout", NULL, CFGF_NODEFAULT),
 	CFG_END()
@@ -743,6 +752,7 @@ static const struct {
 	{"smarthost|ca_file", validate_absolute_path},
 	{"smarthost|auth_password_file", validate_absolute_path},
 	{"smarthost|auth_mechanism", validate_mechanism},
+	{"smarthost|mode", validate_smarthost_mode},
 	{"smarthost|auth_token_command", validate_absolute_path},
 	{"smarthost|rewrite_sender", validate_address},
 	{"smarthost|timeout", validate_duration},
@@ -911,6 +921,7 @@ copy_smarthost(cfg_t *sec, struct smarthost_conf *s)
 		if (strcmp(cfg_getstr(sec, "auth_mechanism"), mechanism_names[m]) == 0)
 			s->auth_mechanism = (enum sasl_mech)m;
 	s->auth_token_command = dup_or_null(cfg_getstr(sec, "auth_token_command"));
+	s->proxy = strcmp(cfg_getstr(sec, "mode"), "proxy") == 0;
 	s->timeout = cfg_getopt(sec, "timeout")->nvalues ? duration_of(sec, "timeout", 0) : 0;
 }
 
@@ -935,6 +946,12 @@ check_semantics(const struct conf *c, struct diag *d, const char *file)
 			    "auth_password_file go together", s->name);
 		}
 	}
+	for (size_t i = 1; i < c->nsmarthosts; i++)
+		if (c->smarthosts[i].proxy != c->smarthosts[0].proxy)
+			diag_error(d, file, 0, "smarthost \"%s\": mode differs from smarthost "
+			    "\"%s\"'s: mail is either forwarded in the session (proxy) or "
+			    "spooled (store), for every smarthost", c->smarthosts[i].name,
+			    c->smarthosts[0].name);
 	if (c->queue.retry_min > c->queue.retry_max)
 		diag_error(d, file, 0, "queue: retry_min is longer than retry_max");
 	for (size_t i = 0; i < c->nalias_overrides; i++)
@@ -1045,6 +1062,7 @@ conf_build(cfg_t *cfg)
 	c->smarthosts = xcalloc(c->nsmarthosts + 1, sizeof(struct smarthost_conf));
 	for (size_t i = 0; i < c->nsmarthosts; i++)
 		copy_smarthost(cfg_getnsec(cfg, "smarthost", (unsigned)i), &c->smarthosts[i]);
+	c->proxy = c->nsmarthosts > 0 && c->smarthosts[0].proxy;
 	c->queue.retry_min = duration_of(queue, "retry_min", 60);
 	c->queue.retry_max = duration_of(queue, "retry_max", 3600);
 	c->queue.lifetime = duration_of(queue, "lifetime", 5 * 86400);

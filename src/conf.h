@@ -65,6 +65,7 @@ struct smarthost_conf {
 	int auth_plaintext;       /* AUTH allowed without TLS (never for OAuth2) */
 	enum sasl_mech auth_mechanism;
 	char *auth_token_command; /* OAuth2: prints an access token (oauth.h) */
+	int proxy;                /* mode = proxy: forwarded during the session */
 	long timeout;             /* seconds for every stage; 0: RFC 5321 4.5.3.2 */
 };
 
@@ -142,6 +143,7 @@ struct conf {
 	size_t nalias_overrides;
 	struct smarthost_conf *smarthosts;
 	size_t nsmarthosts;
+	int proxy;                /* the smarthosts are in proxy mode (smtpd_proxy.h) */
 	struct queue_conf queue;
 	struct tls_server_conf tls;
 };

@@ -613,6 +613,77 @@ smtpc_open_one(struct smtpc *sc, const struct smarthost_conf *sh, struct smtpc_r
 	return 0;
 }
 
+static int send_body(struct smtpc *sc, int msgfd);
+
+/*
+ * The transaction a command at a time, for proxy mode: each reply is the
+ * client's.  A 421 or a broken connection closes it (the caller's reply is
+ * then r, a 4xx).
+ */
+static int
+step(struct smtpc *sc, enum stage st, const char *cmd, const char *arg,
+    struct smtpc_reply *r)
+{
+	if (send_line(sc, st, "%s%s", cmd, arg) < 0) {
+		synth(r, 451, "451 4.4.2 %s: lost connection: %s", sc->name, strerror(errno));
+		sc->open = 0;
+		return -1;
+	}
+	if (read_reply(sc, st, r, NULL) < 0 || r->code == 421) {
+		sc->open = 0;
+		return -1;
+	}
+	return 0;
+}
+
+int
+smtpc_mail(struct smtpc *sc, const char *sender, int smtputf8, int body8bit,
+    struct smtpc_reply *r)
+{
+	char arg[ADDR_PATH_MAX + 64];
+
+	memset(r, 0, sizeof(*r));
+	if (smtputf8 && !sc->smtputf8) {
+		synth(r, 550, "550 5.6.7 %s does not support SMTPUTF8", sc->name);
+		return 0;
+	}
+	if (sc->sh->rewrite_sender != NULL && sender[0] != '\0')
+		sender = sc->sh->rewrite_sender;
+	snprintf(arg, sizeof(arg), "<%s>%s%s", sender,
+	    body8bit && sc->eightbitmime ? " BODY=8BITMIME" : "", smtputf8 ? " SMTPUTF8" : "");
+	return step(sc, ST_MAIL, "MAIL FROM:", arg, r);
+}
+
+int
+smtpc_rcpt(struct smtpc *sc, const char *addr, struct smtpc_reply *r)
+{
+	char arg[ADDR_PATH_MAX + 3];
+
+	memset(r, 0, sizeof(*r));
+	snprintf(arg, sizeof(arg), "<%s>", addr);
+	return step(sc, ST_RCPT, "RCPT TO:", arg, r);
+}
+
+int
+smtpc_data(struct smtpc *sc, int msgfd, struct smtpc_reply *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (step(sc, ST_DATA, "DATA", "", r) < 0)
+		return -1;
+	if (r->code != 354)
+		return 0;
+	if (send_body(sc, msgfd) < 0) {
+		synth(r, 451, "451 4.4.2 %s: lost connection: %s", sc->name, strerror(errno));
+		sc->open = 0;
+		return -1;
+	}
+	if (read_reply(sc, ST_FINAL, r, NULL) < 0 || r->code == 421) {
+		sc->open = 0;
+		return -1;
+	}
+	return 0;
+}
+
 const char *
 smtpc_block(const struct smtpc *sc)
 {

@@ -62,6 +62,16 @@ int smtpc_reset(struct smtpc *sc, struct smtpc_reply *r);
 int smtpc_send(struct smtpc *sc, const struct spool_env *env, int msgfd,
     const size_t *idx, size_t n, struct smtpc_reply *rcpt);
 void smtpc_close(struct smtpc *sc);
+/*
+ * smtpc_mail, smtpc_rcpt, smtpc_data - one transaction a command at a time
+ * (proxy mode: each reply is the client's).  0, the reply in r; -1 when the
+ * connection is lost or closing (421), r then a 4xx.  smtpc_data sends the
+ * message of msgfd (LF endings, from offset 0) after a 354.
+ */
+int smtpc_mail(struct smtpc *sc, const char *sender, int smtputf8, int body8bit,
+    struct smtpc_reply *r);
+int smtpc_rcpt(struct smtpc *sc, const char *addr, struct smtpc_reply *r);
+int smtpc_data(struct smtpc *sc, int msgfd, struct smtpc_reply *r);
 /* smtpc_block - the title of the smarthost block in use ("none" before any). */
 const char *smtpc_block(const struct smtpc *sc);
 

@@ -14,6 +14,7 @@
 #include "breaker.h"
 #include "stats.h"
 #include "smtpd_session.h"
+#include "smtpd_proxy.h"
 #include "accept.h"
 #include "addr.h"
 #include "buf.h"
@@ -156,6 +157,7 @@ smtpd_flush(struct session *s)
 void
 smtpd_end_transaction(struct session *s)
 {
+	smtpd_proxy_end(s);
 	envelope_reset(&s->tx);
 	if (s->state == STATE_MAIL || s->state == STATE_RCPT)
 		smtpd_enter_state(s, STATE_READY);
@@ -344,6 +346,17 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 	}
 	if (route_pipe(r) != NULL && refused_by_breaker(s, r, shown))
 		return;
+	if (s->conf->proxy && route_pipe(r) == NULL) {
+		smtpd_proxy_rcpt(s, r, &to, shown);
+		return;
+	}
+	if (route_pipe(r) != NULL && s->proxy_rcpts > 0) {
+		/* SPEC 7: one reply per message; this one's is the smarthost's. */
+		smtpd_reply(s, 452, "4.5.3", "<%s>: goes to a program; send it in a separate "
+		    "transaction", shown);
+		free(r);
+		return;
+	}
 	switch (accept_rcpt(s->conf, &s->tx, &to, shown, r)) {
 	case ACCEPT_OK:
 		break;
@@ -499,7 +512,9 @@ cmd_data(struct session *s, const char *arg, size_t len)
 	stats_count(s->conf, STATS_RECEIVED);
 	s->verb = "END-OF-MESSAGE";
 	memset(&rep, 0, sizeof(rep));
-	if (data_verdict(s, &res, &rep) == 0) {
+	if (data_verdict(s, &res, &rep) == 0 && s->proxy_rcpts > 0) {
+		smtpd_proxy_data(s, started, &rep);
+	} else if (rep.code == 0) {
 		struct delivery_ctx dctx = {.conf = s->conf, .ps = s->env->ps};
 
 		s->env->spooled += accept_message(&dctx, &s->tx, &cl, res.size, started, &rep);
@@ -777,6 +792,7 @@ smtpd_session(struct smtpd_env *env)
 	log_info("disconnect from unknown[%s] commands=%ld messages=%ld errors=%ld",
 	    env->client_text, s->commands, s->msgs, s->errors);
 	envelope_reset(&s->tx);
+	smtpd_proxy_close(s);
 	smtpd_tls_end(s);
 	free(s);
 	return 0;

@@ -26,6 +26,8 @@ enum smtp_state {
 	STATE_QUIT,      /* closing */
 };
 
+struct smtpc;
+
 struct session {
 	struct smtpd_env *env;
 	const struct conf *conf;
@@ -45,6 +47,9 @@ struct session {
 	int refusal_logged;          /* the next reply's refusal is logged already */
 	void *tls;                   /* SSL * after STARTTLS */
 	char auth_user[256];         /* after a successful AUTH */
+	struct smtpc *proxy;         /* proxy mode: the smarthost's connection */
+	int proxy_mail;              /* MAIL given there for this transaction */
+	size_t proxy_rcpts;          /* recipients it accepted in this one */
 };
 
 /*
