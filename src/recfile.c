@@ -91,12 +91,17 @@ recfile_open_wait(const struct conf *c, const char *name, const char *magic,
 	    O_NONBLOCK, 0600);
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    lock_briefly(fd, write ? LOCK_EX : LOCK_SH, wait_ms) < 0) {
-		int err = S_ISREG(st.st_mode) ? errno : EINVAL;
+	/*
+	 * The size is looked at under the lock: one taken before it could be
+	 * another process's file being laid out, and laying it out again would
+	 * wipe what that process has just written (two notices, lost counts).
+	 */
+	if (lock_briefly(fd, write ? LOCK_EX : LOCK_SH, wait_ms) < 0 ||
+	    fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		int err = errno;
 
 		close(fd);
-		errno = err;
+		errno = err ? err : EINVAL;
 		return -1;
 	}
 	memset(want, 0, sizeof(want));

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "stats.h"
@@ -188,6 +189,40 @@ test_full_table_and_damaged_file(void **state)
 	free(s);
 }
 
+/*
+ * Many processes counting at once on a file not made yet: each count
+ * survives (the file is laid out once: its size is looked at under the lock).
+ */
+static void
+test_concurrent_first_counts(void **state)
+{
+	struct fixture *f = *state;
+	struct stats *s = malloc(sizeof(*s));
+	int go[2];
+	pid_t kids[24];
+
+	assert_int_equal(pipe(go), 0);
+	for (size_t i = 0; i < 24; i++) {
+		kids[i] = fork();
+		if (kids[i] == 0) {
+			char b;
+
+			close(go[1]);
+			if (read(go[0], &b, 1) < 0)
+				_exit(1);
+			stats_outcome(f->c, "sent");
+			_exit(0);
+		}
+	}
+	close(go[0]);
+	close(go[1]);                  /* all start at once: EOF */
+	for (size_t i = 0; i < 24; i++)
+		waitpid(kids[i], NULL, 0);
+	assert_int_equal(stats_read(f->c, s), 0);
+	assert_int_equal(s->head.outcomes[STATS_SENT], 24);
+	free(s);
+}
+
 /* A FIFO planted where the file goes: nothing waits on it, nothing is counted. */
 static void
 test_fifo_does_not_hang(void **state)
@@ -277,6 +312,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_full_table_and_damaged_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reports_escape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fifo_does_not_hang, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_first_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_text_report_masks_controls, setup, teardown),
 	};
 
