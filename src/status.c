@@ -326,9 +326,9 @@ status_json(FILE *out, const struct stats *s, const struct queue_census *q,
 		first = 0;
 		json_write_string(out, r->name);
 		fprintf(out, ",\"state\":\"%s\",\"failures\":%u,\"open_until\":%lld,"
-		    "\"opens\":%llu,\"held\":%llu}", breaker_word(r->state), r->failures,
-		    (long long)r->open_until, (unsigned long long)r->opens,
-		    (unsigned long long)r->held);
+		    "\"wait\":%lld,\"opens\":%llu,\"held\":%llu}", breaker_word(r->state),
+		    r->failures, (long long)r->open_until, (long long)r->wait,
+		    (unsigned long long)r->opens, (unsigned long long)r->held);
 	}
 	fputs("]}\n", out);
 }
