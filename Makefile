@@ -159,9 +159,10 @@ asan:
 # open its log there (a checkout under /root, 0700, is not reachable); then
 # tests/valgrind/check.py fails on any error, definite leak or leaked fd.
 VG_DIR ?= /tmp/undersmtpd-valgrind.$(shell id -u)
+# test_status.py is left to make asan: it stops daemons whose queue run may be
+# in progress, and a process ended by SIGTERM's default action leaves its fds open.
 VALGRIND_TESTS := test_protocol.py test_smuggling.py test_pipe.py test_injection.py \
-                  test_relay.py test_spool.py test_test_pipe.py test_check.py test_probe.py \
-                  test_status.py
+                  test_relay.py test_spool.py test_test_pipe.py test_check.py test_probe.py
 valgrind: all
 	rm -rf $(VG_DIR) && mkdir -p $(VG_DIR) && chmod 1777 $(VG_DIR)
 	UNDERSMTPD_WRAP="valgrind --track-fds=yes --leak-check=full \
