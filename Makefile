@@ -36,7 +36,7 @@ BUILD     ?= build
 # The message's path through the program, in order (see README "Architecture").
 SRCS := src/util.c src/log.c src/buf.c src/conf.c src/addr.c \
         src/aliases.c src/route.c src/reply.c src/accept.c src/privsep.c src/check.c src/smtpd_parse.c src/smtpd_data.c \
-        src/safepath.c src/envelope.c src/spool.c src/maildrop.c src/tls.c src/smtpc.c src/bounce.c src/queue.c src/delivery.c src/pipe.c src/launcher.c src/auth.c src/smtpd.c src/smtpd_auth.c src/smtpd_proxy.c src/proxy.c src/listen.c src/sendmail.c src/testpipe.c src/recfile.c src/stats.c src/breaker.c src/notice.c src/oauth.c src/status.c src/metrics.c src/probe.c
+        src/safepath.c src/envelope.c src/spool.c src/maildrop.c src/tls.c src/smtpc.c src/bounce.c src/queue.c src/delivery.c src/filter.c src/pipe.c src/launcher.c src/auth.c src/smtpd.c src/smtpd_auth.c src/smtpd_proxy.c src/proxy.c src/listen.c src/sendmail.c src/testpipe.c src/recfile.c src/stats.c src/breaker.c src/notice.c src/oauth.c src/status.c src/metrics.c src/probe.c
 MAIN := src/main.c
 OBJS := $(SRCS:src/%.c=$(BUILD)/%.o)
 BIN  := $(BUILD)/undersmtpd
@@ -44,7 +44,7 @@ BIN  := $(BUILD)/undersmtpd
 DROP := $(BUILD)/undersmtpd-drop
 
 UNIT_TESTS := util safepath conf addr aliases route smtpd_parse smtpd_data pipe spool proxy maildrop auth launcher \
-              smtpc queue delivery sendmail smtpd tls listen buf log envelope bounce reply check stats breaker oauth
+              smtpc queue delivery sendmail smtpd tls listen buf log envelope bounce reply check stats breaker oauth filter
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/test_%)
 PROGS      := $(BUILD)/recorder
 

@@ -275,6 +275,50 @@ check_program(const struct conf *c, const struct alias_entry *e,
 		    e->name, found, pw ? pw->pw_name : "us", strerror(err));
 }
 
+/*
+ * check_filter - a content filter's program (its first word) exists and the
+ * pipe user of pc may run it.
+ */
+static void
+check_filter(const struct conf *c, const struct filter_conf *f, const struct pipe_conf *pc,
+    int line, const char *what, struct diag *errors)
+{
+	const char *user = geteuid() == 0 ? (pc->user ? pc->user : "nobody") : NULL;
+	struct passwd *pw = user ? getpwnam(user) : getpwuid(geteuid());
+	char argv0[1024], found[4096];
+	size_t len;
+	int err = 0, rc;
+
+	if (f->command == NULL)
+		return;
+	len = strcspn(f->command, " \t");
+	snprintf(argv0, sizeof(argv0), "%.*s", (int)(len < sizeof(argv0) ? len :
+	    sizeof(argv0) - 1), f->command);
+	rc = find_runnable(argv0, "/", pw, found, sizeof(found), &err);
+	if (rc < 0)
+		diag_error(errors, where(c), line, "%s: program %s not found", what, argv0);
+	else if (rc == 0 && err == EISDIR)
+		diag_error(errors, where(c), line, "%s: %s is not a regular file", what, found);
+	else if (rc == 0)
+		diag_error(errors, where(c), line, "%s: %s is not executable by %s: %s", what,
+		    found, pw ? pw->pw_name : "us", strerror(err));
+}
+
+static void
+check_filters(const struct conf *c, struct diag *errors)
+{
+	check_filter(c, &c->filter, &c->pipe, conf_line(c, "root", NULL, "filter"), "filter",
+	    errors);
+	for (size_t i = 0; i < c->nalias_overrides; i++)
+		check_filter(c, &c->alias_overrides[i].filter, &c->alias_overrides[i].pipe,
+		    conf_line(c, "alias", c->alias_overrides[i].name, "filter"), "alias filter",
+		    errors);
+	/* The smarthosts share theirs (conf.c): the first block's is the one. */
+	if (c->nsmarthosts > 0)
+		check_filter(c, &c->smarthosts[0].filter, &c->pipe, conf_line(c, "smarthost",
+		    c->smarthosts[0].name, "filter"), "smarthost filter", errors);
+}
+
 static void
 check_entries(const struct conf *c, const struct alias_entry *v, size_t n,
     struct diag *errors)
@@ -386,6 +430,7 @@ check_world(const struct conf *c, const struct aliases *a, struct diag *errors,
 		    conf_line(c, "root", NULL, "spool_dir"), "%s%s", why,
 		    rc == -1 && c->durable_spool_required ? " (durable_spool = required)" : "");
 	check_users(c, errors, warnings);
+	check_filters(c, errors);
 	if (a != NULL) {
 		check_entries(c, a->literal, a->nliteral, errors);
 		check_entries(c, a->regex, a->nregex, errors);

@@ -390,6 +390,45 @@ validate_notify(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/* validate_noted - nothing to check but its line, for a later check. */
+static int
+validate_noted(cfg_t *cfg, cfg_opt_t *opt)
+{
+	note_line(cfg, opt);
+	return 0;
+}
+
+/*
+ * validate_filter - "/path/program args": an absolute program, words split
+ * at blanks (no shell, no quoting), or "" for no filter at all.
+ */
+static int
+validate_filter(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+	size_t words = 0;
+
+	note_line(cfg, opt);
+	if (s == NULL || s[0] == '\0')
+		return 0;
+	for (const char *p = s; *p; ) {
+		p += strspn(p, " \t");
+		if (*p == '\0')
+			break;
+		words++;
+		p += strcspn(p, " \t");
+	}
+	if (s[0] != '/')
+		bad_value(cfg, opt, s, "expected an absolute program path and its arguments "
+		    "(\"\" for none)");
+	else if (strlen(s) > 1000 || words > FILTER_MAX_WORDS)
+		bad_value(cfg, opt, s, "too long: a wrapper script can hold more");
+	else if (strcspn(s, "\"'`$|;&<>\\") != strlen(s))
+		bad_value(cfg, opt, s, "no shell runs the filter: quotes, '$', '|', ';', "
+		    "'&', '<', '>' and '\\' mean nothing here; use a wrapper script");
+	return 0;
+}
+
 static int
 validate_hostname(cfg_t *cfg, cfg_opt_t *opt)
 {
@@ -607,8 +646,13 @@ validate_path(cfg_t *cfg, cfg_opt_t *opt)
 	CFG_BOOL("notify_sender", cfg_true, defaults ? 0 : CFGF_NODEFAULT),     \
 	CFG_STR("notify_interval", defaults ? "1h" : NULL, defaults ? 0 : CFGF_NODEFAULT)
 
+/* A content filter: globally, per alias and for the smarthost route. */
+#define FILTER_KEYS                                                           \
+	CFG_STR("filter", NULL, CFGF_NODEFAULT),                                \
+	CFG_BOOL("rewrite", cfg_false, CFGF_NODEFAULT)
+
 static cfg_opt_t pipe_opts[] = { PIPE_KEYS(1), CFG_END() };
-static cfg_opt_t alias_opts[] = { PIPE_KEYS(0), CFG_END() };
+static cfg_opt_t alias_opts[] = { PIPE_KEYS(0), FILTER_KEYS, CFG_END() };
 
 static cfg_opt_t smarthost_opts[] = {
 	CFG_STR("host", NULL, CFGF_NODEFAULT),
@@ -624,6 +668,7 @@ static cfg_opt_t smarthost_opts[] = {
 	CFG_STR("mode", "store", 0),
 	CFG_STR("rewrite_sender", NULL, CFGF_NODEFAULT),
 	CFG_STR("timeout", NULL, CFGF_NODEFAULT),
+	FILTER_KEYS,
 	CFG_END()
 };
 
@@ -680,6 +725,7 @@ static cfg_opt_t top_opts[] = {
 	CFG_INT("max_hops", 100, 0),
 	CFG_STR("unknown_local", "reject", 0),
 	CFG_STR("postmaster", NULL, CFGF_NODEFAULT),
+	FILTER_KEYS,
 	CFG_SEC("pipe", pipe_opts, 0),
 	CFG_SEC("alias", alias_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_SEC("smarthost", smarthost_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
@@ -746,6 +792,12 @@ static const struct {
 	{"pipe|notify_interval", validate_duration},
 	{"alias|notify", validate_notify},
 	{"alias|notify_interval", validate_duration},
+	{"filter", validate_filter},
+	{"alias|filter", validate_filter},
+	{"smarthost|filter", validate_filter},
+	{"rewrite", validate_noted},
+	{"alias|rewrite", validate_noted},
+	{"smarthost|rewrite", validate_noted},
 	{"smarthost|host", validate_host},
 	{"smarthost|port", validate_port},
 	{"smarthost|tls", validate_tls},
@@ -845,6 +897,22 @@ copy_pipe(cfg_t *sec, struct pipe_conf *p)
 		p->notify_interval = duration_of(sec, "notify_interval", 3600);
 }
 
+/* copy_filter - the filter keys of sec into f; 1 when sec sets filter. */
+static int
+copy_filter(cfg_t *sec, struct filter_conf *f)
+{
+	cfg_opt_t *opt = cfg_getopt(sec, "rewrite");
+	const char *cmd;
+
+	f->rewrite = opt && opt->nvalues && cfg_getbool(sec, "rewrite") == cfg_true;
+	opt = cfg_getopt(sec, "filter");
+	if (opt == NULL || opt->nvalues == 0)
+		return 0;
+	cmd = cfg_getstr(sec, "filter");
+	f->command = cmd && cmd[0] ? xstrdup(cmd) : NULL;
+	return 1;
+}
+
 /* copy_cidrs - a list of networks (each already validated). */
 static struct cidr *
 copy_cidrs(cfg_t *cfg, const char *key, size_t *n)
@@ -923,6 +991,27 @@ copy_smarthost(cfg_t *sec, struct smarthost_conf *s)
 	s->auth_token_command = dup_or_null(cfg_getstr(sec, "auth_token_command"));
 	s->proxy = strcmp(cfg_getstr(sec, "mode"), "proxy") == 0;
 	s->timeout = cfg_getopt(sec, "timeout")->nvalues ? duration_of(sec, "timeout", 0) : 0;
+	s->filter_set = copy_filter(sec, &s->filter);
+}
+
+/* check_filter_rewrite - rewrite = yes means nothing without a filter beside it. */
+static void
+check_filter_rewrite(const struct conf *c, struct diag *d, const char *file)
+{
+	if (c->filter.rewrite && c->filter.command == NULL)
+		diag_error(d, file, conf_line(c, "root", NULL, "rewrite"), "rewrite = yes "
+		    "without a filter");
+	for (size_t i = 0; i < c->nalias_overrides; i++)
+		if (c->alias_overrides[i].filter.rewrite &&
+		    c->alias_overrides[i].filter.command == NULL)
+			diag_error(d, file, conf_line(c, "alias", c->alias_overrides[i].name,
+			    "rewrite"), "alias \"%s\": rewrite = yes without a filter",
+			    c->alias_overrides[i].name);
+	for (size_t i = 0; i < c->nsmarthosts; i++)
+		if (c->smarthosts[i].filter.rewrite && c->smarthosts[i].filter.command == NULL)
+			diag_error(d, file, conf_line(c, "smarthost", c->smarthosts[i].name,
+			    "rewrite"), "smarthost \"%s\": rewrite = yes without a filter",
+			    c->smarthosts[i].name);
 }
 
 /* check_semantics - rules that span several keys; errors name the file. */
@@ -946,6 +1035,18 @@ check_semantics(const struct conf *c, struct diag *d, const char *file)
 			    "auth_password_file go together", s->name);
 		}
 	}
+	for (size_t i = 1; i < c->nsmarthosts; i++) {
+		const struct smarthost_conf *a = &c->smarthosts[0], *b = &c->smarthosts[i];
+
+		if (a->filter_set != b->filter_set || a->filter.rewrite != b->filter.rewrite ||
+		    (a->filter.command == NULL) != (b->filter.command == NULL) ||
+		    (a->filter.command && strcmp(a->filter.command, b->filter.command) != 0))
+			diag_error(d, file, conf_line(c, "smarthost", b->name, "filter"),
+			    "smarthost \"%s\": filter or rewrite differs from smarthost "
+			    "\"%s\"'s: the smarthosts are one route, tried in order, and a "
+			    "message is filtered before one is chosen", b->name, a->name);
+	}
+	check_filter_rewrite(c, d, file);
 	for (size_t i = 1; i < c->nsmarthosts; i++)
 		if (c->smarthosts[i].proxy != c->smarthosts[0].proxy)
 			diag_error(d, file, 0, "smarthost \"%s\": mode differs from smarthost "
@@ -1049,6 +1150,7 @@ conf_build(cfg_t *cfg)
 			cfg_opt_t *o;
 
 			copy_pipe(sec, &a->pipe);
+			a->filter_set = copy_filter(sec, &a->filter);
 			/* copy_pipe replaced them with fresh copies when set. */
 			if ((o = cfg_getopt(sec, "user")) && o->nvalues)
 				free(u);
@@ -1063,6 +1165,9 @@ conf_build(cfg_t *cfg)
 	for (size_t i = 0; i < c->nsmarthosts; i++)
 		copy_smarthost(cfg_getnsec(cfg, "smarthost", (unsigned)i), &c->smarthosts[i]);
 	c->proxy = c->nsmarthosts > 0 && c->smarthosts[0].proxy;
+	copy_filter(cfg, &c->filter);
+	c->smarthost_filter = c->nsmarthosts > 0 && c->smarthosts[0].filter_set
+	    ? &c->smarthosts[0].filter : &c->filter;
 	c->queue.retry_min = duration_of(queue, "retry_min", 60);
 	c->queue.retry_max = duration_of(queue, "retry_max", 3600);
 	c->queue.lifetime = duration_of(queue, "lifetime", 5 * 86400);
@@ -1187,6 +1292,7 @@ conf_free(struct conf *c)
 		free(c->alias_overrides[i].pipe.user);
 		free(c->alias_overrides[i].pipe.path);
 		free(c->alias_overrides[i].pipe.notify);
+		free(c->alias_overrides[i].filter.command);
 	}
 	free(c->alias_overrides);
 	for (size_t i = 0; i < c->nsmarthosts; i++) {
@@ -1199,8 +1305,10 @@ conf_free(struct conf *c)
 		free(s->auth_password_file);
 		free(s->auth_token_command);
 		free(s->rewrite_sender);
+		free(s->filter.command);
 	}
 	free(c->smarthosts);
+	free(c->filter.command);
 	free(c->tls.cert_file);
 	free(c->tls.key_file);
 	free(c->tls.auth_users_file);

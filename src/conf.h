@@ -47,9 +47,23 @@ struct pipe_conf {
 #define CONF_PIPE_MAX_CONCURRENCY 100
 #define CONF_BREAKER 5
 
+/*
+ * A content filter (issue 20, filter.h): a program run after DATA with the
+ * message on its standard input; rewrite: its standard output replaces the
+ * message.  command NULL: no filter.
+ */
+#define FILTER_MAX_WORDS 64
+
+struct filter_conf {
+	char *command;            /* "/path/program args", split at blanks, no shell */
+	int rewrite;
+};
+
 struct alias_conf {
 	char *name;               /* the alias name this block overrides */
 	struct pipe_conf pipe;    /* filled from the global pipe section first */
+	struct filter_conf filter;
+	int filter_set;           /* the block sets filter ("": none for it) */
 };
 
 struct smarthost_conf {
@@ -67,6 +81,8 @@ struct smarthost_conf {
 	char *auth_token_command; /* OAuth2: prints an access token (oauth.h) */
 	int proxy;                /* mode = proxy: forwarded during the session */
 	long timeout;             /* seconds for every stage; 0: RFC 5321 4.5.3.2 */
+	struct filter_conf filter;
+	int filter_set;           /* the block sets filter (the same in every block) */
 };
 
 /*
@@ -139,6 +155,8 @@ struct conf {
 	enum unknown_local unknown_local;
 	char *postmaster;
 	struct pipe_conf pipe;
+	struct filter_conf filter;      /* the global filter (none: command NULL) */
+	const struct filter_conf *smarthost_filter;   /* mail for the smarthost */
 	struct alias_conf *alias_overrides;
 	size_t nalias_overrides;
 	struct smarthost_conf *smarthosts;

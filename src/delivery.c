@@ -301,6 +301,75 @@ delivery_build(const struct conf *c, const struct route_result *r,
 	return 0;
 }
 
+/* split_words - the filter's command at blanks into argv (the words are ours). */
+static void
+split_words(const char *command, char **argv, size_t max)
+{
+	size_t na = 0;
+
+	for (const char *p = command; *p && na + 1 < max; ) {
+		size_t len;
+
+		p += strspn(p, " \t");
+		len = strcspn(p, " \t");
+		if (len == 0)
+			break;
+		argv[na] = xmalloc(len + 1);
+		memcpy(argv[na], p, len);
+		argv[na++][len] = '\0';
+		p += len;
+	}
+	argv[na] = NULL;
+}
+
+int
+delivery_build_filter(const struct filter_conf *f, const struct pipe_conf *pc,
+    const struct delivery_values *v, int as_root, uid_t forbidden_uid,
+    struct delivery_command *cmd, char *why, size_t whysize)
+{
+	struct pipe_user u;
+	const char *uwhy = NULL;
+	size_t n = 0;
+	char **envp = cmd->envp;
+
+	memset(cmd, 0, sizeof(*cmd));
+	if (f == NULL || f->command == NULL || f->command[0] != '/') {
+		snprintf(why, whysize, "no filter to run");
+		return -1;
+	}
+	str_copy(cmd->alias, sizeof(cmd->alias), "filter");
+	if (resolve_pipe_user(as_root, forbidden_uid, pc, &u, &uwhy) < 0) {
+		snprintf(why, whysize, "filter %s: %s", f->command, uwhy);
+		return -1;
+	}
+	split_words(f->command, cmd->argv, ARRAY_LEN(cmd->argv));
+	envp[0] = NULL;
+	env_add(envp, &n, DELIVERY_MAX_ENV, "PATH", pc->path);
+	env_add(envp, &n, DELIVERY_MAX_ENV, "HOME", u.home);
+	env_add(envp, &n, DELIVERY_MAX_ENV, "SHELL", u.shell);
+	env_add(envp, &n, DELIVERY_MAX_ENV, "USER", u.name);
+	env_add(envp, &n, DELIVERY_MAX_ENV, "LOGNAME", u.name);
+	env_add(envp, &n, DELIVERY_MAX_ENV, "SENDER", v->sender);
+	env_add(envp, &n, DELIVERY_MAX_ENV, "RECIPIENT", v->recipient);
+	env_add(envp, &n, DELIVERY_MAX_ENV, "RECIPIENTS", v->recipients && v->recipients[0]
+	    ? v->recipients : v->recipient);
+	env_add(envp, &n, DELIVERY_MAX_ENV, "CLIENT_ADDRESS", v->client_addr);
+	env_add(envp, &n, DELIVERY_MAX_ENV, "CLIENT_HELO", v->helo);
+	env_add(envp, &n, DELIVERY_MAX_ENV, "QUEUE_ID", v->queue_id);
+	env_add(envp, &n, DELIVERY_MAX_ENV, "FILTER_REWRITE", f->rewrite ? "yes" : "no");
+	str_copy(cmd->home, sizeof(cmd->home), u.home);
+	cmd->req.argv = cmd->argv;
+	cmd->req.envp = cmd->envp;
+	cmd->req.path = pc->path;
+	cmd->req.home = cmd->home;
+	cmd->req.change_user = as_root;
+	cmd->req.uid = u.uid;
+	cmd->req.gid = u.gid;
+	cmd->req.timeout = pc->timeout;
+	cmd->req.stdin_fd = -1;
+	return 0;
+}
+
 void
 delivery_command_free(struct delivery_command *cmd)
 {

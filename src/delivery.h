@@ -33,6 +33,10 @@ struct delivery_values {
 	const char *recipient;              /* RECIPIENT, ORIGINAL_RECIPIENT */
 	const char *sender;                 /* "" for the null sender */
 	const char *client_addr, *helo, *queue_id, *delivery_id;
+	const char *kind;                   /* NULL or "": the pipe alias's program;
+	                                       "filter": the content filter that
+	                                       applies to the recipient (filter.h) */
+	const char *recipients;             /* a filter's RECIPIENTS, or NULL */
 };
 
 struct delivery_job {
@@ -74,6 +78,15 @@ int delivery_build(const struct conf *c, const struct route_result *r,
     const struct delivery_values *v, int as_root, uid_t forbidden_uid,
     struct delivery_command *cmd, char *why, size_t whysize);
 void delivery_command_free(struct delivery_command *cmd);
+/*
+ * delivery_build_filter - the command for content filter f (filter.h): its
+ * words split at blanks (no shell), as the pipe user of pc, with the
+ * envelope of v in its environment (SENDER, RECIPIENT, RECIPIENTS,
+ * CLIENT_ADDRESS, CLIENT_HELO, QUEUE_ID) and pc's timeout.  0, or -1 with why.
+ */
+int delivery_build_filter(const struct filter_conf *f, const struct pipe_conf *pc,
+    const struct delivery_values *v, int as_root, uid_t forbidden_uid,
+    struct delivery_command *cmd, char *why, size_t whysize);
 
 /*
  * delivery_run - run the job's program; out gets the reply its outcome

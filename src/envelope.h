@@ -57,6 +57,9 @@ struct envelope {
 	int64_t mail_ms;                  /* when MAIL came: delay= in the log */
 	int outcome_logged;               /* the reply is a program's, whose
 	                                     to= lines are in the log already */
+	const struct filter_conf *filter; /* the one content filter of the
+	                                     transaction's recipients, or NULL */
+	const struct pipe_conf *filter_pipe;  /* its user, path and timeout */
 };
 
 /* The session's facts that go into Received: and the program's environment. */

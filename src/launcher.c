@@ -28,6 +28,7 @@
 #define _GNU_SOURCE   /* setresuid(2): the only way to drop all three ids */
 #include "launcher.h"
 #include "aliases.h"
+#include "filter.h"
 #include "log.h"
 #include "route.h"
 #include "spool.h"
@@ -49,7 +50,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define LAUNCHER_MAGIC 0x55534d32u   /* "USM2": no argv, no environment */
+#define LAUNCHER_MAGIC 0x55534d33u   /* "USM3": no argv, no environment */
 #define LAUNCHER_SEND_WAIT_MS 60000  /* a session waits this long to hand a request over */
 
 struct launcher_hdr {
@@ -69,13 +70,15 @@ static const struct field_rule {
 	{"helo", 255, 1},
 	{"queue id", SPOOL_ID_MAX - 1, 0},
 	{"delivery id", 64, 1},
+	{"kind", 6, 1},
+	{"recipients", FILTER_RECIPIENTS_MAX, 1},
 };
 
 size_t
 launcher_format(const struct delivery_values *v, char *buf, size_t size)
 {
 	const char *fields[LAUNCHER_FIELDS] = {v->recipient, v->sender, v->client_addr,
-	    v->helo, v->queue_id, v->delivery_id};
+	    v->helo, v->queue_id, v->delivery_id, v->kind, v->recipients};
 	struct launcher_hdr h = {LAUNCHER_MAGIC, LAUNCHER_FIELDS};
 	size_t off = sizeof(h);
 
@@ -151,12 +154,18 @@ launcher_parse(char *buf, size_t len, struct delivery_values *v, char *why,
 		snprintf(why, whysize, "recipient is not an address");
 		return -1;
 	}
+	if (fields[6][0] != '\0' && strcmp(fields[6], "filter") != 0) {
+		snprintf(why, whysize, "kind is neither a program nor a filter");
+		return -1;
+	}
 	v->recipient = fields[0];
 	v->sender = fields[1];
 	v->client_addr = fields[2];
 	v->helo = fields[3];
 	v->queue_id = fields[4];
 	v->delivery_id = fields[5];
+	v->kind = fields[6];
+	v->recipients = fields[7];
 	return 0;
 }
 
@@ -171,18 +180,20 @@ failed(struct pipe_result *res, int err)
 	log_warn("pipe launcher request failed");
 }
 
-/* send_request - the message and its two fds. */
+/* send_request - the message and its two fds (three: a filter's output). */
 static int
-send_request(int fd, const char *buf, size_t len, int stdin_fd, int reply_fd)
+send_request(int fd, const char *buf, size_t len, int stdin_fd, int reply_fd,
+    int stdout_fd)
 {
 	union {
 		struct cmsghdr hdr;
-		char space[CMSG_SPACE(2 * sizeof(int))];
+		char space[CMSG_SPACE(3 * sizeof(int))];
 	} ctl;
 	struct iovec iov = {(void *)(uintptr_t)buf, len};
 	struct msghdr msg;
 	struct cmsghdr *cm;
-	int fds[2] = {stdin_fd, reply_fd};
+	int fds[3] = {stdin_fd, reply_fd, stdout_fd};
+	size_t nfds = stdout_fd > 0 ? 3 : 2;
 	ssize_t n;
 
 	memset(&msg, 0, sizeof(msg));
@@ -190,12 +201,12 @@ send_request(int fd, const char *buf, size_t len, int stdin_fd, int reply_fd)
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
 	msg.msg_control = ctl.space;
-	msg.msg_controllen = sizeof(ctl.space);
+	msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
 	cm = CMSG_FIRSTHDR(&msg);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
-	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+	cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
 	/* Never blocked for good by a launcher that stopped reading. */
 	for (int64_t deadline = now_ms() + LAUNCHER_SEND_WAIT_MS;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
@@ -215,19 +226,17 @@ send_request(int fd, const char *buf, size_t len, int stdin_fd, int reply_fd)
 	}
 }
 
-void
-launcher_request(int fd, const struct delivery_values *v, int stdin_fd, long wait,
+int
+launcher_send(int fd, const struct delivery_values *v, int stdin_fd, int stdout_fd,
     struct pipe_result *res)
 {
 	char buf[LAUNCHER_MSG_MAX];
 	size_t len = launcher_format(v, buf, sizeof(buf));
-	int64_t deadline = now_ms() + (int64_t)wait * 1000;
 	int reply[2];
-	ssize_t n;
 
 	if (len == 0) {
 		failed(res, E2BIG);
-		return;
+		return -1;
 	}
 	/*
 	 * A private channel for the answer: many sessions share the launcher,
@@ -235,24 +244,53 @@ launcher_request(int fd, const struct delivery_values *v, int stdin_fd, long wai
 	 */
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, reply) < 0) {
 		failed(res, errno);
-		return;
+		return -1;
 	}
-	if (send_request(fd, buf, len, stdin_fd, reply[1]) < 0) {
+	if (send_request(fd, buf, len, stdin_fd, reply[1], stdout_fd) < 0) {
 		int err = errno;
 
 		close(reply[0]);
 		close(reply[1]);
 		failed(res, err);
-		return;
+		return -1;
 	}
 	close(reply[1]);
+	return reply[0];
+}
+
+void
+launcher_answer(int answer_fd, struct pipe_result *res)
+{
+	ssize_t n;
+
+	do
+		n = recv(answer_fd, res, sizeof(*res), 0);
+	while (n < 0 && errno == EINTR);
+	close(answer_fd);
+	if (n != (ssize_t)sizeof(*res)) {
+		failed(res, n < 0 ? errno : EPIPE);
+		return;
+	}
+	res->output[PIPE_OUTPUT_MAX] = '\0';
+	res->head[PIPE_HEAD_MAX] = '\0';
+}
+
+void
+launcher_request(int fd, const struct delivery_values *v, int stdin_fd, long wait,
+    struct pipe_result *res)
+{
+	int64_t deadline = now_ms() + (int64_t)wait * 1000;
+	int afd = launcher_send(fd, v, stdin_fd, 0, res);
+
+	if (afd < 0)
+		return;
 	for (;;) {
-		struct pollfd pfd = {.fd = reply[0], .events = POLLIN};
+		struct pollfd pfd = {.fd = afd, .events = POLLIN};
 		int64_t left = deadline - now_ms();
 		int rc;
 
 		if (left <= 0) {
-			close(reply[0]);
+			close(afd);
 			failed(res, ETIMEDOUT);
 			return;
 		}
@@ -262,21 +300,12 @@ launcher_request(int fd, const struct delivery_values *v, int stdin_fd, long wai
 		if (rc < 0 && errno != EINTR) {
 			int err = errno;
 
-			close(reply[0]);
+			close(afd);
 			failed(res, err);
 			return;
 		}
 	}
-	do
-		n = recv(reply[0], res, sizeof(*res), 0);
-	while (n < 0 && errno == EINTR);
-	close(reply[0]);
-	if (n != (ssize_t)sizeof(*res)) {
-		failed(res, n < 0 ? errno : EPIPE);
-		return;
-	}
-	res->output[PIPE_OUTPUT_MAX] = '\0';
-	res->head[PIPE_HEAD_MAX] = '\0';
+	launcher_answer(afd, res);
 }
 
 /*
@@ -386,12 +415,53 @@ refuse(struct pipe_result *res, const char *why)
 }
 
 /*
+ * start_filter - the content filter for route r (routed with the relay right:
+ * the route only names the filter, whose words are all ours), its standard
+ * output to outfd when it may rewrite the message, which must then be a
+ * pipe (the session reads it, bounded), and nothing else.
+ */
+static int
+start_filter(const struct launcher_tables *t, const struct route_result *r,
+    const struct delivery_values *v, int msgfd, int outfd, struct pipe_child *pc)
+{
+	const struct filter_conf *f;
+	struct delivery_command cmd;
+	struct stat st;
+	char why[512];
+	int conflict = 0, rc;
+
+	f = r->reply.code == 250 ? filter_for_route(t->conf, r, &conflict) : NULL;
+	if (f == NULL) {
+		snprintf(why, sizeof(why), "no filter applies to <%s>%s", v->recipient,
+		    conflict ? " (its destinations have different ones)" : "");
+		refuse(&pc->res, why);
+		return -1;
+	}
+	if (f->rewrite != (outfd >= 0) || (outfd >= 0 && (fstat(outfd, &st) < 0 ||
+	    !S_ISFIFO(st.st_mode)))) {
+		refuse(&pc->res, f->rewrite ? "the filter rewrites: its output needs a pipe"
+		    : "the filter does not rewrite: its output is ours to read");
+		return -1;
+	}
+	if (delivery_build_filter(f, delivery_pipe_conf(t->conf, r), v, 1, t->spool_uid, &cmd,
+	    why, sizeof(why)) < 0) {
+		refuse(&pc->res, why);
+		return -1;
+	}
+	cmd.req.stdin_fd = msgfd;
+	cmd.req.stdout_fd = outfd >= 0 ? outfd : 0;
+	rc = pipe_start(&cmd.req, pc);
+	delivery_command_free(&cmd);
+	return rc;
+}
+
+/*
  * start_one - parse the request, route its recipient with the launcher's own
  * tables, build the command and start the program on pc.  0: running; -1:
  * not started, pc->res says why (refused, or could not start).
  */
 static int
-start_one(char *buf, size_t len, int msgfd, const struct launcher_tables *t,
+start_one(char *buf, size_t len, int msgfd, int outfd, const struct launcher_tables *t,
     struct pipe_child *pc)
 {
 	struct delivery_values v;
@@ -413,8 +483,17 @@ start_one(char *buf, size_t len, int msgfd, const struct launcher_tables *t,
 	}
 	r = xmalloc(sizeof(*r));
 	addr_parse_plain(v.recipient, &ad);
+	if (v.kind[0] != '\0') {
+		/* A filter: the one our configuration gives this recipient's route. */
+		route_address(t->conf, t->aliases, &ad, 1, r);
+		rc = start_filter(t, r, &v, msgfd, outfd, pc);
+		free(r);
+		return rc;
+	}
 	route_address(t->conf, t->aliases, &ad, 0, r);
-	if (r->reply.code != 250 || route_pipe(r) == NULL) {
+	if (outfd >= 0) {
+		refuse(&pc->res, "a program's output is ours to read, not the requester's");
+	} else if (r->reply.code != 250 || route_pipe(r) == NULL) {
 		snprintf(why, sizeof(why), "<%s> is not a pipe alias of %s (%d %s %s)",
 		    v.recipient, t->conf->aliases, r->reply.code, r->reply.status,
 		    r->reply.text);
@@ -437,7 +516,7 @@ start_one(char *buf, size_t len, int msgfd, const struct launcher_tables *t,
  * closed, or a bad requester could fill the launcher's descriptor table.
  */
 static void
-take_fds(struct msghdr *msg, int fds[2])
+take_fds(struct msghdr *msg, int fds[3])
 {
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
 		size_t n;
@@ -450,9 +529,10 @@ take_fds(struct msghdr *msg, int fds[2])
 		if (n > sizeof(got) / sizeof(got[0]))
 			n = sizeof(got) / sizeof(got[0]);   /* more cannot fit our buffer */
 		memcpy(got, CMSG_DATA(cm), n * sizeof(int));
-		if (n == 2 && fds[0] < 0 && fds[1] < 0) {
+		if ((n == 2 || n == 3) && fds[0] < 0 && fds[1] < 0) {
 			fds[0] = got[0];
 			fds[1] = got[1];
+			fds[2] = n == 3 ? got[2] : -1;
 			continue;
 		}
 		for (size_t i = 0; i < n; i++)
@@ -464,7 +544,7 @@ take_fds(struct msghdr *msg, int fds[2])
 struct pending {
 	char buf[LAUNCHER_MSG_MAX];
 	size_t len;
-	int fds[2];
+	int fds[3];
 };
 
 /* A program started for a request, watched until its result is sent. */
@@ -636,11 +716,12 @@ sealed_input(int fd)
 }
 
 /*
- * dispatch - start the program of one request; fds[0] (the message) is
- * closed here, fds[1] (the answer socket) once the result is sent.
+ * dispatch - start the program of one request; fds[0] (the message) and
+ * fds[2] (a filter's output, or -1) are closed here, fds[1] (the answer
+ * socket) once the result is sent.
  */
 static void
-dispatch(struct launcher *l, char *buf, size_t len, int fds[2])
+dispatch(struct launcher *l, char *buf, size_t len, int fds[3])
 {
 	struct pipe_child pc;
 
@@ -655,7 +736,7 @@ dispatch(struct launcher *l, char *buf, size_t len, int fds[2])
 		refuse(&pc.res, "the program's input is not a sealed file");
 		send_answer(fds[1], &pc.res);
 		close(fds[1]);
-	} else if (start_one(buf, len, fds[0], &l->tables, &pc) == 0) {
+	} else if (start_one(buf, len, fds[0], fds[2], &l->tables, &pc) == 0) {
 		program_started(l, &pc, fds[1]);
 	} else {
 		if (pc.res.outcome == PIPE_START_FAILED)
@@ -665,6 +746,8 @@ dispatch(struct launcher *l, char *buf, size_t len, int fds[2])
 		close(fds[1]);
 	}
 	close(fds[0]);
+	if (fds[2] >= 0)
+		close(fds[2]);   /* the filter has its copy: our copy would hold its reader */
 }
 
 /*
@@ -696,11 +779,11 @@ receive(struct launcher *l, char *buf, short revents)
 {
 	union {
 		struct cmsghdr hdr;
-		char space[CMSG_SPACE(2 * sizeof(int))];
+		char space[CMSG_SPACE(3 * sizeof(int))];
 	} ctl;
 	struct iovec iov = {buf, LAUNCHER_MSG_MAX};
 	struct msghdr msg;
-	int fds[2] = {-1, -1};
+	int fds[3] = {-1, -1, -1};
 	ssize_t n;
 
 	memset(&msg, 0, sizeof(msg));
@@ -729,10 +812,9 @@ receive(struct launcher *l, char *buf, short revents)
 		    : "its answer socket is not one");
 		if (fds[1] >= 0 && answer_socket(fds[1]))
 			answer(fds[1], PIPE_REFUSED, 0);
-		if (fds[0] >= 0)
-			close(fds[0]);
-		if (fds[1] >= 0)
-			close(fds[1]);
+		for (size_t i = 0; i < 3; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
 		return 0;
 	}
 	if (l->running < max_running(l) && l->nwaiting == 0) {
@@ -742,14 +824,14 @@ receive(struct launcher *l, char *buf, short revents)
 
 		memcpy(p->buf, buf, (size_t)n);
 		p->len = (size_t)n;
-		p->fds[0] = fds[0];
-		p->fds[1] = fds[1];
+		memcpy(p->fds, fds, sizeof(p->fds));
 	} else {
 		log_warnx("launcher: %zu programs running and %zu requests waiting: a "
 		    "request answered busy", l->running, l->nwaiting);
 		answer(fds[1], PIPE_BUSY, EAGAIN);
-		close(fds[0]);
-		close(fds[1]);
+		for (size_t i = 0; i < 3; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
 	}
 	return 0;
 }

@@ -7,7 +7,8 @@
  * exposed to the network, so a request carries no more than a session could
  * learn from its client: the envelope values of one program run (struct
  * delivery_values) and two descriptors, the program's standard input and
- * a private socket for the answer.  No program, argument, path, user or
+ * a private socket for the answer (a third for a rewriting content
+ * filter: a pipe for its standard output, which the session reads).  No program, argument, path, user or
  * environment variable name crosses.  The launcher reads the configuration
  * and the aliases itself (as root: only root's aliases files may name
  * programs), re-reads them when they change or on SIGHUP, routes the
@@ -30,7 +31,7 @@
 #include "pipe.h"
 
 /* The strings of one request, in this order. */
-#define LAUNCHER_FIELDS 6
+#define LAUNCHER_FIELDS 8
 #define LAUNCHER_MSG_MAX 4096
 
 /*
@@ -59,6 +60,18 @@ size_t launcher_format(const struct delivery_values *v, char *buf, size_t size);
  */
 void launcher_request(int fd, const struct delivery_values *v, int stdin_fd, long wait,
     struct pipe_result *res);
+
+/*
+ * launcher_send - the same request without waiting (a filter's caller
+ * reads the filter's output meanwhile): stdout_fd > 0 is the write end of
+ * a pipe for the program's standard output (filter.h), 0 for none.
+ * Returns the socket the answer comes on, for launcher_answer once it is
+ * readable; -1 with res filled when the request could not be made.
+ */
+int launcher_send(int fd, const struct delivery_values *v, int stdin_fd, int stdout_fd,
+    struct pipe_result *res);
+/* launcher_answer - read the answer from answer_fd (then closed) into res. */
+void launcher_answer(int answer_fd, struct pipe_result *res);
 
 /*
  * launcher_become - the root parent of privsep_start() (privsep.h) becomes

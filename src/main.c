@@ -20,6 +20,7 @@
 #include "listen.h"
 #include "log.h"
 #include "route.h"
+#include "filter.h"
 #include "queue.h"
 #include "sendmail.h"
 #include "smtpd.h"
@@ -425,9 +426,16 @@ run_route(const struct options *o)
 		}
 		/* As a local client (loopback) would be routed. */
 		route_address(c, a, &ad, 1, r);
-		if (r->reply.code == 250)
+		if (r->reply.code == 250) {
+			int conflict;
+			const struct filter_conf *f = filter_for_route(c, r, &conflict);
+
 			printf("%s: %s\n", r->address, r->why);
-		else {
+			if (f != NULL || conflict)
+				printf("%s: content filter: %s%s\n", r->address, conflict ?
+				    "its destinations have different ones: refused 550 5.3.5"
+				    : f->command, f && f->rewrite ? " (rewrites the message)" : "");
+		} else {
 			int more = r->why[0] && strcmp(r->why, r->reply.text) != 0;
 
 			printf("%s: rejected %d %s %s%s%s\n", r->address, r->reply.code,

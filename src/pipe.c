@@ -51,8 +51,8 @@ pipe_make_input(int msgfd, const char *sender, const char *const *recipients,
 	fd = memfd_create("undersmtpd-input", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -1;
-	snprintf(line, sizeof(line), "Return-Path: <%s>\n", sender);
-	if (write_all(fd, line, strlen(line)) < 0)
+	snprintf(line, sizeof(line), "Return-Path: <%s>\n", sender ? sender : "");
+	if (sender != NULL && write_all(fd, line, strlen(line)) < 0)
 		goto fail;
 	for (size_t i = 0; i < nrecipients; i++) {
 		snprintf(line, sizeof(line), "Delivered-To: %s\n", recipients[i]);
@@ -108,7 +108,7 @@ static void __attribute__((noreturn))
 child_exec(const struct pipe_request *req, int outfd, int errfd)
 {
 	sigset_t none;
-	int err = 0;
+	int err = 0, stdout_fd = req->stdout_fd;
 
 	for (int sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
@@ -131,7 +131,15 @@ child_exec(const struct pipe_request *req, int outfd, int errfd)
 			child_fail(errfd, errno);
 		outfd = moved;
 	}
-	if (dup2(req->stdin_fd, 0) < 0 || dup2(outfd, 1) < 0 || dup2(outfd, 2) < 0)
+	if (stdout_fd > 0 && stdout_fd < 3) {
+		int moved = fcntl(stdout_fd, F_DUPFD_CLOEXEC, 3);
+
+		if (moved < 0)
+			child_fail(errfd, errno);
+		stdout_fd = moved;
+	}
+	if (dup2(req->stdin_fd, 0) < 0 || dup2(stdout_fd > 0 ? stdout_fd : outfd, 1) < 0 ||
+	    dup2(outfd, 2) < 0)
 		child_fail(errfd, errno);
 	if (dup2(errfd, 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0)
 		child_fail(errfd, errno);

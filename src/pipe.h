@@ -32,6 +32,10 @@ struct pipe_request {
 	gid_t gid;
 	long timeout;                 /* seconds */
 	int stdin_fd;
+	int stdout_fd;                /* > 0: the program's standard output goes
+	                                 there, its standard error alone to the
+	                                 output we read (a filter's rewritten
+	                                 message, filter.h); 0: both to ours */
 };
 
 enum pipe_outcome {
@@ -56,9 +60,9 @@ struct pipe_result {
 };
 
 /*
- * pipe_make_input - the program's standard input (SPEC 7): Return-Path:,
- * one Delivered-To: per recipient, then the message of msgfd (read from
- * offset 0), in a memfd sealed against any change and positioned at its
+ * pipe_make_input - the program's standard input (SPEC 7): Return-Path:
+ * (none when sender is NULL: a filter's input), one Delivered-To: per
+ * recipient, then the message of msgfd (read from offset 0), in a memfd sealed against any change and positioned at its
  * start.  Returns its fd, or -1 with errno.
  */
 int pipe_make_input(int msgfd, const char *sender, const char *const *recipients,

@@ -16,6 +16,7 @@
  * code of the worst permanent failure, with the reason on standard error.
  */
 #include "sendmail.h"
+#include "filter.h"
 #include "stats.h"
 #include "accept.h"
 #include "addr.h"
@@ -431,6 +432,72 @@ route_one(const struct conf *c, const struct aliases *a, const struct delivery_c
 	free(r);
 }
 
+/*
+ * run_filter - issue 20: the content filter of the recipients, once for the
+ * message before any is delivered or spooled.  Recipients with different
+ * filters cannot share one message: the caller is told to send them apart,
+ * nothing is lost.  0 when the message goes on (perhaps rewritten).
+ */
+static int
+run_filter(const struct conf *c, const struct aliases *a, const struct delivery_ctx *dctx,
+    struct envelope *e, char **rcpts, size_t nrcpts, off_t *size, struct sm_result *res)
+{
+	const struct filter_conf *f = NULL;
+	const struct pipe_conf *pc = NULL;
+	const char *first = NULL;
+	char list[FILTER_RECIPIENTS_MAX + 1];
+	struct delivery_values v;
+	struct smtp_reply rep;
+	uint64_t newsize = (uint64_t)*size;
+	int differ = 0;
+
+	for (size_t i = 0; i < nrcpts && !differ; i++) {
+		struct route_result *r = xmalloc(sizeof(*r));
+		const struct filter_conf *g;
+		struct addr ad;
+		int conflict;
+
+		if (addr_parse_plain(rcpts[i], &ad) == ADDR_OK) {
+			route_address(c, a, &ad, 1, r);
+			if (r->reply.code == 250) {
+				g = filter_for_route(c, r, &conflict);
+				differ = conflict || (first != NULL && g != f);
+				if (first == NULL) {
+					first = rcpts[i];
+					f = g;
+					pc = delivery_pipe_conf(c, r);
+				}
+			}
+		}
+		free(r);
+	}
+	if (differ) {
+		fprintf(stderr, "sendmail: the recipients go through different content "
+		    "filters: send the message to each group of them apart\n");
+		worse(res, EX_UNAVAILABLE);
+		return -1;
+	}
+	if (f == NULL)
+		return 0;
+	filter_recipients((const char *const *)rcpts, nrcpts, list, sizeof(list));
+	memset(&v, 0, sizeof(v));
+	v.recipient = first;
+	v.sender = e->sender_text;
+	v.client_addr = "127.0.0.1";
+	v.helo = "localhost";
+	v.queue_id = e->id;
+	v.delivery_id = "";
+	v.kind = "filter";
+	v.recipients = list;
+	if (filter_message(dctx, f, pc, &v, e->msg_fd, &newsize, &rep) < 0) {
+		fprintf(stderr, "sendmail: %d %s %s\n", rep.code, rep.status, rep.text);
+		worse(res, sysexit_for_reply(rep.code, rep.status));
+		return -1;
+	}
+	*size = (off_t)newsize;
+	return 0;
+}
+
 /* envelope_sender - -f/-r, "<>" or "" for the null sender, else user@hostname. */
 static int
 envelope_sender(const struct sm_opts *o, const struct conf *c, const char *login,
@@ -766,8 +833,9 @@ sendmail_deliver(const struct sm_opts *o, struct conf *c)
 	log_info_as("qmgr", "%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", e.id,
 	    e.sender_text, (long long)msg_size, nrcpts);
 	stats_count(c, STATS_RECEIVED);
-	for (size_t i = 0; i < nrcpts; i++)
-		route_one(c, a, &dctx, &e, rcpts[i], &res);
+	if (run_filter(c, a, &dctx, &e, rcpts, nrcpts, &msg_size, &res) == 0)
+		for (size_t i = 0; i < nrcpts; i++)
+			route_one(c, a, &dctx, &e, rcpts[i], &res);
 	if (e.ndests > 0) {
 		if (envelope_spool(&e, c, &cl, (uint64_t)msg_size) < 0) {
 			fprintf(stderr, "sendmail: cannot spool the message: %s\n",

@@ -15,6 +15,7 @@
 #include "stats.h"
 #include "smtpd_session.h"
 #include "smtpd_proxy.h"
+#include "filter.h"
 #include "accept.h"
 #include "addr.h"
 #include "buf.h"
@@ -311,6 +312,37 @@ refused_by_breaker(struct session *s, struct route_result *r, const char *shown)
 	return 1;
 }
 
+/*
+ * filter_fits - issue 20: a transaction's recipients share one content
+ * filter, since the filter's verdict is the message's one reply (and its
+ * rewrite the one message); the first recipient chooses it.  0 when r is
+ * refused (the reply sent, r freed).
+ */
+static int
+filter_fits(struct session *s, struct route_result *r, const char *shown)
+{
+	int conflict;
+	const struct filter_conf *f = filter_for_route(s->conf, r, &conflict);
+
+	if (conflict) {
+		smtpd_reply(s, 550, "5.3.5", "<%s>: its destinations have different content "
+		    "filters (a configuration error)", shown);
+		free(r);
+		return 0;
+	}
+	if (s->tx.nrcpts > 0 || s->proxy_rcpts > 0) {
+		if (f == s->tx.filter)
+			return 1;
+		smtpd_reply(s, 452, "4.5.3", "<%s>: goes through another content filter; send "
+		    "it in a separate transaction", shown);
+		free(r);
+		return 0;
+	}
+	s->tx.filter = f;
+	s->tx.filter_pipe = delivery_pipe_conf(s->conf, r);
+	return 1;
+}
+
 static void
 cmd_rcpt(struct session *s, const char *arg, size_t len)
 {
@@ -346,6 +378,8 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 	}
 	if (route_pipe(r) != NULL && refused_by_breaker(s, r, shown))
 		return;
+	if (!filter_fits(s, r, shown))
+		return;
 	if (s->conf->proxy && route_pipe(r) == NULL) {
 		smtpd_proxy_rcpt(s, r, &to, shown);
 		return;
@@ -376,6 +410,34 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		    s->helo);
 	smtpd_enter_state(s, STATE_RCPT);
 	smtpd_reply(s, 250, "2.1.5", "Recipient <%s> ok", shown);
+}
+
+/*
+ * run_filter - the transaction's content filter on the message read: its
+ * refusal is the reply; a rewritten message replaces the one read.
+ */
+static void
+run_filter(struct session *s, uint64_t *size, struct smtp_reply *rep)
+{
+	struct delivery_ctx dctx = {.conf = s->conf, .ps = s->env->ps};
+	const char *rcpts[DELIVERY_MAX_RCPTS];
+	char list[FILTER_RECIPIENTS_MAX + 1];
+	size_t n = 0;
+	struct delivery_values v;
+
+	for (size_t i = 0; i < s->tx.nrcpts && n < ARRAY_LEN(rcpts); i++)
+		rcpts[n++] = s->tx.rcpts[i].text;
+	filter_recipients(rcpts, n, list, sizeof(list));
+	memset(&v, 0, sizeof(v));
+	v.recipient = s->tx.rcpts[0].text;
+	v.sender = s->tx.sender_text;
+	v.client_addr = s->env->client_text;
+	v.helo = s->helo;
+	v.queue_id = s->tx.id;
+	v.delivery_id = "";
+	v.kind = "filter";
+	v.recipients = list;
+	filter_message(&dctx, s->tx.filter, s->tx.filter_pipe, &v, s->tx.msg_fd, size, rep);
 }
 
 /* data_verdict - the reply for a message read to its end, before delivery. */
@@ -512,7 +574,9 @@ cmd_data(struct session *s, const char *arg, size_t len)
 	stats_count(s->conf, STATS_RECEIVED);
 	s->verb = "END-OF-MESSAGE";
 	memset(&rep, 0, sizeof(rep));
-	if (data_verdict(s, &res, &rep) == 0 && s->proxy_rcpts > 0) {
+	if (data_verdict(s, &res, &rep) == 0 && s->tx.filter != NULL)
+		run_filter(s, &res.size, &rep);
+	if (rep.code == 0 && s->proxy_rcpts > 0) {
 		smtpd_proxy_data(s, started, &rep);
 	} else if (rep.code == 0) {
 		struct delivery_ctx dctx = {.conf = s->conf, .ps = s->env->ps};

@@ -263,9 +263,12 @@ def test_launcher_refuses_forged_requests(gw):
     """T108: Issue 15 item 2: a session taken over sends its root launcher requests for
     /bin/sh, with LD_PRELOAD, as an account the configuration does not name, for
     aliases that are not pipes, with oversized counts and fields, a control
-    character, a capture that would be an option.  Each is refused and logged,
-    nothing runs, and the session's own delivery still works."""
+    character, a capture that would be an option; issue 20: a filter the
+    configuration has not, a kind of request it does not know, a program given
+    an output descriptor of the requester's.  Each is refused and logged, for
+    its own reason, nothing runs, and the session's own delivery still works."""
     marker = gw.base / "forged"
+    gw.write_conf('alias "x" { filter = "/bin/cat" }\n')
     gw.write_aliases('x: "|@REC@"\nfwd: bob@remote.example\n'
                      '/^rt-(.*)$/: "|@REC@ $1"\n')
     c = gw.session()
@@ -282,12 +285,18 @@ def test_launcher_refuses_forged_requests(gw):
     stolen.close()
     assert forge.returncode == 0, forge.stderr
     answers = [line.split("\t") for line in forge.stdout.splitlines()]
-    assert len(answers) == 11, forge.stdout
+    assert len(answers) == 15, forge.stdout
     for name, outcome, words in answers:
         assert int(outcome) == PIPE_REFUSED, (name, outcome, words)
+    why = {name: words for name, outcome, words in answers}
+    assert "not a pipe alias" in why["unknown alias"]
+    assert "no filter applies to <fwd@example.com>" in why["filter nobody configured"]
+    assert "does not rewrite" in why["filter output of ours"]
+    assert "kind is neither" in why["kind of its own"]
+    assert "output is ours to read" in why["program with an output of ours"]
     assert not marker.exists() and not Path(f"{marker}.so").exists()
     assert gw.records() == []                      # no program of ours ran either
-    assert gw.log_text().count("launcher: refused a request") == 11, gw.log_text()
+    assert gw.log_text().count("launcher: refused a request") == 15, gw.log_text()
     assert c.mail(rcpts=["x@example.com"]).code == 250
     c.cmd("QUIT")
     c.close()
