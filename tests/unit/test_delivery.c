@@ -141,7 +141,7 @@ route(const char *address, struct route_result *r)
 }
 
 static const struct delivery_values values = {
-	"rec+42@example.com", "", "192.0.2.7", "client.test", "QID123", "0123abcd",
+	"rec+42@example.com", "", "192.0.2.7", "client.test", "QID123", "0123abcd", NULL, NULL,
 };
 
 /* T40: a capture full of shell syntax stays inside its one argv element. */

@@ -186,7 +186,8 @@ static void
 test_input_must_be_sealed(void **state)
 {
 	struct fixture *f = root_fixture(state);
-	struct delivery_values v = {"who@example.com", "", "192.0.2.1", "h", "ID1", ""};
+	struct delivery_values v = {"who@example.com", "", "192.0.2.1", "h", "ID1", "",
+	    NULL, NULL};
 	char buf[LAUNCHER_MSG_MAX];
 	size_t len = launcher_format(&v, buf, sizeof(buf));
 	FILE *plain = tmpfile();
@@ -223,7 +224,7 @@ static struct pipe_result
 ask(struct fixture *f, const char *rcpt)
 {
 	struct delivery_values v = {rcpt, "alice@remote.example", "192.0.2.1",
-	    "client.example", "4F2A9C01B3D7", "00ff"};
+	    "client.example", "4F2A9C01B3D7", "00ff", NULL, NULL};
 	char buf[LAUNCHER_MSG_MAX];
 	size_t len = launcher_format(&v, buf, sizeof(buf));
 
@@ -310,7 +311,8 @@ test_forged_requests_refused(void **state)
 {
 	struct fixture *f = root_fixture(state);
 	char buf[LAUNCHER_MSG_MAX + 100], big[LAUNCHER_MSG_MAX * 2];
-	struct delivery_values v = {"who@example.com", "", "192.0.2.1", "h", "ID1", ""};
+	struct delivery_values v = {"who@example.com", "", "192.0.2.1", "h", "ID1", "",
+	    NULL, NULL};
 	size_t len;
 	uid_t nobody;
 	gid_t nogroup;
@@ -506,7 +508,7 @@ static int
 request(struct fixture *f, const char *rcpt)
 {
 	struct delivery_values v = {rcpt, "alice@remote.example", "192.0.2.1",
-	    "client.example", "4F2A9C01B3D7", "00ff"};
+	    "client.example", "4F2A9C01B3D7", "00ff", NULL, NULL};
 	char buf[LAUNCHER_MSG_MAX];
 	size_t len = launcher_format(&v, buf, sizeof(buf));
 
@@ -581,7 +583,8 @@ static void
 test_requester_cannot_stop_the_launcher(void **state)
 {
 	struct fixture *f = root_fixture(state);
-	struct delivery_values v = {"who@example.com", "", "192.0.2.1", "h", "ID1", ""};
+	struct delivery_values v = {"who@example.com", "", "192.0.2.1", "h", "ID1", "",
+	    NULL, NULL};
 	char buf[LAUNCHER_MSG_MAX];
 	size_t len;
 	int reply[2], pipefd[2], fds[2];
@@ -643,7 +646,8 @@ static void
 test_reloads_under_a_flood(void **state)
 {
 	struct fixture *f = root_fixture(state);
-	struct delivery_values v = {"fast@example.com", "", "192.0.2.1", "h", "ID1", ""};
+	struct delivery_values v = {"fast@example.com", "", "192.0.2.1", "h", "ID1", "",
+	    NULL, NULL};
 	char buf[LAUNCHER_MSG_MAX];
 	size_t len;
 	int replies[200];
@@ -681,7 +685,8 @@ static void
 test_concurrency_cap_waits_then_busy(void **state)
 {
 	struct fixture *f = root_fixture(state);
-	struct delivery_values v = {"slow@example.com", "", "192.0.2.1", "h", "ID1", ""};
+	struct delivery_values v = {"slow@example.com", "", "192.0.2.1", "h", "ID1", "",
+	    NULL, NULL};
 	char buf[LAUNCHER_MSG_MAX];
 	size_t len;
 	int first, second, third;
