@@ -36,7 +36,7 @@ BUILD     ?= build
 # The message's path through the program, in order (see README "Architecture").
 SRCS := src/util.c src/log.c src/buf.c src/conf.c src/addr.c \
         src/aliases.c src/route.c src/reply.c src/accept.c src/privsep.c src/check.c src/smtpd_parse.c src/smtpd_data.c \
-        src/safepath.c src/envelope.c src/spool.c src/maildrop.c src/tls.c src/smtpc.c src/bounce.c src/queue.c src/delivery.c src/filter.c src/pipe.c src/launcher.c src/auth.c src/smtpd.c src/smtpd_auth.c src/smtpd_proxy.c src/proxy.c src/listen.c src/sendmail.c src/testpipe.c src/recfile.c src/stats.c src/breaker.c src/notice.c src/oauth.c src/status.c src/metrics.c src/probe.c
+        src/safepath.c src/envelope.c src/spool.c src/maildrop.c src/tls.c src/smtpc.c src/bounce.c src/queue.c src/delivery.c src/filter.c src/http.c src/rtqueue.c src/pipe.c src/launcher.c src/auth.c src/smtpd.c src/smtpd_auth.c src/smtpd_proxy.c src/proxy.c src/listen.c src/sendmail.c src/testpipe.c src/recfile.c src/stats.c src/breaker.c src/notice.c src/oauth.c src/status.c src/metrics.c src/probe.c
 MAIN := src/main.c
 OBJS := $(SRCS:src/%.c=$(BUILD)/%.o)
 BIN  := $(BUILD)/undersmtpd
@@ -44,7 +44,7 @@ BIN  := $(BUILD)/undersmtpd
 DROP := $(BUILD)/undersmtpd-drop
 
 UNIT_TESTS := util safepath conf addr aliases route smtpd_parse smtpd_data pipe spool proxy maildrop auth launcher \
-              smtpc queue delivery sendmail smtpd tls listen buf log envelope bounce reply check stats breaker oauth filter
+              smtpc queue delivery sendmail smtpd tls listen buf log envelope bounce reply check stats breaker oauth filter rtqueue
 UNIT_BINS  := $(UNIT_TESTS:%=$(BUILD)/test_%)
 PROGS      := $(BUILD)/recorder
 
@@ -176,7 +176,7 @@ valgrind: all
 # input.  `make fuzz` runs each target FUZZ_SECONDS (30 by default), FUZZ_JOBS at
 # a time, from the seeds in tests/fuzz/seeds/ and keeps what it finds in
 # build-fuzz/corpus/ (tests/fuzz/run.sh).
-FUZZ_TARGETS := addr smtp_command data envelope proxy auth launcher aliases conf maildrop smtpc sendmail session
+FUZZ_TARGETS := addr smtp_command data envelope proxy auth launcher aliases conf maildrop smtpc sendmail session rtqueue
 FUZZ_SECONDS ?= 30
 FUZZ_JOBS ?= 1
 FUZZ_FLAGS := -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer

@@ -361,6 +361,37 @@ check_readable(const struct conf *c, const char *path, int line, const char *wha
 		    path, pw ? pw->pw_name : "us", strerror(err));
 }
 
+/*
+ * check_rt_queues - the token is readable by the spool user (sessions and
+ * the daemon's fetch run as that user), RT's host resolves (a warning: DNS
+ * may be down now), and the list fetched so far, if any.
+ */
+static void
+check_rt_queues(const struct conf *c, struct diag *errors, struct diag *warnings)
+{
+	int line = conf_line(c, "rt_queues", NULL, "url");
+	struct addrinfo hints, *res = NULL;
+	struct url u;
+	int rc;
+
+	if (c->rt.token_file != NULL)
+		check_readable(c, c->rt.token_file, conf_line(c, "rt_queues", NULL,
+		    "token_file"), "rt_queues token_file", errors);
+	if (url_parse(c->rt.url, &u) < 0)
+		return;
+	if (u.tls && c->rt.ca_file != NULL)
+		check_readable(c, c->rt.ca_file, conf_line(c, "rt_queues", NULL, "ca_file"),
+		    "rt_queues ca_file", errors);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(u.host, u.port, &hints, &res);
+	if (rc != 0)
+		diag_error(warnings, where(c), line, "rt_queues: host %s does not resolve: %s",
+		    u.host, gai_strerror(rc));
+	else
+		freeaddrinfo(res);
+}
+
 /* check_token_command - the OAuth2 helper can be run by the spool user. */
 static void
 check_token_command(const struct conf *c, const struct smarthost_conf *s,
@@ -450,4 +481,6 @@ check_world(const struct conf *c, const struct aliases *a, struct diag *errors,
 	}
 	if (c->tls.cert_file != NULL)
 		check_certificate(c, errors, warnings);
+	if (c->rt.url != NULL)
+		check_rt_queues(c, errors, warnings);
 }

@@ -390,6 +390,65 @@ validate_notify(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/*
+ * verify_template - the X of "rt_queue(X)" or 'rt_queue("X")' into out; 0, or
+ * -1 when s is not that form.
+ */
+int
+conf_verify_template(const char *s, char *out, size_t size)
+{
+	size_t len;
+
+	if (strncmp(s, "rt_queue(", 9) != 0)
+		return -1;
+	s += 9;
+	len = strlen(s);
+	if (len < 2 || s[len - 1] != ')')
+		return -1;
+	len--;
+	if (s[0] == '"') {
+		if (len < 3 || s[len - 1] != '"')
+			return -1;
+		s++;
+		len -= 2;
+	}
+	if (len == 0 || len >= size || memchr(s, '"', len) || memchr(s, '(', len) ||
+	    memchr(s, ')', len))
+		return -1;
+	memcpy(out, s, len);
+	out[len] = '\0';
+	return 0;
+}
+
+static int
+validate_verify(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+	char t[256];
+
+	note_line(cfg, opt);
+	if (s != NULL && strcmp(s, "rt_queue") == 0)
+		bad_value(cfg, opt, s, "quote the whole value: verify = "
+		    "'rt_queue(\"${queue}\")'");
+	else if (s != NULL && conf_verify_template(s, t, sizeof(t)) < 0)
+		bad_value(cfg, opt, s, "expected rt_queue(\"${name}\"), a queue name or a "
+		    "capture of the alias's regex");
+	return 0;
+}
+
+/* validate_rt_url - http:// or https://, a host, an optional port and path. */
+static int
+validate_rt_url(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+	struct url u;
+
+	note_line(cfg, opt);
+	if (s != NULL && url_parse(s, &u) < 0)
+		bad_value(cfg, opt, s, "expected http://host[:port]/path/ or https://...");
+	return 0;
+}
+
 /* validate_noted - nothing to check but its line, for a later check. */
 static int
 validate_noted(cfg_t *cfg, cfg_opt_t *opt)
@@ -652,7 +711,17 @@ validate_path(cfg_t *cfg, cfg_opt_t *opt)
 	CFG_BOOL("rewrite", cfg_false, CFGF_NODEFAULT)
 
 static cfg_opt_t pipe_opts[] = { PIPE_KEYS(1), CFG_END() };
-static cfg_opt_t alias_opts[] = { PIPE_KEYS(0), FILTER_KEYS, CFG_END() };
+static cfg_opt_t alias_opts[] = { PIPE_KEYS(0), FILTER_KEYS,
+	CFG_STR("verify", NULL, CFGF_NODEFAULT), CFG_END() };
+
+static cfg_opt_t rt_queues_opts[] = {
+	CFG_STR("url", NULL, CFGF_NODEFAULT),
+	CFG_STR("token_file", NULL, CFGF_NODEFAULT),
+	CFG_STR("ca_file", "/etc/ssl/certs/ca-certificates.crt", 0),
+	CFG_STR("refresh", "5m", 0),
+	CFG_STR("timeout", "10s", 0),
+	CFG_END()
+};
 
 static cfg_opt_t smarthost_opts[] = {
 	CFG_STR("host", NULL, CFGF_NODEFAULT),
@@ -731,6 +800,7 @@ static cfg_opt_t top_opts[] = {
 	CFG_SEC("smarthost", smarthost_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_SEC("queue", queue_opts, 0),
 	CFG_SEC("tls", tls_opts, 0),
+	CFG_SEC("rt_queues", rt_queues_opts, 0),
 	CFG_END()
 };
 
@@ -795,6 +865,12 @@ static const struct {
 	{"filter", validate_filter},
 	{"alias|filter", validate_filter},
 	{"smarthost|filter", validate_filter},
+	{"alias|verify", validate_verify},
+	{"rt_queues|url", validate_rt_url},
+	{"rt_queues|token_file", validate_absolute_path},
+	{"rt_queues|ca_file", validate_absolute_path},
+	{"rt_queues|refresh", validate_duration},
+	{"rt_queues|timeout", validate_duration},
 	{"rewrite", validate_noted},
 	{"alias|rewrite", validate_noted},
 	{"smarthost|rewrite", validate_noted},
@@ -1047,6 +1123,14 @@ check_semantics(const struct conf *c, struct diag *d, const char *file)
 			    "message is filtered before one is chosen", b->name, a->name);
 	}
 	check_filter_rewrite(c, d, file);
+	for (size_t i = 0; i < c->nalias_overrides; i++)
+		if (c->alias_overrides[i].verify_queue != NULL && c->rt.url == NULL)
+			diag_error(d, file, conf_line(c, "alias", c->alias_overrides[i].name,
+			    "verify"), "alias \"%s\": verify = rt_queue(...) needs the "
+			    "rt_queues section's url", c->alias_overrides[i].name);
+	if (c->rt.url != NULL && c->rt.token_file == NULL)
+		diag_error(d, file, conf_line(c, "rt_queues", NULL, "url"), "rt_queues: "
+		    "token_file is not set (RT's REST 2 API needs a token)");
 	for (size_t i = 1; i < c->nsmarthosts; i++)
 		if (c->smarthosts[i].proxy != c->smarthosts[0].proxy)
 			diag_error(d, file, 0, "smarthost \"%s\": mode differs from smarthost "
@@ -1151,6 +1235,12 @@ conf_build(cfg_t *cfg)
 
 			copy_pipe(sec, &a->pipe);
 			a->filter_set = copy_filter(sec, &a->filter);
+			if (cfg_getstr(sec, "verify") != NULL) {
+				char t[256];
+
+				if (conf_verify_template(cfg_getstr(sec, "verify"), t, sizeof(t)) == 0)
+					a->verify_queue = xstrdup(t);
+			}
 			/* copy_pipe replaced them with fresh copies when set. */
 			if ((o = cfg_getopt(sec, "user")) && o->nvalues)
 				free(u);
@@ -1168,6 +1258,15 @@ conf_build(cfg_t *cfg)
 	copy_filter(cfg, &c->filter);
 	c->smarthost_filter = c->nsmarthosts > 0 && c->smarthosts[0].filter_set
 	    ? &c->smarthosts[0].filter : &c->filter;
+	{
+		cfg_t *rt = cfg_getsec(cfg, "rt_queues");
+
+		c->rt.url = dup_or_null(cfg_getstr(rt, "url"));
+		c->rt.token_file = dup_or_null(cfg_getstr(rt, "token_file"));
+		c->rt.ca_file = dup_or_null(cfg_getstr(rt, "ca_file"));
+		c->rt.refresh = duration_of(rt, "refresh", 300);
+		c->rt.timeout = duration_of(rt, "timeout", 10);
+	}
 	c->queue.retry_min = duration_of(queue, "retry_min", 60);
 	c->queue.retry_max = duration_of(queue, "retry_max", 3600);
 	c->queue.lifetime = duration_of(queue, "lifetime", 5 * 86400);
@@ -1293,6 +1392,7 @@ conf_free(struct conf *c)
 		free(c->alias_overrides[i].pipe.path);
 		free(c->alias_overrides[i].pipe.notify);
 		free(c->alias_overrides[i].filter.command);
+		free(c->alias_overrides[i].verify_queue);
 	}
 	free(c->alias_overrides);
 	for (size_t i = 0; i < c->nsmarthosts; i++) {
@@ -1309,12 +1409,36 @@ conf_free(struct conf *c)
 	}
 	free(c->smarthosts);
 	free(c->filter.command);
+	free(c->rt.url);
+	free(c->rt.token_file);
+	free(c->rt.ca_file);
 	free(c->tls.cert_file);
 	free(c->tls.key_file);
 	free(c->tls.auth_users_file);
 	free(c->tls.ciphers);
 	free(c->tls.protocols);
 	free(c);
+}
+
+const char *
+conf_verify_for(const struct conf *c, const char *entry_name, int regex)
+{
+	size_t len = strlen(entry_name);
+
+	for (size_t i = 0; i < c->nalias_overrides; i++) {
+		const char *t = c->alias_overrides[i].name;
+		size_t tlen = strlen(t);
+
+		if (c->alias_overrides[i].verify_queue == NULL)
+			continue;
+		/* A regex alias's block may keep the slashes of the aliases file. */
+		if (regex && tlen == len + 2 && t[0] == '/' && t[tlen - 1] == '/' &&
+		    strncasecmp(t + 1, entry_name, len) == 0)
+			return c->alias_overrides[i].verify_queue;
+		if (str_casecmp_ascii(t, entry_name) == 0)
+			return c->alias_overrides[i].verify_queue;
+	}
+	return NULL;
 }
 
 const struct pipe_conf *

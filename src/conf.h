@@ -62,6 +62,8 @@ struct filter_conf {
 struct alias_conf {
 	char *name;               /* the alias name this block overrides */
 	struct pipe_conf pipe;    /* filled from the global pipe section first */
+	char *verify_queue;       /* verify = rt_queue(X): X, with ${name} / $1
+	                             of the alias's regex (rtqueue.h); NULL: none */
 	struct filter_conf filter;
 	int filter_set;           /* the block sets filter ("": none for it) */
 };
@@ -98,6 +100,15 @@ struct queue_conf {
 	long bad_lifetime;        /* seconds a file stays in bad/; 0: for ever */
 	int run_after_accept;
 	int concurrency;          /* messages a queue run forwards at a time */
+};
+
+/* Request Tracker's queues, known at RCPT time (rtqueue.h); url NULL: none. */
+struct rt_queues_conf {
+	char *url;                /* http(s)://host[:port]/path/ of RT */
+	char *token_file;         /* RT auth token (Authorization: token ...) */
+	char *ca_file;
+	long refresh;             /* seconds between fetches */
+	long timeout;             /* seconds for one fetch */
 };
 
 struct tls_server_conf {
@@ -164,6 +175,7 @@ struct conf {
 	int proxy;                /* the smarthosts are in proxy mode (smtpd_proxy.h) */
 	struct queue_conf queue;
 	struct tls_server_conf tls;
+	struct rt_queues_conf rt;
 };
 
 /*
@@ -181,6 +193,14 @@ void conf_free(struct conf *c);
 int conf_line(const struct conf *c, const char *section, const char *title,
     const char *key);
 
+/*
+ * conf_verify_for - the verify = rt_queue(X) template of the alias block for
+ * an alias entry: a plain name, or a regex alias by its pattern (with or
+ * without its slashes).  NULL when none.
+ */
+const char *conf_verify_for(const struct conf *c, const char *entry_name, int regex);
+/* conf_verify_template - X of "rt_queue(X)" / 'rt_queue("X")'; 0, or -1. */
+int conf_verify_template(const char *s, char *out, size_t size);
 /* conf_pipe_for - the pipe settings for an alias name (overrides applied). */
 const struct pipe_conf *conf_pipe_for(const struct conf *c, const char *alias);
 /* conf_is_local_domain - domain (any case, optional trailing dot) is ours. */

@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE   /* accept4(2), pipe2(2) */
 #include "listen.h"
+#include "rtqueue.h"
 #include "aliases.h"
 #include "privsep.h"
 #include "envelope.h"
@@ -93,6 +94,8 @@ struct daemon {
 	size_t nslots;
 	unsigned generation;          /* counts SIGHUP reloads */
 	pid_t runner;
+	pid_t rt_fetcher;             /* asking RT for its queues (rtqueue.h) */
+	time_t next_rt_fetch;
 	int queue_kicked;             /* a session spooled mail since the run began */
 	time_t next_run;
 	struct timespec queue_seen;
@@ -487,6 +490,7 @@ serve_connection(struct daemon *d, int fd, int proxied, int report_fd)
 	close(fd);
 	fd = -1;
 	smtpd_env_init(&env, d->conf, d->aliases, &d->dctx.ps, &session_terminate);
+	env.rt_queues_kept = 1;                 /* maybe_fetch_rt_queues does it */
 	{
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
@@ -696,6 +700,10 @@ reap(struct daemon *d)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == d->runner) {
 			d->runner = 0;
+			continue;
+		}
+		if (pid == d->rt_fetcher) {
+			d->rt_fetcher = 0;
 			continue;
 		}
 		if (pid == d->metrics_pid) {
@@ -1038,6 +1046,35 @@ maybe_run_queue(struct daemon *d, int now_please)
 	d->runner = pid;
 }
 
+/*
+ * maybe_fetch_rt_queues - issue 20: RT's queue names kept fresh by a process
+ * of their own every minute or refresh, whichever is shorter (rtq_refresh
+ * fetches only when the list is older than refresh), so that no session
+ * waits for RT.
+ */
+static void
+maybe_fetch_rt_queues(struct daemon *d)
+{
+	pid_t pid;
+
+	if (d->conf->rt.url == NULL || d->rt_fetcher > 0 || time(NULL) < d->next_rt_fetch)
+		return;
+	d->next_rt_fetch = time(NULL) + (d->conf->rt.refresh < RTQ_RETRY_MIN ?
+	    d->conf->rt.refresh : RTQ_RETRY_MIN);
+	pid = fork();
+	if (pid < 0) {
+		log_warn("fork the RT queue fetch");
+		return;
+	}
+	if (pid == 0) {
+		char why[512];
+
+		become_child(d, SIG_DFL);
+		_exit(rtq_refresh(d->conf, 0, why, sizeof(why)) < 0 ? 75 : 0);
+	}
+	d->rt_fetcher = pid;
+}
+
 /* reload - SIGHUP: a new configuration and aliases, or the old ones kept. */
 static void
 reload(struct daemon *d)
@@ -1104,6 +1141,8 @@ shutdown_sessions(struct daemon *d)
 		}
 	if (d->runner > 0)
 		kill(d->runner, SIGKILL);
+	if (d->rt_fetcher > 0)
+		kill(d->rt_fetcher, SIGKILL);     /* the cache is replaced whole, or not */
 	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
 		;
 }
@@ -1266,6 +1305,7 @@ serve(struct daemon *d)
 				accept_on(d, pfd[i].fd, d->proxied[i - 1]);
 		retire_idle(d);
 		maybe_run_queue(d, 0);
+		maybe_fetch_rt_queues(d);
 		keep_metrics_running(d);
 	}
 	free(pfd);

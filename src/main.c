@@ -21,6 +21,7 @@
 #include "log.h"
 #include "route.h"
 #include "filter.h"
+#include "rtqueue.h"
 #include "queue.h"
 #include "sendmail.h"
 #include "smtpd.h"
@@ -430,7 +431,17 @@ run_route(const struct options *o)
 			int conflict;
 			const struct filter_conf *f = filter_for_route(c, r, &conflict);
 
+			char queue[RTQ_NAME_MAX + 1];
+			/* Read only: the daemon or the next session fetches the list. */
+			int rtq = rtq_verify_route(c, r, 0, queue, sizeof(queue));
+
 			printf("%s: %s\n", r->address, r->why);
+			if (rtq >= 0)
+				printf("%s: Request Tracker queue \"%s\": %s\n", r->address, queue,
+				    rtq == RTQ_KNOWN ? "known" : rtq == RTQ_UNKNOWN ? "unknown: RCPT "
+				    "gets 550 5.1.1" : "no list of RT's queues yet: accepted unchecked");
+			if (rtq == RTQ_UNKNOWN)
+				rc = 1;
 			if (f != NULL || conflict)
 				printf("%s: content filter: %s%s\n", r->address, conflict ?
 				    "its destinations have different ones: refused 550 5.3.5"

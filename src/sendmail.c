@@ -17,6 +17,7 @@
  */
 #include "sendmail.h"
 #include "filter.h"
+#include "rtqueue.h"
 #include "stats.h"
 #include "accept.h"
 #include "addr.h"
@@ -382,7 +383,7 @@ route_one(const struct conf *c, const struct aliases *a, const struct delivery_c
 {
 	struct route_result *r = xmalloc(sizeof(*r));
 	struct addr ad;
-	char shown[ADDR_PATH_MAX + 1];
+	char shown[ADDR_PATH_MAX + 1], queue[RTQ_NAME_MAX + 1];
 
 	if (addr_parse_plain(text, &ad) != ADDR_OK) {
 		fprintf(stderr, "sendmail: %s: bad address\n", text);
@@ -397,6 +398,14 @@ route_one(const struct conf *c, const struct aliases *a, const struct delivery_c
 		    r->reply.status, r->reply.text);
 		accept_log_rcpt(c, "sendmail", e->id, shown, "none", e->mail_ms, now_ms(), &r->reply);
 		worse(res, sysexit_for_reply(r->reply.code, r->reply.status));
+		free(r);
+		return;
+	}
+	if (rtq_verify_route(c, r, 1, queue, sizeof(queue)) == RTQ_UNKNOWN) {
+		/* Issue 20: as at RCPT; sendmail's caller gets EX_NOUSER. */
+		fprintf(stderr, "sendmail: <%s>: no such queue in Request Tracker (%s)\n",
+		    shown, queue);
+		worse(res, EX_NOUSER);
 		free(r);
 		return;
 	}

@@ -16,6 +16,7 @@
 #include "smtpd_session.h"
 #include "smtpd_proxy.h"
 #include "filter.h"
+#include "rtqueue.h"
 #include "accept.h"
 #include "addr.h"
 #include "buf.h"
@@ -313,6 +314,29 @@ refused_by_breaker(struct session *s, struct route_result *r, const char *shown)
 }
 
 /*
+ * refused_as_unknown_queue - issue 20: the alias says verify =
+ * rt_queue(X) and RT's list (rtqueue.h) lacks X: 550 5.1.1 now, instead of
+ * rt-mailgate's temporary failure and days of the sender's retries.  With
+ * no list yet, the recipient is accepted as without the check.  1 when r is
+ * refused (the reply sent, r freed).
+ */
+static int
+refused_as_unknown_queue(struct session *s, struct route_result *r, const char *shown)
+{
+	char queue[RTQ_NAME_MAX + 1];
+
+	if (rtq_verify_route(s->conf, r, !s->env->rt_queues_kept, queue, sizeof(queue)) !=
+	    RTQ_UNKNOWN)
+		return 0;
+	log_info("%s: <%s>: Request Tracker has no queue \"%s\" (rt_queues)", s->tx.id, shown,
+	    queue);
+	smtpd_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: no such queue in "
+	    "Request Tracker", shown);
+	free(r);
+	return 1;
+}
+
+/*
  * filter_fits - issue 20: a transaction's recipients share one content
  * filter, since the filter's verdict is the message's one reply (and its
  * rewrite the one message); the first recipient chooses it.  0 when r is
@@ -376,6 +400,8 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		free(r);
 		return;
 	}
+	if (route_pipe(r) != NULL && refused_as_unknown_queue(s, r, shown))
+		return;
 	if (route_pipe(r) != NULL && refused_by_breaker(s, r, shown))
 		return;
 	if (!filter_fits(s, r, shown))

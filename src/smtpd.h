@@ -28,6 +28,8 @@ struct smtpd_env {
 	const volatile sig_atomic_t *terminate;  /* set by SIGTERM */
 	int local_submission;        /* sendmail -bs: a local user, not a network client */
 	int spooled;                 /* out: messages this session spooled */
+	int rt_queues_kept;          /* the daemon keeps RT's queue list fresh
+	                                (rtqueue.h): the session never fetches */
 };
 
 /*

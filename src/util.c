@@ -381,3 +381,60 @@ json_write_string(FILE *out, const char *s)
 	}
 	fputc('"', out);
 }
+
+int
+url_parse(const char *s, struct url *u)
+{
+	const char *p, *host, *end;
+	size_t hlen;
+
+	memset(u, 0, sizeof(*u));
+	for (p = s; *p; p++)
+		if ((unsigned char)*p <= 32 || (unsigned char)*p >= 127 || *p == '?' ||
+		    *p == '#' || *p == '@' || *p == '\\')
+			return -1;
+	if (strncmp(s, "https://", 8) == 0) {
+		u->tls = 1;
+		host = s + 8;
+	} else if (strncmp(s, "http://", 7) == 0) {
+		host = s + 7;
+	} else {
+		return -1;
+	}
+	if (*host == '[') {
+		end = strchr(host, ']');
+		if (end == NULL)
+			return -1;
+		hlen = (size_t)(end - host - 1);
+		host++;
+		p = end + 1;
+	} else {
+		hlen = strcspn(host, ":/");
+		p = host + hlen;
+	}
+	if (hlen == 0 || hlen >= sizeof(u->host))
+		return -1;
+	memcpy(u->host, host, hlen);
+	u->host[hlen] = '\0';
+	if (*p == ':') {
+		size_t plen = strspn(p + 1, "0123456789");
+		long port;
+
+		if (plen == 0 || plen > 5 || (p[1 + plen] != '\0' && p[1 + plen] != '/'))
+			return -1;
+		memcpy(u->port, p + 1, plen);
+		u->port[plen] = '\0';
+		port = strtol(u->port, NULL, 10);
+		if (port < 1 || port > 65535)
+			return -1;
+		p += 1 + plen;
+	} else {
+		str_copy(u->port, sizeof(u->port), u->tls ? "443" : "80");
+	}
+	if (*p != '\0' && *p != '/')
+		return -1;
+	if (strlen(*p ? p : "/") >= sizeof(u->path))
+		return -1;
+	str_copy(u->path, sizeof(u->path), *p ? p : "/");
+	return 0;
+}

@@ -76,6 +76,20 @@ void str_log_token(char *s);
 /* sleep_ms - sleep ms milliseconds, the whole of them even if signals arrive. */
 void sleep_ms(long ms);
 
+/* An http:// or https:// URL, split (url_parse). */
+struct url {
+	int tls;                  /* https */
+	char host[256];           /* a name, or an address ([::1] without brackets) */
+	char port[8];
+	char path[1024];          /* from its '/', "/" when none; no query part */
+};
+
+/*
+ * url_parse - "http[s]://host[:port][/path]": no user@, no query or
+ * fragment, printable characters only.  0, or -1.
+ */
+int url_parse(const char *s, struct url *u);
+
 /* json_write_string - s as a JSON string, quotes and escapes included. */
 void json_write_string(FILE *out, const char *s);
 

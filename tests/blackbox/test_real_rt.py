@@ -9,6 +9,7 @@ MTA.  Mail goes in through the daemon and the real rt-mailgate-5; tickets are
 read back through RT's REST 1.0 API."""
 import os
 import re
+import signal
 import shutil
 import smtplib
 import subprocess
@@ -184,7 +185,7 @@ def rt_gw(gw, sink, rt):
     gw.conf.write_text(re.sub(r"local_domains = \{[^}]*\}", 'local_domains = { "rt.test" }',
                               gw.conf.read_text()))
     d = Daemon(gw, port)
-    gw.rt, gw.port, gw.sink = rt, port, sink
+    gw.rt, gw.port, gw.sink, gw.daemon = rt, port, sink, d
     try:
         yield gw
     finally:
@@ -280,3 +281,63 @@ def test_autoreply_through_undersmtpd_sendmail(rt_gw):
     assert replies, gw.sink.messages
     assert f"[rt.test #{ticket}]".encode() in replies[0].data
     assert b"AutoReply" in replies[0].data or b"Auto-Submitted: auto-replied" in replies[0].data
+
+
+def rt_perl(rt, code):
+    """code run with RT's own API against the test's RT (its database, its config)."""
+    script = "use strict; use warnings; use RT; RT::LoadConfig(); RT::Init();\n" + code
+    r = subprocess.run(["perl", "-I/usr/share/request-tracker5/lib", "-e", script],
+                       cwd=rt.dir, env=rt.env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout.strip()
+
+
+def wait_for_queue(gw, name, timeout=30):
+    """The daemon's copy of RT's queue list names name."""
+    cache = gw.spool / "rt-queues"
+    end = time.time() + timeout
+    while time.time() < end:
+        if cache.exists() and name in cache.read_text().splitlines()[3:]:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_queue_check_at_rcpt(rt_gw):
+    """Issue 20 part 6 against the real RT 5: with rt_queues (an auth token made
+    by RT's own API, REST 2) and verify = rt_queue("${queue}") on the regex alias
+    that serves every queue, RCPT for a queue RT lacks is 550 5.1.1 at once; a
+    queue created in RT while undersmtpd runs is accepted after the refresh, and
+    its mail becomes a ticket in it."""
+    gw, rt = rt_gw, rt_gw.rt
+    token = rt_perl(rt, 'my $u = RT::User->new(RT->SystemUser); $u->Load("root");'
+                        'my $t = RT::AuthToken->new(RT->SystemUser);'
+                        'my ($id, $msg, $s) = $t->Create(Owner => $u->id, '
+                        'Description => "undersmtpd");'
+                        'die "$msg\\n" unless $id; print $s;')
+    tok = gw.base / "rt.token"
+    tok.write_text(token + "\n")
+    tok.chmod(0o644)
+    with open(gw.conf, "a") as f:
+        f.write(f'rt_queues {{ url = "{rt.url}" token_file = "{tok}" refresh = 2s }}\n'
+                'alias "/^rt-(?<queue>[a-z]+)$/" { verify = \'rt_queue("${queue}")\' }\n')
+    os.kill(gw.daemon.master(), signal.SIGHUP)
+    assert wait_for_queue(gw, "sales"), gw.log_text()
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=120) as s:
+        s.ehlo("client.remote.test")
+        s.mail("alice@remote.test")
+        code, text = s.rcpt("rt-nosuch@rt.test")
+        assert code == 550 and text.startswith(b"5.1.1 <rt-nosuch@rt.test>: Recipient "
+                                               b"address rejected: no such queue"), text
+        code, text = s.rcpt("rt-billing@rt.test")
+        assert code == 550, (code, text)
+    rt_perl(rt, 'my $q = RT::Queue->new(RT->SystemUser);'
+                'my ($id, $msg) = $q->Create(Name => "billing", '
+                'CorrespondAddress => q{rt-billing@rt.test});'
+                'die "$msg\\n" unless $id;')
+    assert wait_for_queue(gw, "billing"), gw.log_text()
+    code, text = send(gw, "rt-billing@rt.test", "Invoice 42 is wrong")
+    assert code == 250, text
+    assert list(rt.tickets("Invoice 42 is wrong").values()) == ["billing"]
+    code, text = send(gw, "rt-sales@rt.test", "Still sold")
+    assert code == 250, text
