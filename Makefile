@@ -162,7 +162,8 @@ VG_DIR ?= /tmp/undersmtpd-valgrind.$(shell id -u)
 # test_status.py is left to make asan: it stops daemons whose queue run may be
 # in progress, and a process ended by SIGTERM's default action leaves its fds open.
 VALGRIND_TESTS := test_protocol.py test_smuggling.py test_pipe.py test_injection.py \
-                  test_relay.py test_spool.py test_test_pipe.py test_check.py test_probe.py
+                  test_relay.py test_spool.py test_test_pipe.py test_check.py test_probe.py \
+                  test_filter.py test_rt_queues.py
 valgrind: all
 	rm -rf $(VG_DIR) && mkdir -p $(VG_DIR) && chmod 1777 $(VG_DIR)
 	UNDERSMTPD_WRAP="valgrind --track-fds=yes --leak-check=full \

@@ -262,6 +262,23 @@ build_env(const struct delivery_values *v, const struct route_result *r,
 	}
 }
 
+/* fill_request - cmd's request: its argv and environment, as u, with pc's path and timeout. */
+static void
+fill_request(struct delivery_command *cmd, const struct pipe_conf *pc,
+    const struct pipe_user *u, int as_root)
+{
+	str_copy(cmd->home, sizeof(cmd->home), u->home);
+	cmd->req.argv = cmd->argv;
+	cmd->req.envp = cmd->envp;
+	cmd->req.path = pc->path;
+	cmd->req.home = cmd->home;
+	cmd->req.change_user = as_root;
+	cmd->req.uid = u->uid;
+	cmd->req.gid = u->gid;
+	cmd->req.timeout = pc->timeout;
+	cmd->req.stdin_fd = -1;
+}
+
 int
 delivery_build(const struct conf *c, const struct route_result *r,
     const struct delivery_values *v, int as_root, uid_t forbidden_uid,
@@ -288,16 +305,7 @@ delivery_build(const struct conf *c, const struct route_result *r,
 	    whysize) < 0)
 		return -1;
 	build_env(v, r, pc, &u, cmd->envp, ARRAY_LEN(cmd->envp));
-	str_copy(cmd->home, sizeof(cmd->home), u.home);
-	cmd->req.argv = cmd->argv;
-	cmd->req.envp = cmd->envp;
-	cmd->req.path = pc->path;
-	cmd->req.home = cmd->home;
-	cmd->req.change_user = as_root;
-	cmd->req.uid = u.uid;
-	cmd->req.gid = u.gid;
-	cmd->req.timeout = pc->timeout;
-	cmd->req.stdin_fd = -1;
+	fill_request(cmd, pc, &u, as_root);
 	return 0;
 }
 
@@ -357,16 +365,7 @@ delivery_build_filter(const struct filter_conf *f, const struct pipe_conf *pc,
 	env_add(envp, &n, DELIVERY_MAX_ENV, "CLIENT_HELO", v->helo);
 	env_add(envp, &n, DELIVERY_MAX_ENV, "QUEUE_ID", v->queue_id);
 	env_add(envp, &n, DELIVERY_MAX_ENV, "FILTER_REWRITE", f->rewrite ? "yes" : "no");
-	str_copy(cmd->home, sizeof(cmd->home), u.home);
-	cmd->req.argv = cmd->argv;
-	cmd->req.envp = cmd->envp;
-	cmd->req.path = pc->path;
-	cmd->req.home = cmd->home;
-	cmd->req.change_user = as_root;
-	cmd->req.uid = u.uid;
-	cmd->req.gid = u.gid;
-	cmd->req.timeout = pc->timeout;
-	cmd->req.stdin_fd = -1;
+	fill_request(cmd, pc, &u, as_root);
 	return 0;
 }
 

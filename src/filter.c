@@ -216,7 +216,8 @@ read_some(int fd, struct filter_output *fo)
 {
 	char buf[16384];
 
-	for (;;) {
+	/* A bounded number of reads: the caller's loop keeps the filter's timeout. */
+	for (int reads = 0; reads < 16; reads++) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 
 		if (n == 0)
@@ -229,6 +230,7 @@ read_some(int fd, struct filter_output *fo)
 		 */
 		filter_output_add(fo, buf, (size_t)n);
 	}
+	return 0;
 }
 
 /*
@@ -332,6 +334,18 @@ run_launched(const struct delivery_ctx *dctx, const struct pipe_conf *pc,
 	launcher_answer(afd, res);
 }
 
+/*
+ * output_limit - what a rewritten message may weigh: max_message_size and
+ * room for added headers; sendmail reads 0 as no limit, the memfd still gets one.
+ */
+static uint64_t
+output_limit(uint64_t max)
+{
+	if (max == 0 || max > FILTER_OUTPUT_CEILING - FILTER_GROWTH)
+		return FILTER_OUTPUT_CEILING;
+	return max + FILTER_GROWTH;
+}
+
 /* replace_message - msgfd's content becomes the rewritten message in fd. */
 static int
 replace_message(int msgfd, int fd, uint64_t size)
@@ -420,7 +434,7 @@ filter_message(const struct delivery_ctx *dctx, const struct filter_conf *f,
 			smtp_set_reply(rep, 451, "4.3.0", "Local error: cannot run the filter");
 			goto done;
 		}
-		filter_output_init(fo, outfd, dctx->conf->max_message_size + FILTER_GROWTH);
+		filter_output_init(fo, outfd, output_limit(dctx->conf->max_message_size));
 	}
 	if (dctx->ps.launcher_fd >= 0)
 		run_launched(dctx, pc, v, in, p[1] > 0 ? p[1] : 0, p[0], fo, &res);

@@ -33,6 +33,8 @@
 #define FILTER_RECIPIENTS_MAX 2000
 /* Room for the headers a filter adds above max_message_size (a signature). */
 #define FILTER_GROWTH (64 * 1024)
+/* ...and never more than this (max_message_size 0, or huge). */
+#define FILTER_OUTPUT_CEILING ((uint64_t)1 << 30)
 
 /*
  * filter_for_route - the filter for r's destinations: an alias block's for

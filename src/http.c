@@ -131,22 +131,28 @@ dechunk(const char *p, size_t len, char *out)
 }
 
 /*
+ * header_end - the length of the header (its blank line included) when buf
+ * holds all of it within HTTP_HEAD_MAX bytes; 0 otherwise.  from: where a
+ * caller that looked before may start again.
+ */
+static size_t
+header_end(const char *buf, size_t len, size_t from)
+{
+	for (size_t i = from; i + 4 <= len && i + 4 <= HTTP_HEAD_MAX; i++)
+		if (memcmp(buf + i, "\r\n\r\n", 4) == 0)
+			return i + 4;
+	return 0;
+}
+
+/*
  * response_complete - buf holds a whole response by its own framing: the
- * header and Content-Length bytes, or a chunked body's last chunk.
+ * header (hlen bytes) and Content-Length bytes, or a chunked body's last chunk.
  */
 static int
-response_complete(const char *buf, size_t len)
+response_complete(const char *buf, size_t len, size_t hlen)
 {
 	char head[HTTP_HEAD_MAX + 1], value[64];
-	size_t hlen = 0;
 
-	for (size_t i = 0; i + 3 < len && i < HTTP_HEAD_MAX; i++)
-		if (memcmp(buf + i, "\r\n\r\n", 4) == 0) {
-			hlen = i + 4;
-			break;
-		}
-	if (hlen == 0)
-		return 0;
 	memcpy(head, buf, hlen);
 	head[hlen] = '\0';
 	if (header_value(head, "Transfer-Encoding", value, sizeof(value)) != NULL &&
@@ -171,16 +177,13 @@ http_parse(const char *buf, size_t len, struct http_response *r, char *why, size
 	int minor = 0;
 
 	memset(r, 0, sizeof(*r));
-	for (size_t i = 0; i + 3 < len && i < HTTP_HEAD_MAX; i++)
-		if (memcmp(buf + i, "\r\n\r\n", 4) == 0) {
-			end = buf + i + 4;
-			break;
-		}
-	if (end == NULL) {
-		snprintf(why, whysize, "no end of the response's header");
+	hlen = header_end(buf, len, 0);
+	if (hlen == 0) {
+		snprintf(why, whysize, "no end of the response's header within %d bytes",
+		    HTTP_HEAD_MAX);
 		return -1;
 	}
-	hlen = (size_t)(end - buf);
+	end = buf + hlen;
 	memcpy(head, buf, hlen);
 	head[hlen] = '\0';
 	if (memchr(head, '\0', hlen) != NULL ||
@@ -222,14 +225,13 @@ http_parse(const char *buf, size_t len, struct http_response *r, char *why, size
 
 int
 http_get(const struct url *u, const char *target, const char *header,
-    const char *ca_file, long timeout, size_t max, struct http_response *r,
+    const char *ca_file, int64_t deadline, size_t max, struct http_response *r,
     char *why, size_t whysize)
 {
-	int64_t deadline = now_ms() + timeout * 1000;
 	struct netio io;
 	char req[4096];
 	char *buf = NULL;
-	size_t len = 0, cap = max + HTTP_HEAD_MAX;
+	size_t len = 0, hlen = 0, cap = max + HTTP_HEAD_MAX;
 	int fd, n, rc = -1;
 
 	memset(r, 0, sizeof(*r));
@@ -263,13 +265,16 @@ http_get(const struct url *u, const char *target, const char *header,
 			snprintf(why, whysize, "read the response: %s", strerror(errno));
 			goto out;
 		}
+		/* The header's end is looked for once, in the new bytes only. */
+		if (hlen == 0)
+			hlen = header_end(buf, len + (size_t)got, len > 3 ? len - 3 : 0);
 		len += (size_t)got;
 		/*
 		 * Done when the framing says so: servers that close a TLS
 		 * connection without close_notify (Plack's, Python's) would
 		 * otherwise turn a whole response into a read error.
 		 */
-		if (response_complete(buf, len))
+		if (hlen > 0 && response_complete(buf, len, hlen))
 			break;
 		if (len == cap) {
 			snprintf(why, whysize, "response longer than %zu bytes", max);

@@ -10,6 +10,7 @@
 #define HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util.h"
 
@@ -21,11 +22,12 @@ struct http_response {
 
 /*
  * http_get - GET target (path and query, from '/') of u's server, with one
- * extra header line (NULL for none, no CRLF); 0 with r filled, or -1 with
- * why (resolve, connect, TLS, timeout, a response too long or malformed).
+ * extra header line (NULL for none, no CRLF), done by deadline (now_ms()
+ * time); 0 with r filled, or -1 with why (resolve, connect, TLS, timeout, a
+ * response too long or malformed).
  */
 int http_get(const struct url *u, const char *target, const char *header,
-    const char *ca_file, long timeout, size_t max, struct http_response *r,
+    const char *ca_file, int64_t deadline, size_t max, struct http_response *r,
     char *why, size_t whysize);
 void http_response_free(struct http_response *r);
 

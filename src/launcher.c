@@ -438,7 +438,7 @@ start_filter(const struct launcher_tables *t, const struct route_result *r,
 		return -1;
 	}
 	if (f->rewrite != (outfd >= 0) || (outfd >= 0 && (fstat(outfd, &st) < 0 ||
-	    !S_ISFIFO(st.st_mode)))) {
+	    !S_ISFIFO(st.st_mode) || (fcntl(outfd, F_GETFL) & O_ACCMODE) != O_WRONLY))) {
 		refuse(&pc->res, f->rewrite ? "the filter rewrites: its output needs a pipe"
 		    : "the filter does not rewrite: its output is ours to read");
 		return -1;

@@ -175,7 +175,10 @@ string(struct json *j, char *out, size_t size)
 			} else if (cp >= 0xdc00 && cp < 0xe000) {
 				return fail(j, "a lone surrogate");
 			}
-			put_utf8(out, size, &o, cp, &toolong);
+			if (cp == 0)
+				toolong = 1;      /* a NUL would cut it short: not kept */
+			else
+				put_utf8(out, size, &o, cp, &toolong);
 			break;
 		}
 		default:
@@ -223,6 +226,32 @@ literal(struct json *j, const char *word)
 		return fail(j, "an unexpected character");
 	j->p += len;
 	return 0;
+}
+
+/* elements - an array's elements after '[', each handed to fn; 0, or -1. */
+static int
+elements(struct json *j, int depth, int (*fn)(struct json *, int, void *), void *ctx)
+{
+	ws(j);
+	if (j->p < j->end && *j->p == ']') {
+		j->p++;
+		return 0;
+	}
+	for (;;) {
+		ws(j);
+		if (fn(j, depth, ctx) < 0)
+			return -1;
+		ws(j);
+		if (j->p < j->end && *j->p == ',') {
+			j->p++;
+			continue;
+		}
+		if (j->p < j->end && *j->p == ']') {
+			j->p++;
+			return 0;
+		}
+		return fail(j, "',' or ']' expected");
+	}
 }
 
 /* members - an object's members after '{', each handed to fn; 0, or -1. */
@@ -274,6 +303,13 @@ skip_member(struct json *j, const char *key, int depth, void *ctx)
 	return value(j, depth + 1);
 }
 
+static int
+skip_element(struct json *j, int depth, void *ctx)
+{
+	(void)ctx;
+	return value(j, depth + 1);
+}
+
 /* value - any JSON value, checked and skipped. */
 static int
 value(struct json *j, int depth)
@@ -291,25 +327,7 @@ value(struct json *j, int depth)
 		return members(j, depth, skip_member, NULL);
 	case '[':
 		j->p++;
-		ws(j);
-		if (j->p < j->end && *j->p == ']') {
-			j->p++;
-			return 0;
-		}
-		for (;;) {
-			if (value(j, depth + 1) < 0)
-				return -1;
-			ws(j);
-			if (j->p < j->end && *j->p == ',') {
-				j->p++;
-				continue;
-			}
-			if (j->p < j->end && *j->p == ']') {
-				j->p++;
-				return 0;
-			}
-			return fail(j, "',' or ']' expected");
-		}
+		return elements(j, depth, skip_element, NULL);
 	case 't':
 		return literal(j, "true");
 	case 'f':
@@ -353,6 +371,17 @@ item_member(struct json *j, const char *key, int depth, void *ctx)
 	return 0;
 }
 
+/* item - one element of items: an object's Name kept, anything else skipped. */
+static int
+item(struct json *j, int depth, void *ctx)
+{
+	if (j->p < j->end && *j->p == '{') {
+		j->p++;
+		return members(j, depth + 1, item_member, ctx);
+	}
+	return value(j, depth + 1);
+}
+
 static int
 top_member(struct json *j, const char *key, int depth, void *ctx)
 {
@@ -365,31 +394,7 @@ top_member(struct json *j, const char *key, int depth, void *ctx)
 	if (strcmp(key, "items") != 0 || j->p >= j->end || *j->p != '[')
 		return value(j, depth + 1);
 	j->p++;
-	ws(j);
-	if (j->p < j->end && *j->p == ']') {
-		j->p++;
-		return 0;
-	}
-	for (;;) {
-		ws(j);
-		if (j->p < j->end && *j->p == '{') {
-			j->p++;
-			if (members(j, depth + 2, item_member, pg) < 0)
-				return -1;
-		} else if (value(j, depth + 2) < 0) {
-			return -1;
-		}
-		ws(j);
-		if (j->p < j->end && *j->p == ',') {
-			j->p++;
-			continue;
-		}
-		if (j->p < j->end && *j->p == ']') {
-			j->p++;
-			return 0;
-		}
-		return fail(j, "',' or ']' expected");
-	}
+	return elements(j, depth + 1, item, pg);
 }
 
 int
@@ -460,6 +465,7 @@ rtq_fetch(const struct conf *c, struct rtq_names *out, char *why, size_t whysize
 {
 	struct url u;
 	char token[1024], header[1100];
+	int64_t deadline;
 
 	memset(out, 0, sizeof(*out));
 	if (c->rt.url == NULL || url_parse(c->rt.url, &u) < 0) {
@@ -469,6 +475,8 @@ rtq_fetch(const struct conf *c, struct rtq_names *out, char *why, size_t whysize
 	if (read_token(c->rt.token_file, token, sizeof(token), why, whysize) < 0)
 		return -1;
 	snprintf(header, sizeof(header), "Authorization: token %s", token);
+	/* One timeout for the whole list: a slow RT cannot hold a session page by page. */
+	deadline = now_ms() + (int64_t)c->rt.timeout * 1000;
 	for (int page = 1; page <= RTQ_MAX_PAGES; page++) {
 		struct http_response r;
 		char target[1200];
@@ -478,7 +486,7 @@ rtq_fetch(const struct conf *c, struct rtq_names *out, char *why, size_t whysize
 		snprintf(target, sizeof(target), "%s%sREST/2.0/queues/all?per_page=%d&page=%d"
 		    "&fields=Name", u.path, plen > 0 && u.path[plen - 1] == '/' ? "" : "/",
 		    RTQ_PER_PAGE, page);
-		if (http_get(&u, target, header, c->rt.ca_file, c->rt.timeout, RTQ_PAGE_MAX, &r,
+		if (http_get(&u, target, header, c->rt.ca_file, deadline, RTQ_PAGE_MAX, &r,
 		    why, whysize) < 0)
 			goto fail;
 		if (r.status != 200) {
@@ -571,7 +579,8 @@ rtq_read(const struct conf *c, struct rtq_names *out)
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (fp = fdopen(fd, "r")) == NULL) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+	    (fp = fdopen(fd, "r")) == NULL) {
 		close(fd);
 		return -1;
 	}

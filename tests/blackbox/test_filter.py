@@ -15,7 +15,7 @@ import pytest
 
 from conftest import needs_root
 from smarthost import Sink
-from test_spool import queue_ids
+from test_spool import queue_ids, send as spool_send
 
 BODY = b"From: <a@remote.test>\r\nSubject: filter me\r\n\r\nline one\r\nline two\r\n"
 
@@ -57,13 +57,8 @@ def conf(gw, sink=None, top="", extra=""):
     gw.write_conf(top + sh + 'queue { run_after_accept = false }\n' + extra)
 
 
-def send(gw, rcpts, body=BODY, sender="a@remote.test"):
-    c = gw.session()
-    c.greet()
-    r = c.mail(sender=sender, rcpts=rcpts, body=body)
-    c.cmd("QUIT")
-    c.close()
-    return r
+def send(gw, rcpts, body=BODY):
+    return spool_send(gw, rcpts, sender="a@remote.test", body=body)
 
 
 def filter_env(gw):

@@ -30,18 +30,9 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char text[200];
-	struct diag d = {NULL, NULL, 0};
-	char *path;
 
 	snprintf(f->dir, sizeof(f->dir), "/tmp/undersmtpd-breaker-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(text, sizeof(text), "spool_dir = \"%s\"\n", f->dir);
-	path = write_temp(text);
-	f->c = conf_load(path, 0, &d);
-	unlink(path);
-	free(path);
-	assert_non_null(f->c);
+	f->c = conf_with_spool(f->dir);
 	f->pc = f->c->pipe;
 	*state = f;
 	return 0;

@@ -146,23 +146,10 @@ test_reply_table(void **state)
 	assert_int_equal(atoi(line), 451);
 }
 
-static struct conf *
-load(const char *text)
-{
-	struct diag d = {NULL, NULL, 0};
-	char *path = write_temp(text);
-	struct conf *c = conf_load(path, 0, &d);
-
-	unlink(path);
-	free(path);
-	assert_non_null(c);
-	return c;
-}
-
 static void
 test_filter_for_route(void **state)
 {
-	struct conf *c = load("filter = \"/usr/bin/global\"\n"
+	struct conf *c = conf_from_text("filter = \"/usr/bin/global\"\n"
 	    "alias \"support\" { filter = \"/usr/bin/mine -x\"\nrewrite = yes }\n"
 	    "alias \"sales\" { filter = \"\" }\n"
 	    "alias \"other\" { timeout = 1m }\n"
@@ -201,7 +188,7 @@ test_filter_for_route(void **state)
 	conf_free(c);
 
 	/* Without smarthost filters the global one is theirs. */
-	c = load("filter = \"/usr/bin/global\"\nsmarthost \"a\" { host = \"192.0.2.1\" }\n");
+	c = conf_from_text("filter = \"/usr/bin/global\"\nsmarthost \"a\" { host = \"192.0.2.1\" }\n");
 	r->ndest = 2;
 	r->dest[0].kind = ROUTE_SMARTHOST;
 	assert_false(filter_for_route(c, r, &conflict) == NULL);

@@ -83,4 +83,40 @@ count_lines(const char *text)
 	return n;
 }
 
+#ifdef CONF_H
+/* conf_from_text - a configuration parsed from text (through a temporary file). */
+static inline struct conf *
+conf_from_text(const char *text)
+{
+	struct diag d = {NULL, NULL, 0};
+	char *path = write_temp(text);
+	struct conf *c = conf_load(path, 0, &d);
+
+	unlink(path);
+	free(path);
+	if (c == NULL) {
+		fprintf(stderr, "conf_from_text: %d error(s) in:\n%s", d.errors, text);
+		exit(1);
+	}
+	return c;
+}
+
+/*
+ * conf_with_spool - a fresh directory made from pattern (mkdtemp) and a
+ * configuration whose spool it is; for the modules that keep files there.
+ */
+static inline struct conf *
+conf_with_spool(char *pattern)
+{
+	char text[300];
+
+	if (mkdtemp(pattern) == NULL) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	snprintf(text, sizeof(text), "spool_dir = \"%s\"\n", pattern);
+	return conf_from_text(text);
+}
+#endif
+
 #endif
