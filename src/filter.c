@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE   /* memfd_create */
 #include "filter.h"
+#include "aliases.h"
 #include "buf.h"
 #include "launcher.h"
 #include "log.h"
@@ -477,4 +478,59 @@ done:
 		close(outfd);
 	free(fo);
 	return rc;
+}
+
+int
+filter_choose(const struct conf *c, const struct aliases *a, const char *const *rcpts,
+    size_t n, const struct filter_conf **f, const struct pipe_conf **pc,
+    const char **first)
+{
+	int differ = 0;
+
+	*f = NULL;
+	*pc = &c->pipe;
+	*first = NULL;
+	for (size_t i = 0; i < n && !differ; i++) {
+		struct route_result *r = xmalloc(sizeof(*r));
+		struct addr ad;
+		int conflict;
+
+		if (addr_parse_plain(rcpts[i], &ad) == ADDR_OK) {
+			route_address(c, a, &ad, 1, r);
+			if (r->reply.code == 250) {
+				const struct filter_conf *g = filter_for_route(c, r, &conflict);
+
+				differ = conflict || (*first != NULL && g != *f);
+				if (*first == NULL) {
+					*first = rcpts[i];
+					*f = g;
+					*pc = delivery_pipe_conf(c, r);
+				}
+			}
+		}
+		free(r);
+	}
+	return differ ? -1 : 0;
+}
+
+int
+filter_transaction(const struct delivery_ctx *dctx, const struct filter_conf *f,
+    const struct pipe_conf *pc, const char *queue_id, const char *sender,
+    const char *first, const char *const *rcpts, size_t n, const char *client_addr,
+    const char *helo, int msgfd, uint64_t *size, struct smtp_reply *rep)
+{
+	char list[FILTER_RECIPIENTS_MAX + 1];
+	struct delivery_values v;
+
+	filter_recipients(rcpts, n, list, sizeof(list));
+	memset(&v, 0, sizeof(v));
+	v.recipient = first;
+	v.sender = sender;
+	v.client_addr = client_addr;
+	v.helo = helo;
+	v.queue_id = queue_id;
+	v.delivery_id = "";
+	v.kind = "filter";
+	v.recipients = list;
+	return filter_message(dctx, f, pc, &v, msgfd, size, rep);
 }

@@ -88,4 +88,25 @@ int filter_message(const struct delivery_ctx *dctx, const struct filter_conf *f,
 /* filter_recipients - the RECIPIENTS value for n addresses into out. */
 void filter_recipients(const char *const *rcpts, size_t n, char *out, size_t size);
 
+struct aliases;
+/*
+ * filter_choose - for mail that comes with its recipients at once (sendmail,
+ * the maildrop): the one filter of rcpts, routed with the relay right, in
+ * *f (NULL: none), its pipe settings in *pc and the recipient that names it
+ * in *first.  Recipients that cannot be routed are left to their own
+ * refusal.  -1 when they have different filters (nothing to run).
+ */
+int filter_choose(const struct conf *c, const struct aliases *a, const char *const *rcpts,
+    size_t n, const struct filter_conf **f, const struct pipe_conf **pc,
+    const char **first);
+/*
+ * filter_transaction - filter_message for a message of sender to rcpts
+ * (first: the one that names the filter) from client_addr / helo: the
+ * envelope values and RECIPIENTS made here.
+ */
+int filter_transaction(const struct delivery_ctx *dctx, const struct filter_conf *f,
+    const struct pipe_conf *pc, const char *queue_id, const char *sender,
+    const char *first, const char *const *rcpts, size_t n, const char *client_addr,
+    const char *helo, int msgfd, uint64_t *size, struct smtp_reply *rep);
+
 #endif

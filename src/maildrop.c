@@ -3,6 +3,8 @@
  * helper, and picking it up into the spool.  See maildrop.h.
  */
 #include "maildrop.h"
+#include "bounce.h"
+#include "filter.h"
 #include "stats.h"
 #include "buf.h"
 #include "envelope.h"
@@ -292,14 +294,87 @@ put_checked(void *ctx, const char *p, size_t n)
 }
 
 /*
+ * refusal_dsn - the content filter refused a maildrop message for good: its
+ * sender gets the DSN sendmail's caller would have had as an exit status.
+ * 0, or -1 (none could be made: the file stays for the next run).
+ */
+static int
+refusal_dsn(const struct conf *c, const struct envelope *e, const struct maildrop_header *h,
+    const struct smtp_reply *rep)
+{
+	struct spool_env env;
+	char line[SPOOL_REPLY_MAX];
+	int rc;
+
+	memset(&env, 0, sizeof(env));
+	str_copy(env.id, sizeof(env.id), e->id);
+	str_copy(env.sender, sizeof(env.sender), h->sender);
+	env.created = time(NULL);
+	env.rcpts = xcalloc(h->nrcpts, sizeof(*env.rcpts));
+	env.nrcpts = h->nrcpts;
+	smtp_reply_line(rep, line, sizeof(line));
+	for (size_t i = 0; i < h->nrcpts; i++) {
+		str_copy(env.rcpts[i].addr, sizeof(env.rcpts[i].addr), h->rcpts[i]);
+		str_copy(env.rcpts[i].orig, sizeof(env.rcpts[i].orig), h->rcpts[i]);
+		env.rcpts[i].state = RCPT_FAILED;
+		str_copy(env.rcpts[i].last, sizeof(env.rcpts[i].last), line);
+	}
+	rc = bounce_create(c, &env, e->msg_fd);
+	free(env.rcpts);
+	return rc;
+}
+
+/*
+ * filter_maildrop - issue 20: the recipients' content filter on e's message
+ * before it joins the queue.  0 go on (perhaps rewritten, *size updated);
+ * -1 try again at the next run; -2 refused (*why); -3 refused for good and
+ * the sender told.
+ */
+static int
+filter_maildrop(const struct conf *c, const struct aliases *a,
+    const struct delivery_ctx *dctx, struct envelope *e, const struct maildrop_header *h,
+    uint64_t *size, const char **why)
+{
+	const char **rcpts = xcalloc(h->nrcpts, sizeof(*rcpts));
+	const struct filter_conf *f;
+	const struct pipe_conf *pc;
+	const char *first;
+	struct smtp_reply rep;
+	int rc = 0;
+
+	for (size_t i = 0; i < h->nrcpts; i++)
+		rcpts[i] = h->rcpts[i];
+	if (filter_choose(c, a, rcpts, h->nrcpts, &f, &pc, &first) < 0) {
+		*why = "the recipients go through different content filters";
+		rc = -2;
+	} else if (f != NULL && filter_transaction(dctx, f, pc, e->id, e->sender_text, first,
+	    rcpts, h->nrcpts, "127.0.0.1", "localhost", e->msg_fd, size, &rep) < 0) {
+		if (rep.code / 100 == 4) {
+			log_info("%s: the content filter deferred a maildrop message: %d %s %s",
+			    e->id, rep.code, rep.status, rep.text);
+			rc = -1;
+		} else if (h->sender[0] == '\0') {
+			*why = "refused by the content filter (no DSN to the null sender)";
+			rc = -2;
+		} else {
+			rc = refusal_dsn(c, e, h, &rep) == 0 ? -3 : -1;
+		}
+	}
+	free(rcpts);
+	return rc;
+}
+
+/*
  * to_spool - one maildrop message into the spool, exactly as sendmail run by
  * `user` would have spooled it (but every recipient is left to the queue).
  * 0; -1 with errno on a local failure (the file stays for the next run); -2
- * with *why when the message itself is refused.
+ * with *why when the message itself is refused; -3 when the content filter
+ * refused it and the sender has a DSN.
  */
 static int
-to_spool(const struct conf *c, int fd, const struct stat *st, const struct maildrop_header *h,
-    char *id, size_t idsize, const char **why)
+to_spool(const struct conf *c, const struct aliases *a, const struct delivery_ctx *dctx,
+    int fd, const struct stat *st, const struct maildrop_header *h, char *id,
+    size_t idsize, const char **why)
 {
 	struct envelope_client cl = {"localhost", "127.0.0.1", "local", (long)st->st_uid};
 	struct envelope e;
@@ -307,7 +382,7 @@ to_spool(const struct conf *c, int fd, const struct stat *st, const struct maild
 	struct body_check check;
 	uint64_t bodylen = (uint64_t)st->st_size - h->length;
 	off_t size;
-	int rc = -1;
+	int rc = -1, filtered_out = 0;
 
 	envelope_init(&e);
 	if (envelope_new_id(&e) < 0)
@@ -337,14 +412,25 @@ to_spool(const struct conf *c, int fd, const struct stat *st, const struct maild
 	}
 	if (envelope_finish_message(&e) < 0)
 		goto out;
-	for (size_t i = 0; i < h->nrcpts; i++)
-		envelope_add_dest(&e, h->rcpts[i], h->rcpts[i]);
 	size = lseek(e.msg_fd, 0, SEEK_END);
 	if (size < 0)
 		goto out;
+	{
+		uint64_t filtered = (uint64_t)size;
+
+		rc = filter_maildrop(c, a, dctx, &e, h, &filtered, why);
+		if (rc != 0) {
+			filtered_out = 1;      /* the filter's outcome is logged already */
+			goto out;
+		}
+		size = (off_t)filtered;
+		rc = -1;
+	}
+	for (size_t i = 0; i < h->nrcpts; i++)
+		envelope_add_dest(&e, h->rcpts[i], h->rcpts[i]);
 	rc = envelope_spool(&e, c, &cl, (uint64_t)size);
 out:
-	if (rc == -1)
+	if (rc == -1 && !filtered_out)
 		log_warn("%s: spooling a maildrop message", e.id);
 	envelope_reset(&e);
 	return rc;
@@ -352,7 +438,8 @@ out:
 
 /* pick_one - 1 picked up, 0 left for later or rejected. */
 static int
-pick_one(const struct conf *c, int dfd, const char *name)
+pick_one(const struct conf *c, const struct aliases *a, const struct delivery_ctx *dctx,
+    int dfd, const char *name)
 {
 	struct maildrop_header h;
 	struct stat st;
@@ -398,8 +485,16 @@ pick_one(const struct conf *c, int dfd, const char *name)
 			snprintf(why, sizeof(why), "%zu recipients, max_recipients is %ld", h.nrcpts,
 			    c->max_recipients);
 			reject(dfd, name, &st, why);
-		} else if ((rc = to_spool(c, fd, &st, &h, id, sizeof(id), &refused)) == -2) {
+		} else if ((rc = to_spool(c, a, dctx, fd, &st, &h, id, sizeof(id),
+		    &refused)) == -2) {
 			reject(dfd, name, &st, refused);
+			rc = 0;
+		} else if (rc == -3) {
+			/* The sender has the DSN: the maildrop copy has done its part. */
+			log_info_as("pickup", "%s: uid=%ld from=<%s> (maildrop %s): refused by the "
+			    "content filter, sender notified", id, (long)st.st_uid, h.sender, name);
+			if (unlinkat(dfd, name, 0) < 0)
+				log_warn("unlink maildrop/%s", name);
 			rc = 0;
 		} else if (rc == 0) {
 			/* Postfix's pickup and qmgr lines: pflogsumm counts it received. */
@@ -451,7 +546,8 @@ remove_if_dead(int dfd, const char *name, time_t now)
 }
 
 int
-maildrop_pickup(const struct conf *c)
+maildrop_pickup(const struct conf *c, const struct aliases *a,
+    const struct delivery_ctx *dctx)
 {
 	char path[4096];
 	struct dirent *de;
@@ -474,7 +570,7 @@ maildrop_pickup(const struct conf *c)
 		if (strncmp(de->d_name, "tmp.", 4) == 0)
 			remove_if_dead(dfd, de->d_name, now);
 		else
-			picked += pick_one(c, dfd, de->d_name);
+			picked += pick_one(c, a, dctx, dfd, de->d_name);
 	}
 	if (picked > 0 && fsync(dfd) < 0)
 		log_warn("fsync %s", path);

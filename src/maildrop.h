@@ -72,10 +72,17 @@ void maildrop_header_free(struct maildrop_header *h);
 int maildrop_hand_over(const char *helper, const char *dir, const char *header,
     size_t hlen, int bodyfd, uint64_t bodylen, char *why, size_t whysize);
 
+struct aliases;
+struct delivery_ctx;
 /*
  * maildrop_pickup - move every complete maildrop file into the spool (the
  * caller holds the queue's run lock).  Returns how many were picked up.
+ * The content filter of its recipients (filter.h; a, their aliases, may be
+ * NULL) runs first, through dctx: its 4xx leaves the file for the next run,
+ * its 5xx goes back to the sender as a DSN, as sendmail's caller would
+ * have been told.
  */
-int maildrop_pickup(const struct conf *c);
+int maildrop_pickup(const struct conf *c, const struct aliases *a,
+    const struct delivery_ctx *dctx);
 
 #endif

@@ -706,7 +706,7 @@ queue_run_until_idle(struct queue_ctx *q, int force, struct queue_result *res)
 		size_t n = 0;
 
 		/* SPEC 11: users' mail waiting in the maildrop joins the queue first. */
-		maildrop_pickup(c);
+		maildrop_pickup(c, q->aliases, &q->dctx);
 		ids = spool_ids(c);
 		while (ids[n] != NULL)
 			n++;

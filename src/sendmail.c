@@ -451,36 +451,14 @@ static int
 run_filter(const struct conf *c, const struct aliases *a, const struct delivery_ctx *dctx,
     struct envelope *e, char **rcpts, size_t nrcpts, off_t *size, struct sm_result *res)
 {
-	const struct filter_conf *f = NULL;
-	const struct pipe_conf *pc = NULL;
-	const char *first = NULL;
-	char list[FILTER_RECIPIENTS_MAX + 1];
-	struct delivery_values v;
+	const char *const *list = (const char *const *)rcpts;
+	const struct filter_conf *f;
+	const struct pipe_conf *pc;
+	const char *first;
 	struct smtp_reply rep;
 	uint64_t newsize = (uint64_t)*size;
-	int differ = 0;
 
-	for (size_t i = 0; i < nrcpts && !differ; i++) {
-		struct route_result *r = xmalloc(sizeof(*r));
-		const struct filter_conf *g;
-		struct addr ad;
-		int conflict;
-
-		if (addr_parse_plain(rcpts[i], &ad) == ADDR_OK) {
-			route_address(c, a, &ad, 1, r);
-			if (r->reply.code == 250) {
-				g = filter_for_route(c, r, &conflict);
-				differ = conflict || (first != NULL && g != f);
-				if (first == NULL) {
-					first = rcpts[i];
-					f = g;
-					pc = delivery_pipe_conf(c, r);
-				}
-			}
-		}
-		free(r);
-	}
-	if (differ) {
+	if (filter_choose(c, a, list, nrcpts, &f, &pc, &first) < 0) {
 		fprintf(stderr, "sendmail: the recipients go through different content "
 		    "filters: send the message to each group of them apart\n");
 		worse(res, EX_UNAVAILABLE);
@@ -488,17 +466,8 @@ run_filter(const struct conf *c, const struct aliases *a, const struct delivery_
 	}
 	if (f == NULL)
 		return 0;
-	filter_recipients((const char *const *)rcpts, nrcpts, list, sizeof(list));
-	memset(&v, 0, sizeof(v));
-	v.recipient = first;
-	v.sender = e->sender_text;
-	v.client_addr = "127.0.0.1";
-	v.helo = "localhost";
-	v.queue_id = e->id;
-	v.delivery_id = "";
-	v.kind = "filter";
-	v.recipients = list;
-	if (filter_message(dctx, f, pc, &v, e->msg_fd, &newsize, &rep) < 0) {
+	if (filter_transaction(dctx, f, pc, e->id, e->sender_text, first, list, nrcpts,
+	    "127.0.0.1", "localhost", e->msg_fd, &newsize, &rep) < 0) {
 		fprintf(stderr, "sendmail: %d %s %s\n", rep.code, rep.status, rep.text);
 		worse(res, sysexit_for_reply(rep.code, rep.status));
 		return -1;

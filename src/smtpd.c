@@ -447,23 +447,13 @@ run_filter(struct session *s, uint64_t *size, struct smtp_reply *rep)
 {
 	struct delivery_ctx dctx = {.conf = s->conf, .ps = s->env->ps};
 	const char *rcpts[DELIVERY_MAX_RCPTS];
-	char list[FILTER_RECIPIENTS_MAX + 1];
 	size_t n = 0;
-	struct delivery_values v;
 
 	for (size_t i = 0; i < s->tx.nrcpts && n < ARRAY_LEN(rcpts); i++)
 		rcpts[n++] = s->tx.rcpts[i].text;
-	filter_recipients(rcpts, n, list, sizeof(list));
-	memset(&v, 0, sizeof(v));
-	v.recipient = s->tx.rcpts[0].text;
-	v.sender = s->tx.sender_text;
-	v.client_addr = s->env->client_text;
-	v.helo = s->helo;
-	v.queue_id = s->tx.id;
-	v.delivery_id = "";
-	v.kind = "filter";
-	v.recipients = list;
-	filter_message(&dctx, s->tx.filter, s->tx.filter_pipe, &v, s->tx.msg_fd, size, rep);
+	filter_transaction(&dctx, s->tx.filter, s->tx.filter_pipe, s->tx.id,
+	    s->tx.sender_text, s->tx.rcpts[0].text, rcpts, n, s->env->client_text, s->helo,
+	    s->tx.msg_fd, size, rep);
 }
 
 /* data_verdict - the reply for a message read to its end, before delivery. */

@@ -274,3 +274,47 @@ def test_proxy_mode_forwards_the_filtered_message(gw):
         assert len(sink.messages()) == 1 and queue_ids(gw) == []
     finally:
         sink.stop()
+
+
+@needs_root
+def test_maildrop_mail_is_filtered_at_pickup(gw, sink):
+    """Mail an ordinary user hands to sendmail (cron, a web application) waits
+    in the maildrop; the queue run that picks it up runs the filter first: a
+    signer's header reaches the smarthost; a temporary refusal leaves the file
+    for the next run; a permanent one goes back to the sender as a DSN, and the
+    maildrop copy is gone."""
+    from test_maildrop import Maildrop, CRON_MAIL
+    md = Maildrop(gw)
+    try:
+        conf(gw, sink, top=f'filter = "{signer(gw)}"\nrewrite = yes\n')
+        assert md.send(["-i", "ops@remote.example"], CRON_MAIL).returncode == 0
+        assert gw.run("-q").returncode == 0
+        (m,) = sink.wait_messages(1)
+        assert m.data.startswith(b"X-Signed: sha256=") and b"nightly backup" in m.data
+        assert filter_env(gw)["SENDER"] == "nobody@mx.example.com"
+        assert md.files() == []
+
+        later = program(gw, "later", "cat >/dev/null\necho 'busy'\nexit 75\n")
+        conf(gw, sink, top=f'filter = "{later}"\n')
+        assert md.send(["-i", "ops@remote.example"], CRON_MAIL).returncode == 0
+        assert gw.run("-q").returncode == 0
+        assert len(md.files()) == 1 and queue_ids(gw) == []
+        assert "the content filter deferred a maildrop message: 451 4.7.1" in \
+            gw.log_text()
+
+        no = program(gw, "no", "cat >/dev/null\necho 'no mail from cron'\nexit 77\n")
+        conf(gw, sink, top=f'filter = "{no}"\n')
+        assert gw.run("-q").returncode == 0         # the waiting one: its sender is local
+        assert md.files() == []
+        assert md.send(["-i", "-f", "webapp@remote.example", "ops@remote.example"],
+                       CRON_MAIL).returncode == 0
+        assert gw.run("-q").returncode == 0
+        assert md.files() == []
+        msgs = sink.wait_messages(2)
+        dsn = msgs[1]
+        assert dsn.sender == "" and dsn.rcpts == ["webapp@remote.example"]
+        assert b"<ops@remote.example>: 550 5.7.0 no mail from cron" in dsn.data
+        assert b"Status: 5.7.0" in dsn.data and b"nightly backup" not in dsn.data
+        assert "refused by the content filter, sender notified" in gw.log_text()
+    finally:
+        md.close()

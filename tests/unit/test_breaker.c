@@ -32,7 +32,7 @@ setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	snprintf(f->dir, sizeof(f->dir), "/tmp/undersmtpd-breaker-XXXXXX");
-	f->c = conf_with_spool(f->dir);
+	f->c = conf_with_new_spool(f->dir);
 	f->pc = f->c->pipe;
 	*state = f;
 	return 0;

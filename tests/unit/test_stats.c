@@ -34,7 +34,7 @@ setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	snprintf(f->dir, sizeof(f->dir), "/tmp/undersmtpd-stats-XXXXXX");
-	f->c = conf_with_spool(f->dir);
+	f->c = conf_with_new_spool(f->dir);
 	*state = f;
 	return 0;
 }

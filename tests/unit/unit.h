@@ -102,11 +102,11 @@ conf_from_text(const char *text)
 }
 
 /*
- * conf_with_spool - a fresh directory made from pattern (mkdtemp) and a
+ * conf_with_new_spool - a fresh directory made from pattern (mkdtemp) and a
  * configuration whose spool it is; for the modules that keep files there.
  */
 static inline struct conf *
-conf_with_spool(char *pattern)
+conf_with_new_spool(char *pattern)
 {
 	char text[300];
 
