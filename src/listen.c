@@ -626,6 +626,19 @@ turn_away_queued(struct daemon *d, int ctl)
  * master closing our control socket.  Between connections fds 0 and 1 are
  * /dev/null, so nothing of the last client stays open here.
  */
+/*
+ * session_exit - a session process ends with nothing of its own open: the
+ * /dev/null it keeps between clients and its control socket (valgrind's
+ * --track-fds counts what a process leaves to _exit).
+ */
+static void __attribute__((noreturn))
+session_exit(int null, int ctl, int status)
+{
+	close(null);
+	close(ctl);
+	_exit(status);
+}
+
 static void __attribute__((noreturn))
 session_process(struct daemon *d, int ctl)
 {
@@ -645,7 +658,7 @@ session_process(struct daemon *d, int ctl)
 
 		if (!receive_connection(ctl, &fd, &proxied, &report_fd)) {
 			turn_away_queued(d, ctl);
-			_exit(0);
+			session_exit(null, ctl, 0);
 		}
 		/*
 		 * 's': mail was spooled, for the queue to run now.  The queue
@@ -655,7 +668,7 @@ session_process(struct daemon *d, int ctl)
 		 */
 		if (serve_connection(d, fd, proxied, report_fd) > 0 &&
 		    send(ctl, "s", 1, MSG_NOSIGNAL) != 1)
-			_exit(0);
+			session_exit(null, ctl, 0);
 		/*
 		 * Tell the master before the client sees its socket close: a client
 		 * that reconnects once it has seen EOF finds us idle, not a process
@@ -663,9 +676,9 @@ session_process(struct daemon *d, int ctl)
 		 */
 		said = uses >= d->conf->session_max_use || session_terminate ? 'x' : 'd';
 		if (send(ctl, &said, 1, MSG_NOSIGNAL) != 1 || said == 'x')
-			_exit(0);
+			session_exit(null, ctl, 0);
 		if (dup2(null, 0) < 0 || dup2(null, 1) < 0)
-			_exit(71);
+			session_exit(null, ctl, 71);
 	}
 }
 
