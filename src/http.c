@@ -144,28 +144,45 @@ header_end(const char *buf, size_t len, size_t from)
 	return 0;
 }
 
-/*
- * response_complete - buf holds a whole response by its own framing: the
- * header (hlen bytes) and Content-Length bytes, or a chunked body's last chunk.
- */
-static int
-response_complete(const char *buf, size_t len, size_t hlen)
+/* How a response's body ends, as its header says (RFC 9112 6.3). */
+struct framing {
+	int chunked;
+	long long length;             /* Content-Length; -1: none (the body runs to EOF) */
+};
+
+/* framing_of - the framing of the header in buf (hlen bytes, found by header_end). */
+static void
+framing_of(const char *buf, size_t hlen, struct framing *fr)
 {
-	char head[HTTP_HEAD_MAX + 1], value[64];
+	char head[HTTP_HEAD_MAX + 1], value[64], *e;
 
 	memcpy(head, buf, hlen);
 	head[hlen] = '\0';
-	if (header_value(head, "Transfer-Encoding", value, sizeof(value)) != NULL &&
-	    strcasecmp(value, "chunked") == 0)
-		return len - hlen >= 5 && memcmp(buf + len - 5, "0\r\n\r\n", 5) == 0 &&
-		    (len - hlen == 5 || buf[len - 6] == '\n');
-	if (header_value(head, "Content-Length", value, sizeof(value)) != NULL) {
-		char *e;
+	fr->chunked = header_value(head, "Transfer-Encoding", value, sizeof(value)) != NULL &&
+	    strcasecmp(value, "chunked") == 0;
+	fr->length = -1;
+	if (!fr->chunked &&
+	    header_value(head, "Content-Length", value, sizeof(value)) != NULL) {
 		unsigned long long n = strtoull(value, &e, 10);
 
-		return *e == '\0' && value[0] != '\0' && len - hlen >= n;
+		if (*e == '\0' && value[0] != '\0' && n < (1ULL << 62))
+			fr->length = (long long)n;
 	}
-	return 0;
+}
+
+/*
+ * response_complete - buf (len bytes, a header of hlen) holds a whole
+ * response by its own framing: Content-Length bytes of body, or a chunked
+ * body's last chunk.
+ */
+static int
+response_complete(const char *buf, size_t len, size_t hlen, const struct framing *fr)
+{
+	if (fr->chunked)
+		return len - hlen >= 5 && memcmp(buf + len - 5, "0\r\n\r\n", 5) == 0 &&
+		    (len - hlen == 5 || buf[len - 6] == '\n');
+	return fr->length >= 0 && (unsigned long long)(len - hlen) >= (unsigned long long)
+	    fr->length;
 }
 
 int
@@ -229,6 +246,7 @@ http_get(const struct url *u, const char *target, const char *header,
     char *why, size_t whysize)
 {
 	struct netio io;
+	struct framing fr = {0, -1};
 	char req[4096];
 	char *buf = NULL;
 	size_t len = 0, hlen = 0, cap = max + HTTP_HEAD_MAX;
@@ -265,16 +283,19 @@ http_get(const struct url *u, const char *target, const char *header,
 			snprintf(why, whysize, "read the response: %s", strerror(errno));
 			goto out;
 		}
-		/* The header's end is looked for once, in the new bytes only. */
-		if (hlen == 0)
+		/* The header's end and framing are looked for once, in the new bytes only. */
+		if (hlen == 0) {
 			hlen = header_end(buf, len + (size_t)got, len > 3 ? len - 3 : 0);
+			if (hlen > 0)
+				framing_of(buf, hlen, &fr);
+		}
 		len += (size_t)got;
 		/*
 		 * Done when the framing says so: servers that close a TLS
 		 * connection without close_notify (Plack's, Python's) would
 		 * otherwise turn a whole response into a read error.
 		 */
-		if (hlen > 0 && response_complete(buf, len, hlen))
+		if (hlen > 0 && response_complete(buf, len, hlen, &fr))
 			break;
 		if (len == cap) {
 			snprintf(why, whysize, "response longer than %zu bytes", max);
