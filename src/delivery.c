@@ -338,9 +338,10 @@ delivery_build_filter(const struct filter_conf *f, const struct pipe_conf *pc,
 	struct pipe_user u;
 	const char *uwhy = NULL;
 	size_t n = 0;
-	char **envp = cmd->envp;
+	char **envp;
 
 	memset(cmd, 0, sizeof(*cmd));
+	envp = cmd->envp;
 	if (f == NULL || f->command == NULL || f->command[0] != '/') {
 		snprintf(why, whysize, "no filter to run");
 		return -1;

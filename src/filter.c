@@ -65,16 +65,16 @@ filter_for_route(const struct conf *c, const struct route_result *r, int *confli
 	const struct filter_conf *f = NULL;
 
 	*conflict = 0;
-	for (size_t i = 0; i < r->ndest; i++) {
-		const struct filter_conf *g = dest_filter(c, &r->dest[i]);
-
-		if (f != NULL && !same_filter(f, g)) {
+	if (r->ndest == 0)
+		return NULL;
+	/* The first destination's filter; every other one must have the same. */
+	f = dest_filter(c, &r->dest[0]);
+	for (size_t i = 1; i < r->ndest; i++)
+		if (!same_filter(f, dest_filter(c, &r->dest[i]))) {
 			*conflict = 1;
 			return NULL;
 		}
-		f = g;
-	}
-	return f != NULL && f->command != NULL ? f : NULL;
+	return f->command != NULL ? f : NULL;
 }
 
 void
@@ -485,31 +485,35 @@ filter_choose(const struct conf *c, const struct aliases *a, const char *const *
     size_t n, const struct filter_conf **f, const struct pipe_conf **pc,
     const char **first)
 {
+	const struct filter_conf *chosen = NULL;
+	const struct pipe_conf *settings = &c->pipe;
+	const char *named = NULL;
+	struct route_result *r = xmalloc(sizeof(*r));
 	int differ = 0;
 
-	*f = NULL;
-	*pc = &c->pipe;
-	*first = NULL;
 	for (size_t i = 0; i < n && !differ; i++) {
-		struct route_result *r = xmalloc(sizeof(*r));
 		struct addr ad;
-		int conflict;
+		int conflict = 0;
+		const struct filter_conf *g;
 
-		if (addr_parse_plain(rcpts[i], &ad) == ADDR_OK) {
-			route_address(c, a, &ad, 1, r);
-			if (r->reply.code == 250) {
-				const struct filter_conf *g = filter_for_route(c, r, &conflict);
-
-				differ = conflict || (*first != NULL && g != *f);
-				if (*first == NULL) {
-					*first = rcpts[i];
-					*f = g;
-					*pc = delivery_pipe_conf(c, r);
-				}
-			}
+		if (addr_parse_plain(rcpts[i], &ad) != ADDR_OK)
+			continue;
+		route_address(c, a, &ad, 1, r);
+		if (r->reply.code != 250)
+			continue;
+		g = filter_for_route(c, r, &conflict);
+		if (conflict || (named != NULL && g != chosen)) {
+			differ = 1;
+		} else if (named == NULL) {
+			named = rcpts[i];
+			chosen = g;
+			settings = delivery_pipe_conf(c, r);
 		}
-		free(r);
 	}
+	free(r);
+	*f = chosen;
+	*pc = settings;
+	*first = named;
 	return differ ? -1 : 0;
 }
 

@@ -424,7 +424,6 @@ to_spool(const struct conf *c, const struct aliases *a, const struct delivery_ct
 			goto out;
 		}
 		size = (off_t)filtered;
-		rc = -1;
 	}
 	for (size_t i = 0; i < h->nrcpts; i++)
 		envelope_add_dest(&e, h->rcpts[i], h->rcpts[i]);
