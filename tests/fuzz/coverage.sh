@@ -21,7 +21,7 @@ declare -A main_file=(
 	[addr]=src/addr.c [smtp_command]=src/smtpd_parse.c [data]=src/smtpd_data.c
 	[envelope]=src/spool.c [proxy]=src/proxy.c [auth]=src/auth.c [launcher]=src/launcher.c [aliases]=src/aliases.c
 	[conf]=src/conf.c [maildrop]=src/maildrop.c [smtpc]=src/smtpc.c
-	[sendmail]=src/sendmail.c [session]=src/smtpd.c
+	[sendmail]=src/sendmail.c [session]=src/smtpd.c [rtqueue]=src/rtqueue.c
 )
 
 profdata=$(command -v llvm-profdata-14 || command -v llvm-profdata) ||
