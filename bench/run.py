@@ -370,6 +370,13 @@ def main():
 
     base = Path(tempfile.mkdtemp(prefix="undersmtpd-bench-", dir="/var/tmp"))
     os.chmod(base, 0o755)
+    # The pipe program runs as nobody: a checkout in /root (0700) is not
+    # reachable by that user, so both MTAs run a copy that is.
+    global COUNTER
+    counter = base / "bench-counter"
+    shutil.copy2(COUNTER, counter)
+    counter.chmod(0o755)
+    COUNTER = counter
     sink = Sink(base)
     results = {"rows": [], "failures": []}
     mtas = {}
