@@ -147,7 +147,8 @@ header_end(const char *buf, size_t len, size_t from)
 /* How a response's body ends, as its header says (RFC 9112 6.3). */
 struct framing {
 	int chunked;
-	long long length;             /* Content-Length; -1: none (the body runs to EOF) */
+	long long length;             /* Content-Length; -1: none (the body runs to
+	                                 EOF); -2: one that is not a number */
 };
 
 /* framing_of - the framing of the header in buf (hlen bytes, found by header_end). */
@@ -165,8 +166,8 @@ framing_of(const char *buf, size_t hlen, struct framing *fr)
 	    header_value(head, "Content-Length", value, sizeof(value)) != NULL) {
 		unsigned long long n = strtoull(value, &e, 10);
 
-		if (*e == '\0' && value[0] != '\0' && n < (1ULL << 62))
-			fr->length = (long long)n;
+		fr->length = *e == '\0' && value[0] != '\0' && n < (1ULL << 62) ? (long long)n
+		    : -2;
 	}
 }
 
@@ -189,7 +190,8 @@ int
 http_parse(const char *buf, size_t len, struct http_response *r, char *why, size_t whysize)
 {
 	const char *end = NULL;
-	char head[HTTP_HEAD_MAX + 1], value[64];
+	char head[HTTP_HEAD_MAX + 1];
+	struct framing fr;
 	size_t hlen, blen;
 	int minor = 0;
 
@@ -210,9 +212,9 @@ http_parse(const char *buf, size_t len, struct http_response *r, char *why, size
 		return -1;
 	}
 	blen = len - hlen;
+	framing_of(buf, hlen, &fr);
 	r->body = xmalloc(blen + 1);
-	if (header_value(head, "Transfer-Encoding", value, sizeof(value)) != NULL &&
-	    strcasecmp(value, "chunked") == 0) {
+	if (fr.chunked) {
 		long n = dechunk(end, blen, r->body);
 
 		if (n < 0) {
@@ -221,17 +223,15 @@ http_parse(const char *buf, size_t len, struct http_response *r, char *why, size
 			return -1;
 		}
 		r->len = (size_t)n;
-	} else if (header_value(head, "Content-Length", value, sizeof(value)) != NULL) {
-		char *e;
-		unsigned long long n = strtoull(value, &e, 10);
-
-		if (*e != '\0' || value[0] == '\0' || n > blen) {
-			snprintf(why, whysize, "a body shorter than its Content-Length");
+	} else if (fr.length != -1) {
+		if (fr.length < 0 || (unsigned long long)fr.length > blen) {
+			snprintf(why, whysize, "a body shorter than its Content-Length, or "
+			    "a Content-Length that is no number");
 			http_response_free(r);
 			return -1;
 		}
-		memcpy(r->body, end, (size_t)n);
-		r->len = (size_t)n;
+		memcpy(r->body, end, (size_t)fr.length);
+		r->len = (size_t)fr.length;
 	} else {
 		memcpy(r->body, end, blen);
 		r->len = blen;

@@ -673,10 +673,16 @@ rtq_lookup(const struct conf *c, const char *queue, int may_refresh)
 	struct rtq_names names;
 	enum rtq_verdict v = RTQ_UNKNOWN;
 	char why[512];
+	int have = rtq_read(c, &names) == 0;
 
-	if (may_refresh)
-		rtq_refresh(c, 0, why, sizeof(why));
-	if (rtq_read(c, &names) < 0)
+	/* The list is read once while it is fresh; a stale one is fetched first. */
+	if (may_refresh && (!have || time(NULL) - names.fetched >= c->rt.refresh) &&
+	    rtq_refresh(c, 0, why, sizeof(why)) > 0) {
+		if (have)
+			rtq_names_free(&names);
+		have = rtq_read(c, &names) == 0;
+	}
+	if (!have)
 		return RTQ_NO_LIST;
 	for (size_t i = 0; i < names.n && v == RTQ_UNKNOWN; i++)
 		if (strcasecmp(names.v[i], queue) == 0)

@@ -143,6 +143,8 @@ test_http_responses(void **state)
 	assert_int_equal(response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 	    "ffffffffffffffffffff\r\nx\r\n0\r\n\r\n", &r, why), -1);
 	assert_int_equal(response("HTTP/1.1 200 OK\r\nContent-Length: 5", &r, why), -1);
+	assert_int_equal(response("HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\nhello", &r,
+	    why), -1);
 	assert_int_equal(response("SMTP 220 hello\r\n\r\n", &r, why), -1);
 	assert_int_equal(response("HTTP/1.1 999 What\r\n\r\n", &r, why), -1);
 }
